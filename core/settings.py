@@ -1,0 +1,161 @@
+"""One Settings object for the whole app (env prefix ``ADVISOR_``, ``.env``, ``.streamlit/secrets.toml``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWN_PROVIDERS = ("openai", "anthropic", "demo")
+
+
+class SettingsError(RuntimeError):
+    """Raised at start when the configuration is invalid; its message is one readable line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ADVISOR_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # data
+    database_url: str = "sqlite:///data/advisor.db"
+    redis_url: str | None = None
+    data_dir: Path = Path("data")
+    migrate_on_start: bool = True
+
+    # providers
+    providers: str = Field(default="", description="fallback order, comma separated")
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_max_tokens: int = Field(default=2048, ge=1, le=64_000)
+    provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    provider_first_token_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    provider_total_timeout_s: float = Field(default=180.0, gt=0, le=3600)
+    provider_max_retries: int = Field(default=0, ge=0, le=5)
+    breaker_failures: int = Field(default=3, ge=1, le=100)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    demo_delay_ms: int = Field(default=15, ge=0, le=1000)
+
+    # chat
+    max_message_chars: int = Field(default=8000, ge=1, le=100_000)
+    history_turns_in_prompt: int = Field(default=20, ge=0, le=500)
+
+    # limits
+    chat_turns_per_minute: int = Field(default=20, ge=1, le=10_000)
+    signin_attempts_per_window: int = Field(default=5, ge=1, le=1000)
+    signin_window_s: int = Field(default=300, ge=1, le=86_400)
+    tokens_per_day: int = Field(default=500_000, ge=0)
+    cost_per_month_usd: Decimal = Field(default=Decimal("50"), ge=0)
+
+    # auth
+    auth_mode: Literal["local", "oidc"] = "local"
+    min_password_length: int = Field(default=10, ge=8, le=128)
+
+    # observability and trust
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    sentry_dsn: SecretStr | None = None
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    sentry_environment: str = "production"
+    guard: Literal["enforce", "log", "off"] = "enforce"
+    deletion_salt: SecretStr = SecretStr("advisor-deletion-records-v1")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db_url(cls, value: str) -> str:
+        if not (value.startswith("sqlite") or value.startswith("postgresql")):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _check_providers(cls, value: str) -> str:
+        names = [p.strip().lower() for p in value.split(",") if p.strip()]
+        unknown = [n for n in names if n not in KNOWN_PROVIDERS]
+        if unknown:
+            raise ValueError(f"unknown provider(s) {', '.join(unknown)}; known: {', '.join(KNOWN_PROVIDERS)}")
+        if len(set(names)) != len(names):
+            raise ValueError("a provider is listed twice")
+        return ",".join(names)
+
+    @field_validator("openai_base_url", "anthropic_base_url", "redis_url")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secrets = TomlConfigSettingsSource(settings_cls, toml_file=Path(".streamlit/secrets.toml"))
+        return (init_settings, env_settings, dotenv_settings, secrets, file_secret_settings)
+
+    # derived -----------------------------------------------------------------
+    @property
+    def provider_order(self) -> list[str]:
+        """Providers in fallback order; the configured ones when unset; ``["demo"]`` when none."""
+        if self.providers:
+            return self.providers.split(",")
+        configured: list[str] = []
+        if self.openai_api_key is not None or self.openai_base_url:
+            configured.append("openai")
+        if self.anthropic_api_key is not None or self.anthropic_base_url:
+            configured.append("anthropic")
+        return configured or ["demo"]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def secret_values(self) -> list[str]:
+        """Literal values of every configured secret (for redaction)."""
+        out: list[str] = []
+        for value in (self.openai_api_key, self.anthropic_api_key, self.sentry_dsn, self.deletion_salt):
+            if value is not None and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "settings"
+        parts.append(f"ADVISOR_{loc.upper()}: {err['msg']}")
+    return "Invalid configuration: " + "; ".join(parts)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; raises ``SettingsError`` with one clear line when invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc)) from None
+
+
+def reset_settings_cache() -> None:
+    """For tests: forget cached settings (and anything derived from them)."""
+    get_settings.cache_clear()

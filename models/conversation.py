@@ -1,0 +1,60 @@
+"""The conversation aggregate: ``conversations`` and their turns, ``agent_runs``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Index, Numeric, Text
+from sqlmodel import Field, SQLModel
+
+from models.types import JSONType, UTCDateTime, utcnow
+
+RUN_STATUSES = ("pending", "ok", "error", "interrupted")
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_id_created_at", "user_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    title: str = Field(default="New conversation", max_length=120)
+    agent: str = Field(default="general", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AgentRun(SQLModel, table=True):
+    __tablename__ = "agent_runs"
+    __table_args__ = (
+        Index("ix_agent_runs_user_id_created_at", "user_id", "created_at"),
+        Index("ix_agent_runs_conversation_id_created_at", "conversation_id", "created_at"),
+        CheckConstraint(
+            "status in ('pending', 'ok', 'error', 'interrupted')", name="ck_agent_runs_status"
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    conversation_id: uuid.UUID = Field(foreign_key="conversations.id", ondelete="CASCADE")
+    agent: str = Field(default="general", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    user_message: str = Field(sa_type=Text)
+    output: str = Field(default="", sa_type=Text)
+    status: str = Field(default="pending", max_length=16)
+    provider: str | None = Field(default=None, max_length=32)
+    model: str | None = Field(default=None, max_length=128)
+    fallback_from: str | None = Field(default=None, max_length=128)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: Decimal | None = Field(default=None, sa_type=Numeric(14, 8))
+    ttft_ms: int | None = None
+    latency_ms: int | None = None
+    prompt_sha256: str | None = Field(default=None, max_length=64)
+    atom_versions: list[Any] | None = Field(default=None, sa_type=JSONType)
+    request_id: str = Field(default="", max_length=32)
+    error_code: str | None = Field(default=None, max_length=32)

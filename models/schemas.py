@@ -1,0 +1,179 @@
+"""Input models: every value a user can send is validated here, with explicit limits.
+
+Pages and ``core`` functions take these models, never raw widget values. A bad value raises
+``pydantic.ValidationError`` whose message names the field; nothing else is ever raised.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+ROLES = ("CTO", "VP Engineering", "Engineering Manager", "Staff Engineer", "Developer", "Founder", "Product")
+VERTICALS = ("SaaS", "E-commerce", "Fintech", "Health", "Devtools", "Marketplace", "Media", "Other")
+STACK_SUGGESTIONS = (
+    "React", "Next.js", "Vue", "TypeScript", "Node.js", "Python", "Django", "FastAPI", "Go", "Java",
+    "Kotlin", "Swift", "Rust", "Ruby on Rails", "PostgreSQL", "MySQL", "MongoDB", "Redis", "Kafka",
+    "Snowflake", "dbt", "Spark", "Kubernetes", "Terraform", "AWS", "GCP", "Azure", "iOS", "Android",
+    "React Native", "Flutter",
+)  # fmt: skip
+
+MAX_ROLE = 60
+MAX_VERTICAL = 60
+MAX_STACK_ITEM = 40
+MAX_STACK_ITEMS = 20
+MAX_VIBE_NAME = 60
+MAX_TITLE = 120
+MAX_EMAIL = 254
+MAX_PASSWORD = 256
+MAX_CHAT_CHARS = 100_000  # hard ceiling; the configured limit (settings.max_message_chars) is lower
+
+# Bidirectional overrides/isolates and other invisible format characters that can disguise text.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def _no_control(value: str, *, allow_newlines: bool) -> str:
+    for ch in value:
+        if allow_newlines and ch in "\n\t":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or _BIDI.match(ch):
+            raise ValueError(f"contains a control or invisible character (U+{ord(ch):04X})")
+    return value
+
+
+def clean_line(value: str) -> str:
+    """A single-line label: NFC-normalised, trimmed, no control/bidi characters."""
+    value = unicodedata.normalize("NFC", value).strip()
+    return _no_control(value, allow_newlines=False)
+
+
+def clean_text(value: str) -> str:
+    """Multi-line text (a chat message): newlines and tabs allowed, other control characters not."""
+    value = unicodedata.normalize("NFC", value)
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return _no_control(value, allow_newlines=True)
+
+
+Line = Annotated[str, AfterValidator(clean_line)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class SignUpIn(_In):
+    email: Annotated[str, Field(min_length=3, max_length=MAX_EMAIL)]
+    password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = clean_line(value).lower()
+        if not _EMAIL.match(value):
+            raise ValueError("is not a valid email address")
+        return value
+
+
+class SignInIn(SignUpIn):
+    pass
+
+
+class ProfileIn(_In):
+    role: Annotated[Line, Field(max_length=MAX_ROLE)] = ""
+    stack: Annotated[list[Annotated[Line, Field(min_length=1, max_length=MAX_STACK_ITEM)]], Field(max_length=MAX_STACK_ITEMS)] = []
+    vertical: Annotated[Line, Field(max_length=MAX_VERTICAL)] = ""
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if not value:
+            raise ValueError("choose a role, or describe yours under 'Other'")
+        return value
+
+    @field_validator("stack")
+    @classmethod
+    def _stack(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        out: list[str] = []
+        for item in value:
+            key = item.casefold()
+            if key not in seen:
+                seen.add(key)
+                out.append(item)
+        return out
+
+
+Slider = Annotated[int, Field(ge=0, le=10)]
+
+
+class VibeIn(_In):
+    name: Annotated[Line, Field(min_length=1, max_length=MAX_VIBE_NAME)] = "Default"
+    playfulness: Slider = 3
+    revenue_focus: Slider = 5
+    technical_depth: Slider = 6
+    brevity: Slider = 5
+    formality: Slider = 5
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value:
+            raise ValueError("give this vibe a name")
+        return value
+
+    def sliders(self) -> dict[str, int]:
+        return {
+            "playfulness": self.playfulness,
+            "revenue_focus": self.revenue_focus,
+            "technical_depth": self.technical_depth,
+            "brevity": self.brevity,
+            "formality": self.formality,
+        }
+
+
+class ConversationIn(_In):
+    title: Annotated[Line, Field(min_length=1, max_length=MAX_TITLE)] = "New conversation"
+    agent: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")] = "general"
+
+
+class RenameIn(_In):
+    conversation_id: uuid.UUID
+    title: Annotated[Line, Field(min_length=1, max_length=MAX_TITLE)]
+
+
+class ChatIn(_In):
+    conversation_id: uuid.UUID
+    text: Annotated[str, AfterValidator(clean_text), Field(max_length=MAX_CHAT_CHARS)]
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("type a message first")
+        return value
+
+
+class QuotaOverrideIn(_In):
+    user_id: uuid.UUID
+    tokens_per_day: Annotated[int, Field(ge=0, le=10_000_000_000)] | None = None
+    cost_per_month_usd: Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=12, decimal_places=4)] | None = None
+
+
+def field_errors(exc: Exception) -> dict[str, str]:
+    """Map a ValidationError to {field: readable message} for showing next to form fields."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return {"": str(exc)}
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        out.setdefault(field, msg)
+    return out
