@@ -61,6 +61,8 @@ def clean_text(value: str) -> str:
 
 
 Line = Annotated[str, AfterValidator(clean_line)]
+StackItem = Annotated[Line, Field(min_length=1, max_length=MAX_STACK_ITEM)]
+Money = Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=12, decimal_places=4)]
 
 
 class _In(BaseModel):
@@ -86,7 +88,7 @@ class SignInIn(SignUpIn):
 
 class ProfileIn(_In):
     role: Annotated[Line, Field(max_length=MAX_ROLE)] = ""
-    stack: Annotated[list[Annotated[Line, Field(min_length=1, max_length=MAX_STACK_ITEM)]], Field(max_length=MAX_STACK_ITEMS)] = []
+    stack: Annotated[list[StackItem], Field(max_length=MAX_STACK_ITEMS)] = []
     vertical: Annotated[Line, Field(max_length=MAX_VERTICAL)] = ""
 
     @field_validator("role")
@@ -162,7 +164,7 @@ class ChatIn(_In):
 class QuotaOverrideIn(_In):
     user_id: uuid.UUID
     tokens_per_day: Annotated[int, Field(ge=0, le=10_000_000_000)] | None = None
-    cost_per_month_usd: Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=12, decimal_places=4)] | None = None
+    cost_per_month_usd: Money | None = None
 
 
 def field_errors(exc: Exception) -> dict[str, str]:
