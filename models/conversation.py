@@ -20,7 +20,7 @@ class Conversation(SQLModel, table=True):
     __table_args__ = (Index("ix_conversations_user_id_created_at", "user_id", "created_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
     title: str = Field(default="New conversation", max_length=120)
     agent: str = Field(default="general", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -37,7 +37,7 @@ class AgentRun(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
     conversation_id: uuid.UUID = Field(foreign_key="conversations.id", ondelete="CASCADE")
     agent: str = Field(default="general", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

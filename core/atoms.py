@@ -1,0 +1,500 @@
+"""Prompt atoms: load, validate and precompile ``prompts/atoms/*.md``.
+
+An atom is one Markdown file with YAML front matter::
+
+    ---
+    id: role-cto                # unique; by convention also the file name
+    version: 1                  # int >= 1; bump it whenever the body changes meaning
+    order: 20                   # position in the prompt; ties are broken by id
+    description: What this atom is for (shown in the prompt preview).
+    when:                       # all keys must hold; a list means "any of"; absent = always
+      role: [CTO]               # canonical names from models.schemas.ROLES, or Other
+      vertical: [SaaS]          # models.schemas.VERTICALS (Other = anything else typed)
+      stack_any: [Go, Rust]     # any stack item equals one of these (case-insensitive)
+      stack_category: [data]    # any stack item maps to one of STACK_CATEGORY_NAMES
+      playfulness: [7, 10]      # inclusive slider range (any of models.vibe.SLIDERS)
+      agent: [board-update]     # the advisor mode chosen for the conversation
+    kind: agent                 # optional; agents also need `title` and have no `when`
+    title: Board update         # human label of an agent
+    ---
+    Body text with {placeholders}.
+
+Placeholders come from the profile and vibe only (``ALLOWED_PLACEHOLDERS``); ``{{``/``}}`` are
+literal braces. Bodies are compiled once at load into literal/field pieces, so assembling a prompt
+never re-parses a template. ``load_atoms`` caches libraries by a sha256 of the directory's files, so
+an edited atom is picked up on the next call while an unchanged directory is validated only once.
+
+Every problem raises ``AtomError`` whose message starts with the offending file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+
+from models.schemas import ROLES, STACK_SUGGESTIONS, VERTICALS
+from models.vibe import SLIDERS
+
+DEFAULT_ATOMS_DIR: Final = Path(__file__).resolve().parent.parent / "prompts" / "atoms"
+
+PROFILE_PLACEHOLDERS: Final = ("role", "vertical", "stack", "profile_data")
+ALLOWED_PLACEHOLDERS: Final = frozenset((*PROFILE_PLACEHOLDERS, *SLIDERS))
+OTHER: Final = "Other"
+ROLE_VALUES: Final = frozenset((*ROLES, OTHER))
+VERTICAL_VALUES: Final = frozenset(VERTICALS)  # already contains "Other"
+
+STACK_CATEGORY_NAMES: Final = ("frontend", "backend", "data", "mobile", "infra")
+# Known technologies → categories. Keys are the canonical spellings; lookups are case-insensitive.
+# Every entry of models.schemas.STACK_SUGGESTIONS is here (a unit test checks it).
+STACK_CATEGORIES: Final[Mapping[str, tuple[str, ...]]] = {
+    # frontend
+    "React": ("frontend",),
+    "Next.js": ("frontend",),
+    "Vue": ("frontend",),
+    "Nuxt": ("frontend",),
+    "Angular": ("frontend",),
+    "Svelte": ("frontend",),
+    "TypeScript": ("frontend",),
+    "JavaScript": ("frontend",),
+    # backend
+    "Node.js": ("backend",),
+    "Python": ("backend",),
+    "Django": ("backend",),
+    "FastAPI": ("backend",),
+    "Flask": ("backend",),
+    "Go": ("backend",),
+    "Java": ("backend",),
+    "Spring": ("backend",),
+    "Kotlin": ("backend", "mobile"),
+    "Rust": ("backend",),
+    "Ruby on Rails": ("backend",),
+    "Ruby": ("backend",),
+    "PHP": ("backend",),
+    "Laravel": ("backend",),
+    "C#": ("backend",),
+    ".NET": ("backend",),
+    "Elixir": ("backend",),
+    "Scala": ("backend", "data"),
+    "GraphQL": ("backend",),
+    "PostgreSQL": ("backend",),
+    "MySQL": ("backend",),
+    "MongoDB": ("backend",),
+    "Redis": ("backend",),
+    # data
+    "Kafka": ("data",),
+    "Snowflake": ("data",),
+    "dbt": ("data",),
+    "Spark": ("data",),
+    "Airflow": ("data",),
+    "BigQuery": ("data",),
+    "Databricks": ("data",),
+    "Redshift": ("data",),
+    "ClickHouse": ("data",),
+    "Pandas": ("data",),
+    # mobile
+    "Swift": ("mobile",),
+    "iOS": ("mobile",),
+    "Android": ("mobile",),
+    "React Native": ("mobile",),
+    "Flutter": ("mobile",),
+    # infra
+    "Kubernetes": ("infra",),
+    "Terraform": ("infra",),
+    "Docker": ("infra",),
+    "AWS": ("infra",),
+    "GCP": ("infra",),
+    "Azure": ("infra",),
+    "Pulumi": ("infra",),
+}
+# casefolded name → (canonical spelling, categories)
+KNOWN_STACK: Final[Mapping[str, tuple[str, tuple[str, ...]]]] = {
+    **{s.casefold(): (s, ()) for s in STACK_SUGGESTIONS},
+    **{k.casefold(): (k, v) for k, v in STACK_CATEGORIES.items()},
+}
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_FRONT_KEYS: Final = frozenset({"id", "version", "order", "when", "description", "kind", "title"})
+_REQUIRED: Final = ("id", "version", "order", "description")
+_WHEN_KEYS: Final = ("role", "vertical", "stack_any", "stack_category", *SLIDERS, "agent")
+# Fence markers of the profile data block (see core.assembler); atom text must never contain them.
+FENCE_CHARS: Final = ("<<<", ">>>")
+
+
+class AtomError(ValueError):
+    """A prompt atom (or the atom directory) is malformed. The message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A parsed ``when``: every non-empty part must hold; within a part, any value matches."""
+
+    roles: frozenset[str] = frozenset()
+    verticals: frozenset[str] = frozenset()
+    stack_any: frozenset[str] = frozenset()  # casefolded
+    stack_categories: frozenset[str] = frozenset()
+    ranges: tuple[tuple[str, int, int], ...] = ()  # (slider, low, high), inclusive, sorted by slider
+    agents: frozenset[str] = frozenset()
+    why: str = "always"
+
+    @property
+    def is_vibe_only(self) -> bool:
+        """True when only slider ranges are set (a vibe atom: needs nothing but the vibe)."""
+        return bool(self.ranges) and not (
+            self.roles or self.verticals or self.stack_any or self.stack_categories or self.agents
+        )
+
+    def matches(
+        self,
+        *,
+        role: str,
+        vertical: str | None,
+        stack: frozenset[str],
+        categories: frozenset[str],
+        sliders: Mapping[str, int],
+        agent: str,
+    ) -> bool:
+        """Check the condition; ``role``/``vertical`` are canonical names (or ``Other``)."""
+        if self.roles and role not in self.roles:
+            return False
+        if self.verticals and vertical not in self.verticals:
+            return False
+        if self.stack_any and self.stack_any.isdisjoint(stack):
+            return False
+        if self.stack_categories and self.stack_categories.isdisjoint(categories):
+            return False
+        if self.agents and agent not in self.agents:
+            return False
+        for name, low, high in self.ranges:
+            value = sliders[name]
+            if value < low or value > high:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    id: str
+    version: int
+    order: int
+    description: str
+    body: str
+    # The body precompiled: literal text, then a placeholder name ("" after the last literal).
+    pieces: tuple[tuple[str, str], ...]
+    placeholders: frozenset[str]
+    when: Condition
+    kind: Literal["atom", "agent"] = "atom"
+    title: str = ""
+    filename: str = ""
+
+    def render(self, values: Mapping[str, str]) -> str:
+        """Fill the placeholders from ``values`` (which must hold every name in ``placeholders``)."""
+        if not self.placeholders:
+            return self.body
+        return "".join([literal + values[name] if name else literal for literal, name in self.pieces])
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    id: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True)
+class AtomLibrary:
+    """All atoms of a directory, validated, sorted by (order, id)."""
+
+    atoms: tuple[Atom, ...]
+    content_hash: str
+    directory: Path
+    _by_id: Mapping[str, Atom] = field(repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {a.id: a for a in self.atoms})
+
+    def __contains__(self, atom_id: object) -> bool:
+        return atom_id in self._by_id
+
+    def __len__(self) -> int:
+        return len(self.atoms)
+
+    def get(self, atom_id: str) -> Atom:
+        return self._by_id[atom_id]
+
+    def agents(self) -> list[tuple[str, str, str]]:
+        """Advisor modes a user can pick per conversation: ``(id, title, description)``, in order."""
+        return [(a.id, a.title, a.description) for a in self.atoms if a.kind == "agent"]
+
+    def agent_ids(self) -> frozenset[str]:
+        return frozenset(a.id for a in self.atoms if a.kind == "agent")
+
+    def vibe_atoms(self) -> tuple[Atom, ...]:
+        """Atoms that depend on nothing but the vibe sliders (the vibe page previews these)."""
+        return tuple(a for a in self.atoms if a.kind == "atom" and a.when.is_vibe_only)
+
+
+# --------------------------------------------------------------------------------------------------
+# parsing
+
+
+def _fail(filename: str, problem: str) -> AtomError:
+    return AtomError(f"{filename}: {problem}")
+
+
+def _split_front_matter(filename: str, text: str) -> tuple[str, str]:
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    if not text.startswith("---\n"):
+        raise _fail(filename, "must start with a '---' line opening the YAML front matter")
+    end = text.find("\n---\n", 3)
+    if end == -1:
+        if text.endswith("\n---"):
+            end = len(text) - 4
+        else:
+            raise _fail(filename, "front matter is not closed by a '---' line")
+    return text[4 : end + 1], text[end + 5 :]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _str_list(filename: str, key: str, value: object) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise _fail(filename, f"when.{key} must be a non-empty list of strings, got {value!r}")
+    return list(value)
+
+
+def _fmt_list(values: list[str] | tuple[str, ...]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _parse_when(filename: str, raw: object) -> Condition:
+    if raw is None:
+        return Condition()
+    if not isinstance(raw, dict):
+        raise _fail(filename, f"`when` must be a mapping of conditions, got {type(raw).__name__}")
+    unknown = sorted(str(k) for k in raw if k not in _WHEN_KEYS)
+    if unknown:
+        raise _fail(
+            filename, f"unknown `when` key(s) {', '.join(unknown)}; allowed: {', '.join(_WHEN_KEYS)}"
+        )
+    if not raw:
+        raise _fail(filename, "`when` is empty; remove it for an atom that always applies")
+    parts: dict[str, Any] = {}
+    why: list[str] = []
+    if "role" in raw:
+        roles = _str_list(filename, "role", raw["role"])
+        bad = [r for r in roles if r not in ROLE_VALUES]
+        if bad:
+            raise _fail(filename, f"when.role has unknown role(s) {bad}; allowed: {[*ROLES, OTHER]}")
+        parts["roles"] = frozenset(roles)
+        why.append(f"role is {_fmt_list(roles)}")
+    if "vertical" in raw:
+        verticals = _str_list(filename, "vertical", raw["vertical"])
+        bad = [v for v in verticals if v not in VERTICAL_VALUES]
+        if bad:
+            raise _fail(filename, f"when.vertical has unknown vertical(s) {bad}; allowed: {list(VERTICALS)}")
+        parts["verticals"] = frozenset(verticals)
+        why.append(f"vertical is {_fmt_list(verticals)}")
+    if "stack_any" in raw:
+        items = _str_list(filename, "stack_any", raw["stack_any"])
+        parts["stack_any"] = frozenset(i.casefold() for i in items)
+        why.append(f"stack includes {_fmt_list(items)}")
+    if "stack_category" in raw:
+        cats = _str_list(filename, "stack_category", raw["stack_category"])
+        bad = [c for c in cats if c not in STACK_CATEGORY_NAMES]
+        if bad:
+            raise _fail(
+                filename, f"when.stack_category has unknown value(s) {bad}; allowed: {list(STACK_CATEGORY_NAMES)}"
+            )
+        parts["stack_categories"] = frozenset(cats)
+        why.append(f"stack has {_fmt_list(cats)} technology")
+    ranges: list[tuple[str, int, int]] = []
+    for slider in SLIDERS:
+        if slider not in raw:
+            continue
+        value = raw[slider]
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(_is_int(v) for v in value)
+            and 0 <= value[0] <= value[1] <= 10
+        ):
+            raise _fail(filename, f"when.{slider} must be an inclusive range [low, high] within 0–10, got {value!r}")
+        ranges.append((slider, value[0], value[1]))
+        why.append(f"{slider} is {value[0]}–{value[1]}")
+    parts["ranges"] = tuple(ranges)
+    if "agent" in raw:
+        agents = _str_list(filename, "agent", raw["agent"])
+        parts["agents"] = frozenset(agents)
+        why.append(f"agent is {_fmt_list(agents)}")
+    return Condition(**parts, why=" and ".join(why))
+
+
+def _compile(filename: str, body: str) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
+    pieces: list[tuple[str, str]] = []
+    names: set[str] = set()
+    try:
+        parsed = list(string.Formatter().parse(body))
+    except ValueError as exc:
+        raise _fail(filename, f"bad placeholder syntax in body ({exc}); write {{{{ and }}}} for literal braces")
+    for literal, name, spec, conversion in parsed:
+        if name is None:
+            pieces.append((literal, ""))
+            continue
+        if name not in ALLOWED_PLACEHOLDERS:
+            raise _fail(
+                filename,
+                f"unknown placeholder {{{name}}}; allowed: {', '.join(sorted(ALLOWED_PLACEHOLDERS))}",
+            )
+        if spec or conversion:
+            raise _fail(filename, f"placeholder {{{name}}} may not have a format spec or conversion")
+        names.add(name)
+        pieces.append((literal, name))
+    return tuple(pieces), frozenset(names)
+
+
+def parse_atom(filename: str, text: str) -> Atom:
+    """Parse one atom file's text; ``filename`` is used in error messages."""
+    front, body = _split_front_matter(filename, text)
+    try:
+        meta = yaml.safe_load(front)
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise _fail(filename, f"front matter is not valid YAML: {detail}") from None
+    if not isinstance(meta, dict):
+        raise _fail(filename, "front matter must be a YAML mapping (key: value lines)")
+    unknown = sorted(str(k) for k in meta if k not in _FRONT_KEYS)
+    if unknown:
+        raise _fail(filename, f"unknown front matter key(s) {', '.join(unknown)}; allowed: {sorted(_FRONT_KEYS)}")
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise _fail(filename, f"missing required field(s) {', '.join(missing)}")
+    atom_id = meta["id"]
+    if not isinstance(atom_id, str) or not _ID.match(atom_id):
+        raise _fail(filename, f"id must be lower-case letters, digits and '-', got {atom_id!r}")
+    version, order = meta["version"], meta["order"]
+    if not _is_int(version) or version < 1:
+        raise _fail(filename, f"version must be an integer >= 1, got {version!r}")
+    if not _is_int(order):
+        raise _fail(filename, f"order must be an integer, got {order!r}")
+    description = meta["description"]
+    if not isinstance(description, str) or not description.strip():
+        raise _fail(filename, "description must be a non-empty string")
+    kind = meta.get("kind", "atom")
+    if kind not in ("atom", "agent"):
+        raise _fail(filename, f"kind must be 'atom' or 'agent', got {kind!r}")
+    title = meta.get("title", "")
+    if kind == "agent":
+        if not isinstance(title, str) or not title.strip():
+            raise _fail(filename, "an agent needs a non-empty `title`")
+        if "when" in meta:
+            raise _fail(filename, "an agent applies when it is chosen; remove its `when`")
+    elif "title" in meta:
+        raise _fail(filename, "`title` is only for atoms of `kind: agent`")
+    when = _parse_when(filename, meta.get("when"))
+    body = body.strip()
+    if not body:
+        raise _fail(filename, "body is empty")
+    for marker in FENCE_CHARS:
+        if marker in body:
+            raise _fail(filename, f"body contains {marker!r}, reserved for the profile data fence")
+    pieces, names = _compile(filename, body)
+    if when.is_vibe_only and names - set(SLIDERS):
+        raise _fail(
+            filename,
+            "a vibe atom (only slider conditions) may use only slider placeholders, "
+            f"found {sorted(names - set(SLIDERS))}",
+        )
+    return Atom(
+        id=atom_id,
+        version=version,
+        order=order,
+        description=" ".join(description.split()),
+        body=body,
+        pieces=pieces,
+        placeholders=names,
+        when=when,
+        kind=kind,
+        title=" ".join(str(title).split()),
+        filename=filename,
+    )
+
+
+def _build(directory: Path, files: list[tuple[Path, bytes]], digest: str) -> AtomLibrary:
+    atoms: list[Atom] = []
+    seen: dict[str, str] = {}
+    for path, data in files:
+        filename = str(path)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _fail(filename, f"is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        atom = parse_atom(filename, text)
+        if atom.id in seen:
+            raise _fail(filename, f"duplicate id {atom.id!r} (also in {seen[atom.id]})")
+        seen[atom.id] = filename
+        atoms.append(atom)
+    agents = {a.id for a in atoms if a.kind == "agent"}
+    data_users: list[str] = []
+    for atom in atoms:
+        missing = sorted(atom.when.agents - agents)
+        if missing:
+            raise _fail(atom.filename, f"when.agent names unknown agent(s) {missing}; known: {sorted(agents)}")
+        if "profile_data" in atom.placeholders:
+            data_users.append(atom.filename)
+            if atom.body.count("{profile_data}") != 1 or atom.when.why != "always" or atom.kind != "atom":
+                raise _fail(atom.filename, "{profile_data} must appear once, in an atom without `when`")
+    if len(data_users) > 1:
+        raise _fail(data_users[1], f"{{profile_data}} is already used by {data_users[0]}; only one atom may")
+    atoms.sort(key=lambda a: (a.order, a.id))
+    return AtomLibrary(atoms=tuple(atoms), content_hash=digest, directory=directory)
+
+
+_cache: dict[tuple[str, str], AtomLibrary] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 8
+
+
+def load_atoms(directory: Path | None = None) -> AtomLibrary:
+    """Load and validate every ``*.md`` atom in ``directory`` (default ``prompts/atoms``).
+
+    The result is cached under a sha256 of the files' names and bytes: calling this on every chat
+    turn costs one directory read, and an edited, added or removed file yields a fresh library.
+    Raises ``AtomError`` (message ``<file>: <problem>``) for any malformed atom.
+    """
+    directory = (directory or DEFAULT_ATOMS_DIR).resolve()
+    if not directory.is_dir():
+        raise AtomError(f"{directory}: atom directory does not exist")
+    files = [(p, p.read_bytes()) for p in sorted(directory.glob("*.md"))]
+    hasher = hashlib.sha256()
+    for path, data in files:
+        hasher.update(path.name.encode("utf-8") + b"\0" + str(len(data)).encode() + b"\0" + data)
+    digest = hasher.hexdigest()
+    key = (str(directory), digest)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    library = _build(directory, files, digest)
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = library
+    return library
+
+
+def clear_atom_cache() -> None:
+    """For tests: forget every cached library."""
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,77 @@
+"""Migrations: up/down/up on SQLite and PostgreSQL, schema == models, concurrent start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+import models
+from core import db as core_db
+from core.settings import ROOT
+
+TABLES = {"users", "user_profiles", "vibe_configs", "conversations", "agent_runs", "deletion_records"}
+
+
+def _tables(url: str) -> set[str]:
+    with core_db.engine_for(url).connect() as conn:
+        return set(inspect(conn).get_table_names()) - {"alembic_version"}
+
+
+def _diff(url: str) -> list[object]:
+    with core_db.engine_for(url).connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(ctx, models.metadata))
+
+
+def _up_down_up(url: str) -> None:
+    cfg = core_db.alembic_config(url)
+    command.upgrade(cfg, "head")
+    assert _tables(url) == TABLES
+    command.downgrade(cfg, "base")
+    assert _tables(url) == set()
+    command.upgrade(cfg, "head")
+    assert _tables(url) == TABLES
+    assert core_db.current_revision(url) == "0002"
+
+
+def test_sqlite_upgrade_downgrade_upgrade_and_models_match(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    _up_down_up(url)
+    assert _diff(url) == []
+
+
+def test_postgres_upgrade_downgrade_upgrade_and_models_match(empty_pg_url):
+    _up_down_up(empty_pg_url)
+    assert _diff(empty_pg_url) == []
+
+
+def test_migrate_is_idempotent(empty_pg_url):
+    assert core_db.migrate(empty_pg_url) == "0002"
+    assert core_db.migrate(empty_pg_url) == "0002"
+
+
+def _two_processes_migrate(url: str) -> None:
+    code = "import sys; from core.db import migrate; print(migrate(sys.argv[1]))"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip() == "0002"
+    assert _tables(url) == TABLES
+
+
+def test_two_processes_migrating_at_once_postgres(empty_pg_url):
+    _two_processes_migrate(empty_pg_url)
+
+
+def test_two_processes_migrating_at_once_sqlite(tmp_path):
+    _two_processes_migrate(f"sqlite:///{tmp_path / 'race.db'}")

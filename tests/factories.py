@@ -1,0 +1,46 @@
+"""Small factories for test data (not copy-pasted literals)."""
+
+from __future__ import annotations
+
+import uuid
+
+from core.db import system_session, user_session
+from models import AgentRun, Conversation, User, UserProfile, VibeConfig
+
+
+def random_email() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def make_user(*, email: str | None = None, is_admin: bool = False) -> uuid.UUID:
+    user = User(email=email or random_email(), is_admin=is_admin, password_hash=None, auth_provider="local")
+    with system_session() as s:
+        s.add(user)
+    return user.id
+
+
+def fill_user(user_id: uuid.UUID, *, runs: int = 3, marker: str = "") -> dict[str, uuid.UUID]:
+    """Give a user one row in every user-owned table (and ``runs`` agent runs)."""
+    with user_session(user_id) as s:
+        s.add(UserProfile(user_id=user_id, role="CTO", stack=["Python", marker or "Go"], vertical="SaaS"))
+        vibe = VibeConfig(user_id=user_id, name=f"vibe {marker}", is_active=True)
+        conv = Conversation(user_id=user_id, title=f"conv {marker}", agent="general")
+        s.add(vibe)
+        s.add(conv)
+        s.flush()
+        for i in range(runs):
+            s.add(
+                AgentRun(
+                    user_id=user_id,
+                    conversation_id=conv.id,
+                    user_message=f"question {i} {marker}",
+                    output=f"answer {i} {marker}",
+                    status="ok",
+                    provider="demo",
+                    model="demo",
+                    input_tokens=10 + i,
+                    output_tokens=20 + i,
+                    request_id=uuid.uuid4().hex[:12],
+                )
+            )
+    return {"vibe": vibe.id, "conversation": conv.id}
