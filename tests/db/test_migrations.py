@@ -14,6 +14,12 @@ import models
 from core import db as core_db
 from core.settings import ROOT
 
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(core_db.alembic_config("sqlite://")).get_current_head())
+
+
 TABLES = {"users", "user_profiles", "vibe_configs", "conversations", "agent_runs", "deletion_records"}
 
 
@@ -36,7 +42,7 @@ def _up_down_up(url: str) -> None:
     assert _tables(url) == set()
     command.upgrade(cfg, "head")
     assert _tables(url) == TABLES
-    assert core_db.current_revision(url) == "0002"
+    assert core_db.current_revision(url) == _head()
 
 
 def test_sqlite_upgrade_downgrade_upgrade_and_models_match(tmp_path):
@@ -51,8 +57,8 @@ def test_postgres_upgrade_downgrade_upgrade_and_models_match(empty_pg_url):
 
 
 def test_migrate_is_idempotent(empty_pg_url):
-    assert core_db.migrate(empty_pg_url) == "0002"
-    assert core_db.migrate(empty_pg_url) == "0002"
+    assert core_db.migrate(empty_pg_url) == _head()
+    assert core_db.migrate(empty_pg_url) == _head()
 
 
 def _two_processes_migrate(url: str) -> None:
@@ -65,7 +71,7 @@ def _two_processes_migrate(url: str) -> None:
     results = [p.communicate(timeout=120) for p in procs]
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
-        assert out.strip() == "0002"
+        assert out.strip() == _head()
     assert _tables(url) == TABLES
 
 
