@@ -14,7 +14,7 @@ Profile fields (role, vertical, stack) are typed by users, so they could carry t
 1. **Free text never reaches the instruction part.** Placeholders ``{role}``, ``{vertical}`` and
    ``{stack}`` in atom bodies render only *allow-listed canonical names* (``ROLES``, ``VERTICALS``,
    known technologies from ``core.atoms.KNOWN_STACK``). Anything else renders as a pointer such as
-   ``(see profile data: role)``.
+   ``as described in the profile data``.
 2. **The exact values live in one fenced data block** (``{profile_data}``), between the lines
    ``<<<BEGIN PROFILE DATA>>>`` and ``<<<END PROFILE DATA>>>``, one ``key: <JSON string/list>`` per
    line. Values are JSON-encoded, and additionally every ``<`` and ``>`` is written as ``\\u003c`` /
@@ -36,16 +36,28 @@ from __future__ import annotations
 import argparse
 import difflib
 import hashlib
-import json
 import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from json.encoder import encode_basestring
+from typing import Final, NamedTuple
 
 from pydantic import ValidationError
 
-from core.atoms import KNOWN_STACK, OTHER, AtomError, AtomLibrary, load_atoms
+from core.atoms import (
+    KNOWN_STACK,
+    OTHER,
+    SLIDER_TOKENS,
+    AtomError,
+    AtomLibrary,
+    agent_token,
+    category_token,
+    load_atoms,
+    role_token,
+    stack_token,
+    vertical_token,
+)
 from models.schemas import ROLES, VERTICALS, ProfileIn, VibeIn
 from models.vibe import SLIDERS
 
@@ -56,15 +68,23 @@ DEFAULT_AGENT: Final = "general"
 _ROLE_BY_KEY: Final = {r.casefold(): r for r in ROLES}
 _VERTICAL_BY_KEY: Final = {v.casefold(): v for v in VERTICALS}
 _UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_SLIDER_TOKENS: Final = SLIDER_TOKENS
+_NUMBERS: Final = tuple(str(v) for v in range(11))
+# casefolded known technology → (canonical name, its feature tokens: stack + categories)
+_STACK_INFO: Final = {
+    key: (name, (stack_token(key), *map(category_token, cats))) for key, (name, cats) in KNOWN_STACK.items()
+}
 
 
 class UnknownAgentError(ValueError):
     """``agent`` is not an agent of the atom library."""
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
-    """One atom as it appears in a prompt: which atom, why it applied, and its rendered text."""
+class Section(NamedTuple):
+    """One atom as it appears in a prompt: which atom, why it applied, and its rendered text.
+
+    (A NamedTuple rather than a dataclass: it is built ~15 times per assembly and is 6x cheaper.)
+    """
 
     atom_id: str
     version: int
@@ -93,13 +113,12 @@ def _u_escape(ch: str) -> str:
     return f"\\u{0xD800 + (cp >> 10):04x}\\u{0xDC00 + (cp & 0x3FF):04x}"
 
 
-def json_inert(value: str) -> str:
-    """``value`` as a JSON string literal that is one printable line free of ``<`` and ``>``.
+def _neutralise(encoded: str) -> str:
+    """Escape ``<``, ``>``, DEL and every unsafe non-ASCII character of already-JSON-encoded text.
 
-    ``json.loads(json_inert(v)) == v`` for every ``str`` ``v``.
+    Char-level, so it may run on several encoded values joined by ASCII separators at once.
     """
-    out = json.dumps(value, ensure_ascii=False)
-    out = out.replace("<", "\\u003c").replace(">", "\\u003e").replace("\x7f", "\\u007f")
+    out = encoded.replace("<", "\\u003c").replace(">", "\\u003e").replace("\x7f", "\\u007f")
     if not out.isascii():
         out = "".join(
             _u_escape(ch) if not ch.isascii() and unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch
@@ -108,13 +127,23 @@ def json_inert(value: str) -> str:
     return out
 
 
+def json_inert(value: str) -> str:
+    """``value`` as a JSON string literal that is one printable line free of ``<`` and ``>``.
+
+    ``json.loads(json_inert(v)) == v`` for every ``str`` ``v``.
+    """
+    # encode_basestring is what json.dumps(value, ensure_ascii=False) returns, minus its overhead;
+    # it escapes quotes, backslashes and U+0000–U+001F.
+    return _neutralise(encode_basestring(value))
+
+
 def profile_data_block(role: str, vertical: str, stack: Sequence[str]) -> str:
     """The fenced block holding the user's exact profile values (see the module docstring)."""
-    stack_json = "[" + ", ".join(json_inert(s) for s in stack) + "]"
-    return (
-        f"{FENCE_OPEN}\nrole: {json_inert(role)}\nvertical: {json_inert(vertical)}\n"
-        f"stack: {stack_json}\n{FENCE_CLOSE}"
+    lines = _neutralise(
+        f"role: {encode_basestring(role)}\nvertical: {encode_basestring(vertical)}\n"
+        f"stack: [{', '.join(map(encode_basestring, stack))}]"
     )
+    return f"{FENCE_OPEN}\n{lines}\n{FENCE_CLOSE}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,48 +158,71 @@ def normalise_stack(stack: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen[k] for k in sorted(seen))
 
 
-def _placeholder_values(
-    role: str, vertical: str, stack: tuple[str, ...], vibe: VibeIn
-) -> tuple[dict[str, str], str, str | None, frozenset[str], frozenset[str]]:
+def _features_and_values(
+    profile: ProfileIn, stack: tuple[str, ...], vibe: VibeIn, agent: str
+) -> tuple[set[str], dict[str, str]]:
+    """The request as feature tokens (for ``when``) and the placeholder values (for bodies).
+
+    Placeholder values for role/vertical/stack are canonical names or pointers to the data
+    block, never the user's free text (see the module docstring).
+    """
+    role = profile.role
+    vertical = profile.vertical
     canonical_role = _ROLE_BY_KEY.get(role.casefold())
     canonical_vertical = _VERTICAL_BY_KEY.get(vertical.casefold()) if vertical else None
-    vertical_key = None if not vertical else (canonical_vertical or OTHER)
-    keys: list[str] = []
+    features = {role_token(canonical_role or OTHER), agent_token(agent)}
+    if vertical:
+        features.add(vertical_token(canonical_vertical or OTHER))
     known: list[str] = []
-    categories: set[str] = set()
     unknown = 0
     for item in stack:
         key = item.casefold()
-        keys.append(key)
-        entry = KNOWN_STACK.get(key)
+        entry = _STACK_INFO.get(key)
         if entry is None:
+            features.add(stack_token(key))
             unknown += 1
             continue
         known.append(entry[0])
-        categories.update(entry[1])
+        features.update(entry[1])
+    playfulness, revenue_focus, technical_depth, brevity, formality = (
+        vibe.playfulness,
+        vibe.revenue_focus,
+        vibe.technical_depth,
+        vibe.brevity,
+        vibe.formality,
+    )
+    features.update(
+        (
+            _SLIDER_TOKENS["playfulness"][playfulness],
+            _SLIDER_TOKENS["revenue_focus"][revenue_focus],
+            _SLIDER_TOKENS["technical_depth"][technical_depth],
+            _SLIDER_TOKENS["brevity"][brevity],
+            _SLIDER_TOKENS["formality"][formality],
+        )
+    )
     if known:
         stack_text = ", ".join(known)
         if unknown:
-            stack_text += f" (plus {unknown} more; see profile data: stack)"
+            stack_text += f" and {unknown} more listed in the profile data"
     elif unknown:
-        stack_text = "(see profile data: stack)"
+        stack_text = "as listed in the profile data"
     else:
         stack_text = "not specified"
     if canonical_vertical is not None and canonical_vertical != OTHER:
         vertical_text = canonical_vertical
     else:
-        vertical_text = "(see profile data: vertical)" if vertical else "not specified"
+        vertical_text = "as described in the profile data" if vertical else "not specified"
     values = {
-        "role": canonical_role or "(see profile data: role)",
+        "role": canonical_role or "as described in the profile data",
         "vertical": vertical_text,
         "stack": stack_text,
-        "playfulness": str(vibe.playfulness),
-        "revenue_focus": str(vibe.revenue_focus),
-        "technical_depth": str(vibe.technical_depth),
-        "brevity": str(vibe.brevity),
-        "formality": str(vibe.formality),
+        "playfulness": _NUMBERS[playfulness],
+        "revenue_focus": _NUMBERS[revenue_focus],
+        "technical_depth": _NUMBERS[technical_depth],
+        "brevity": _NUMBERS[brevity],
+        "formality": _NUMBERS[formality],
     }
-    return values, canonical_role or OTHER, vertical_key, frozenset(keys), frozenset(categories)
+    return features, values
 
 
 def assemble_prompt(
@@ -184,33 +236,29 @@ def assemble_prompt(
         known = ", ".join(a[0] for a in atoms.agents()) or "none"
         raise UnknownAgentError(f"unknown agent {agent!r}; known: {known}")
     stack = normalise_stack(profile.stack)
-    values, role_key, vertical_key, stack_keys, categories = _placeholder_values(
-        profile.role, profile.vertical, stack, vibe
-    )
-    sliders = {name: getattr(vibe, name) for name in SLIDERS}
+    features, values = _features_and_values(profile, stack, vibe, agent)
     block = profile_data_block(profile.role, profile.vertical, stack)
     values["profile_data"] = block
     sections: list[Section] = []
     used_block = False
-    for atom in atoms.atoms:
-        if atom.kind == "agent":
-            if atom.id != agent:
+    for groups, agent_id, atom_id, version, why, static, pieces, uses_block in atoms.plan():
+        if agent_id:
+            if agent_id != agent:
                 continue
             why = f"agent {agent} chosen"
-        elif atom.when.matches(
-            role=role_key,
-            vertical=vertical_key,
-            stack=stack_keys,
-            categories=categories,
-            sliders=sliders,
-            agent=agent,
-        ):
-            why = atom.when.why
         else:
-            continue
-        if "profile_data" in atom.placeholders:
-            used_block = True
-        sections.append(Section(atom.id, atom.version, why, atom.render(values)))
+            applies = True
+            for group in groups:
+                if group.isdisjoint(features):
+                    applies = False
+                    break
+            if not applies:
+                continue
+            if uses_block:
+                used_block = True
+        if static is None:
+            static = "".join([literal + values[name] if name else literal for literal, name in pieces])
+        sections.append(Section(atom_id, version, why, static))
     parts = [s.text for s in sections]
     if not used_block:
         parts.append(block)
@@ -235,6 +283,19 @@ def _ranges_hold(ranges: tuple[tuple[str, int, int], ...], values: Mapping[str, 
     return all(low <= int(values[name]) <= high for name, low, high in ranges)
 
 
+def diff_prompts(a: AssembledPrompt, b: AssembledPrompt, *, context: int = 3) -> str:
+    """Unified diff (difflib) from prompt ``a`` to prompt ``b``; empty when they are identical."""
+    return "".join(
+        difflib.unified_diff(
+            a.text.splitlines(keepends=True),
+            b.text.splitlines(keepends=True),
+            fromfile=f"a ({a.sha256[:12]})",
+            tofile=f"b ({b.sha256[:12]})",
+            n=context,
+        )
+    )
+
+
 def run_record(prompt: AssembledPrompt) -> tuple[str, list[list[str | int]]]:
     """What an ``agent_runs`` row stores: ``(prompt_sha256, atom_versions)``; the list is JSON-able."""
     return prompt.sha256, [[atom_id, version] for atom_id, version in prompt.atoms]
@@ -257,7 +318,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--role", default="CTO", help="role (one of the list, or free text)")
     p.add_argument("--stack", default="", help="comma-separated stack items")
     p.add_argument("--vertical", default="", help="vertical")
-    p.add_argument("--vibe", action="append", default=[], metavar="SLIDER=N", help=f"one of {', '.join(SLIDERS)}")
+    p.add_argument(
+        "--vibe", action="append", default=[], metavar="SLIDER=N", help=f"slider: {', '.join(SLIDERS)}"
+    )
     p.add_argument("--agent", default=DEFAULT_AGENT, help="advisor mode id")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--hash", action="store_true", help="print only the sha256 of the prompt")
@@ -312,14 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns2 = parser.parse_args(second, namespace=ns2)
             profile2, vibe2 = _build_inputs(ns2)
             other = assemble_prompt(profile2, vibe2, library, agent=ns2.agent)
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    prompt.text.splitlines(keepends=True),
-                    other.text.splitlines(keepends=True),
-                    fromfile=f"a ({prompt.sha256[:12]})",
-                    tofile=f"b ({other.sha256[:12]})",
-                )
-            )
+            sys.stdout.write(diff_prompts(prompt, other))
         else:
             sys.stdout.write(prompt.text)
     except (_CliError, UnknownAgentError, AtomError) as exc:

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import yaml
 
@@ -132,17 +132,49 @@ class AtomError(ValueError):
     """A prompt atom (or the atom directory) is malformed. The message names the file."""
 
 
+def role_token(role: str) -> str:
+    return f"role:{role}"
+
+
+def vertical_token(vertical: str) -> str:
+    return f"vertical:{vertical}"
+
+
+def stack_token(casefolded_item: str) -> str:
+    return f"stack:{casefolded_item}"
+
+
+def category_token(category: str) -> str:
+    return f"category:{category}"
+
+
+def agent_token(agent: str) -> str:
+    return f"agent:{agent}"
+
+
+# SLIDER_TOKENS[slider][value] — precomputed because every assembly needs five of them.
+SLIDER_TOKENS: Final[Mapping[str, tuple[str, ...]]] = {
+    name: tuple(f"{name}={v}" for v in range(11)) for name in SLIDERS
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """A parsed ``when``: every non-empty part must hold; within a part, any value matches."""
+    """A parsed ``when``: every part must hold; within a part, any value matches.
+
+    For speed each part is precompiled to a frozenset of feature tokens (``role:CTO``,
+    ``category:data``, ``playfulness=7`` …). The assembler builds the set of tokens describing a
+    request once; the condition holds when every group shares a token with it.
+    """
 
     roles: frozenset[str] = frozenset()
     verticals: frozenset[str] = frozenset()
     stack_any: frozenset[str] = frozenset()  # casefolded
     stack_categories: frozenset[str] = frozenset()
-    ranges: tuple[tuple[str, int, int], ...] = ()  # (slider, low, high), inclusive, sorted by slider
+    ranges: tuple[tuple[str, int, int], ...] = ()  # (slider, low, high), inclusive, in SLIDERS order
     agents: frozenset[str] = frozenset()
     why: str = "always"
+    groups: tuple[frozenset[str], ...] = ()
 
     @property
     def is_vibe_only(self) -> bool:
@@ -151,32 +183,27 @@ class Condition:
             self.roles or self.verticals or self.stack_any or self.stack_categories or self.agents
         )
 
-    def matches(
-        self,
-        *,
-        role: str,
-        vertical: str | None,
-        stack: frozenset[str],
-        categories: frozenset[str],
-        sliders: Mapping[str, int],
-        agent: str,
-    ) -> bool:
-        """Check the condition; ``role``/``vertical`` are canonical names (or ``Other``)."""
-        if self.roles and role not in self.roles:
-            return False
-        if self.verticals and vertical not in self.verticals:
-            return False
-        if self.stack_any and self.stack_any.isdisjoint(stack):
-            return False
-        if self.stack_categories and self.stack_categories.isdisjoint(categories):
-            return False
-        if self.agents and agent not in self.agents:
-            return False
-        for name, low, high in self.ranges:
-            value = sliders[name]
-            if value < low or value > high:
-                return False
-        return True
+    def matches(self, features: frozenset[str] | set[str]) -> bool:
+        return all(not group.isdisjoint(features) for group in self.groups)
+
+
+def _groups(
+    roles: frozenset[str],
+    verticals: frozenset[str],
+    stack_any: frozenset[str],
+    categories: frozenset[str],
+    ranges: tuple[tuple[str, int, int], ...],
+    agents: frozenset[str],
+) -> tuple[frozenset[str], ...]:
+    groups = [
+        frozenset(map(role_token, roles)),
+        frozenset(map(vertical_token, verticals)),
+        frozenset(map(stack_token, stack_any)),
+        frozenset(map(category_token, categories)),
+        *(frozenset(SLIDER_TOKENS[name][low : high + 1]) for name, low, high in ranges),
+        frozenset(map(agent_token, agents)),
+    ]
+    return tuple(g for g in groups if g)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +220,26 @@ class Atom:
     kind: Literal["atom", "agent"] = "atom"
     title: str = ""
     filename: str = ""
+    has_profile_data: bool = False
 
     def render(self, values: Mapping[str, str]) -> str:
         """Fill the placeholders from ``values`` (which must hold every name in ``placeholders``)."""
         if not self.placeholders:
             return self.body
         return "".join([literal + values[name] if name else literal for literal, name in self.pieces])
+
+
+class PlanEntry(NamedTuple):
+    """An atom flattened for the assembler's hot loop (built once per library)."""
+
+    groups: tuple[frozenset[str], ...]
+    agent_id: str  # the atom's id when it is an agent, else ""
+    atom_id: str
+    version: int
+    why: str
+    static: str | None  # the body when it has no placeholders
+    pieces: tuple[tuple[str, str], ...]
+    has_profile_data: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +258,30 @@ class AtomLibrary:
     directory: Path
     _by_id: Mapping[str, Atom] = field(repr=False, compare=False, default_factory=dict)
 
+    _agent_ids: frozenset[str] = field(repr=False, compare=False, default=frozenset())
+    _plan: tuple[PlanEntry, ...] = field(repr=False, compare=False, default=())
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {a.id: a for a in self.atoms})
+        object.__setattr__(self, "_agent_ids", frozenset(a.id for a in self.atoms if a.kind == "agent"))
+        plan = tuple(
+            PlanEntry(
+                groups=a.when.groups,
+                agent_id=a.id if a.kind == "agent" else "",
+                atom_id=a.id,
+                version=a.version,
+                why=a.when.why,
+                static=None if a.placeholders else a.body,
+                pieces=a.pieces,
+                has_profile_data=a.has_profile_data,
+            )
+            for a in self.atoms
+        )
+        object.__setattr__(self, "_plan", plan)
+
+    def plan(self) -> tuple[PlanEntry, ...]:
+        """The atoms in prompt order, flattened for the assembler (see ``PlanEntry``)."""
+        return self._plan
 
     def __contains__(self, atom_id: object) -> bool:
         return atom_id in self._by_id
@@ -234,7 +297,7 @@ class AtomLibrary:
         return [(a.id, a.title, a.description) for a in self.atoms if a.kind == "agent"]
 
     def agent_ids(self) -> frozenset[str]:
-        return frozenset(a.id for a in self.atoms if a.kind == "agent")
+        return self._agent_ids
 
     def vibe_atoms(self) -> tuple[Atom, ...]:
         """Atoms that depend on nothing but the vibe sliders (the vibe page previews these)."""
@@ -285,9 +348,7 @@ def _parse_when(filename: str, raw: object) -> Condition:
         raise _fail(filename, f"`when` must be a mapping of conditions, got {type(raw).__name__}")
     unknown = sorted(str(k) for k in raw if k not in _WHEN_KEYS)
     if unknown:
-        raise _fail(
-            filename, f"unknown `when` key(s) {', '.join(unknown)}; allowed: {', '.join(_WHEN_KEYS)}"
-        )
+        raise _fail(filename, f"unknown `when` key(s) {', '.join(unknown)}; allowed: {', '.join(_WHEN_KEYS)}")
     if not raw:
         raise _fail(filename, "`when` is empty; remove it for an atom that always applies")
     parts: dict[str, Any] = {}
@@ -314,9 +375,8 @@ def _parse_when(filename: str, raw: object) -> Condition:
         cats = _str_list(filename, "stack_category", raw["stack_category"])
         bad = [c for c in cats if c not in STACK_CATEGORY_NAMES]
         if bad:
-            raise _fail(
-                filename, f"when.stack_category has unknown value(s) {bad}; allowed: {list(STACK_CATEGORY_NAMES)}"
-            )
+            allowed = list(STACK_CATEGORY_NAMES)
+            raise _fail(filename, f"when.stack_category has unknown value(s) {bad}; allowed: {allowed}")
         parts["stack_categories"] = frozenset(cats)
         why.append(f"stack has {_fmt_list(cats)} technology")
     ranges: list[tuple[str, int, int]] = []
@@ -330,7 +390,9 @@ def _parse_when(filename: str, raw: object) -> Condition:
             and all(_is_int(v) for v in value)
             and 0 <= value[0] <= value[1] <= 10
         ):
-            raise _fail(filename, f"when.{slider} must be an inclusive range [low, high] within 0–10, got {value!r}")
+            raise _fail(
+                filename, f"when.{slider} must be an inclusive range [low, high] within 0–10, got {value!r}"
+            )
         ranges.append((slider, value[0], value[1]))
         why.append(f"{slider} is {value[0]}–{value[1]}")
     parts["ranges"] = tuple(ranges)
@@ -338,7 +400,16 @@ def _parse_when(filename: str, raw: object) -> Condition:
         agents = _str_list(filename, "agent", raw["agent"])
         parts["agents"] = frozenset(agents)
         why.append(f"agent is {_fmt_list(agents)}")
-    return Condition(**parts, why=" and ".join(why))
+    empty: frozenset[str] = frozenset()
+    groups = _groups(
+        parts.get("roles", empty),
+        parts.get("verticals", empty),
+        parts.get("stack_any", empty),
+        parts.get("stack_categories", empty),
+        parts["ranges"],
+        parts.get("agents", empty),
+    )
+    return Condition(**parts, why=" and ".join(why), groups=groups)
 
 
 def _compile(filename: str, body: str) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
@@ -347,7 +418,8 @@ def _compile(filename: str, body: str) -> tuple[tuple[tuple[str, str], ...], fro
     try:
         parsed = list(string.Formatter().parse(body))
     except ValueError as exc:
-        raise _fail(filename, f"bad placeholder syntax in body ({exc}); write {{{{ and }}}} for literal braces")
+        problem = f"bad placeholder syntax in body ({exc}); write {{{{ and }}}} for literal braces"
+        raise _fail(filename, problem) from None
     for literal, name, spec, conversion in parsed:
         if name is None:
             pieces.append((literal, ""))
@@ -376,7 +448,8 @@ def parse_atom(filename: str, text: str) -> Atom:
         raise _fail(filename, "front matter must be a YAML mapping (key: value lines)")
     unknown = sorted(str(k) for k in meta if k not in _FRONT_KEYS)
     if unknown:
-        raise _fail(filename, f"unknown front matter key(s) {', '.join(unknown)}; allowed: {sorted(_FRONT_KEYS)}")
+        allowed_keys = sorted(_FRONT_KEYS)
+        raise _fail(filename, f"unknown front matter key(s) {', '.join(unknown)}; allowed: {allowed_keys}")
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
         raise _fail(filename, f"missing required field(s) {', '.join(missing)}")
@@ -428,6 +501,7 @@ def parse_atom(filename: str, text: str) -> Atom:
         kind=kind,
         title=" ".join(str(title).split()),
         filename=filename,
+        has_profile_data="profile_data" in names,
     )
 
 
@@ -450,7 +524,8 @@ def _build(directory: Path, files: list[tuple[Path, bytes]], digest: str) -> Ato
     for atom in atoms:
         missing = sorted(atom.when.agents - agents)
         if missing:
-            raise _fail(atom.filename, f"when.agent names unknown agent(s) {missing}; known: {sorted(agents)}")
+            known = sorted(agents)
+            raise _fail(atom.filename, f"when.agent names unknown agent(s) {missing}; known: {known}")
         if "profile_data" in atom.placeholders:
             data_users.append(atom.filename)
             if atom.body.count("{profile_data}") != 1 or atom.when.why != "always" or atom.kind != "atom":

@@ -133,6 +133,7 @@ def alembic_config(url: str | None = None) -> Any:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False  # the app owns logging; alembic's CLI keeps its own
     return cfg
 
 

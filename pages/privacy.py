@@ -1,9 +1,76 @@
-"""Privacy page (placeholder until its issue lands)."""
+"""Privacy: download everything we hold about you, or delete your account for good."""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from core.privacy import delete_user, export_file_name, export_user_data
 from ui.frame import page
+
+EXPORT_KEY = "privacy_export"  # (user id, file name, zip bytes) of the last prepared export
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
 
 with page("privacy") as user:
     st.title("Privacy")
-    st.info("Coming soon.")
+
+    st.subheader("Download my data")
+    st.write(
+        "A ZIP archive with everything Advisor stores about you: your account and profile, your vibes, "
+        "your conversations and every message and answer (as JSON Lines and as a CSV spreadsheet). "
+        "README.txt inside explains each file and field."
+    )
+    if st.button("Prepare my export", icon=":material/archive:"):
+        bar = st.progress(0.0, text="Collecting your data…")
+
+        def show_progress(done: int, total: int) -> None:
+            bar.progress(done / total if total else 1.0, text=f"Collecting your data… {done:,} of {total:,} rows")
+
+        data = export_user_data(user_id=user.id, progress=show_progress)
+        bar.empty()
+        st.session_state[EXPORT_KEY] = (user.id, export_file_name(), data)
+
+    prepared = st.session_state.get(EXPORT_KEY)
+    if prepared is not None and prepared[0] == user.id:
+        _, file_name, data = prepared
+        st.download_button(
+            f"Download {file_name} ({human_size(len(data))})",
+            data=data,
+            file_name=file_name,
+            mime="application/zip",
+            icon=":material/download:",
+            on_click="ignore",
+            type="primary",
+        )
+        st.caption(f"{file_name} — {human_size(len(data))}")
+
+    st.divider()
+    st.subheader("Delete my account")
+    st.write(
+        "This permanently deletes your account, profile, vibes, conversations and every message and "
+        "answer. It cannot be undone. We keep only a record that *an* account was deleted and how many "
+        "rows were removed — nothing that identifies you. Download your data first if you want a copy."
+    )
+    with st.form("delete_account", clear_on_submit=True):
+        typed = st.text_input(f"To confirm, type your email address ({user.email})", max_chars=254)
+        confirmed = st.form_submit_button("Delete my account permanently", type="primary")
+
+    if confirmed:
+        if typed.strip().casefold() != user.email.casefold():
+            st.error("That is not the email address of this account. Nothing was deleted.")
+        else:
+            receipt = delete_user(user_id=user.id)
+            st.cache_data.clear()  # cached per-user queries of this user
+            st.session_state.clear()  # signed out: the next run shows the sign-in view
+            st.success(f"Your account was deleted: {receipt.total_rows:,} rows removed. You are signed out.")
+            st.table({"table": list(receipt.row_counts), "rows deleted": list(receipt.row_counts.values())})
+            st.caption(f"Deletion record {receipt.record_id} (holds no personal data).")
+            st.button("Continue to sign in")  # any rerun now shows the sign-in view

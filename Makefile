@@ -1,0 +1,50 @@
+# Advisor: `make run` starts the app (SQLite + offline demo provider when nothing is configured);
+# `make test` installs, makes sure PostgreSQL/Redis/Chromium are there, and runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQ_HASH := $(shell cat requirements.txt | sha256sum | cut -c1-16)
+DEV_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+PORT ?= 8501
+
+.PHONY: run install install-dev test lint bench demo services clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.req-$(REQ_HASH): requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-$(DEV_HASH): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.req-$(REQ_HASH)
+
+install: $(VENV)/.req-$(REQ_HASH)
+install-dev: $(VENV)/.dev-$(DEV_HASH)
+
+run: install
+	$(PY) -m core.db migrate
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+
+services:
+	bash scripts/ensure_services.sh
+
+test: install-dev services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+bench: install-dev services
+	$(PY) -m bench.run_all $(BENCH_ARGS)
+
+demo: install services
+	ADVISOR_DATABASE_URL=$${ADVISOR_DATABASE_URL:-sqlite:///data/advisor.db} $(PY) -m core.db migrate
+	$(PY) -m bench.seed_runs --users 5 --runs 2000 --demo-user demo@example.com
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,342 @@
+"""Accounts: local sign-up / sign-in (argon2id hashes), OIDC identity → user row, admin actions.
+
+Local mode
+    ``sign_up`` checks the password rules, hashes with argon2id and inserts the row; the first
+    account ever created becomes admin (decided under a lock: a PostgreSQL advisory lock, or the
+    SQLite write lock, so two simultaneous first sign-ups cannot both become admin).
+    ``sign_in`` answers every failure with the same message, verifies against a dummy hash when the
+    email is unknown (similar timing), rehashes when the parameters changed, and counts failed
+    attempts per email and per session (``core.limits``).
+OIDC mode
+    ``user_for_oidc`` maps a verified identity (email + subject) to a user row, created on first
+    sign-in (``auth_provider='oidc'``, no password hash).
+
+Passwords are never logged: log lines name a user id or a short hash of the email only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core import limits
+from core.db import NotFound, system_session, user_session
+from core.settings import get_settings
+from models import User
+from models.schemas import MAX_EMAIL, QuotaOverrideIn, SignInIn, SignUpIn, clean_line
+
+__all__ = [
+    "GENERIC_SIGNIN_ERROR",
+    "AuthError",
+    "AuthUser",
+    "NotAllowed",
+    "PasswordRuleError",
+    "SignedUp",
+    "UserSummary",
+    "get_user",
+    "grant_admin",
+    "hasher",
+    "list_users",
+    "set_quota_override",
+    "sign_in",
+    "sign_up",
+    "user_for_oidc",
+]
+
+log = logging.getLogger("advisor.auth")
+
+GENERIC_SIGNIN_ERROR = "Email or password is incorrect"
+# Arbitrary constant: the advisory lock that serialises user creation (first user becomes admin).
+USER_CREATE_LOCK_ID = 7_362_002
+
+
+class AuthError(Exception):
+    """A sign-up / sign-in / admin failure whose message is safe to show; ``field`` names the input."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class PasswordRuleError(AuthError):
+    """The password does not meet the rules."""
+
+
+class NotAllowed(AuthError):
+    """The acting user may not do this (not an admin)."""
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    id: uuid.UUID
+    email: str
+    is_admin: bool
+
+
+SignedUp = AuthUser
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """What an admin sees about a user: no content, no hash."""
+
+    id: uuid.UUID
+    email: str
+    is_admin: bool
+    auth_provider: str
+    created_at: datetime
+    quota_tokens_per_day: int | None
+    quota_cost_per_month_usd: Decimal | None
+
+
+_hasher = PasswordHasher()
+_dummy_lock = threading.Lock()
+_dummy_hash: str | None = None
+
+
+def hasher() -> PasswordHasher:
+    return _hasher
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    with _dummy_lock:
+        if _dummy_hash is None:
+            _dummy_hash = _hasher.hash(uuid.uuid4().hex)
+        return _dummy_hash
+
+
+def _email_ref(email: str) -> str:
+    return hashlib.sha256(email.encode("utf-8")).hexdigest()[:10]
+
+
+def _auth_user(user: User) -> AuthUser:
+    return AuthUser(id=user.id, email=user.email, is_admin=user.is_admin)
+
+
+# ------------------------------------------------------------------------------------------------
+# password rules
+# ------------------------------------------------------------------------------------------------
+def _char_class(ch: str) -> str:
+    if ch.islower():
+        return "lower"
+    if ch.isupper():
+        return "upper"
+    if ch.isdigit():
+        return "digit"
+    return "other"
+
+
+def check_password_rules(password: str, *, email: str) -> None:
+    """Raise ``PasswordRuleError`` (field ``password``) when the password breaks a rule."""
+    minimum = get_settings().min_password_length
+    if len(password) < minimum:
+        raise PasswordRuleError(f"Use at least {minimum} characters.", field="password")
+    if len({_char_class(ch) for ch in password}) < 2:
+        raise PasswordRuleError(
+            "Mix at least two kinds of characters (lower case, upper case, digits, symbols).",
+            field="password",
+        )
+    if password.strip().casefold() == email.strip().casefold():
+        raise PasswordRuleError("The password must not be your email address.", field="password")
+
+
+# ------------------------------------------------------------------------------------------------
+# user creation (first user becomes admin, race-safely)
+# ------------------------------------------------------------------------------------------------
+def _lock_user_creation(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": USER_CREATE_LOCK_ID})
+    else:
+        # SQLite: a write statement takes the database write lock until commit; concurrent
+        # creators wait (busy_timeout) and then see the committed first user.
+        session.execute(update(User).where(text("1 = 0")).values(is_admin=False))
+
+
+def _create_user(*, email: str, password_hash: str | None, provider: str, subject: str | None) -> AuthUser:
+    try:
+        with system_session() as s:
+            _lock_user_creation(s)
+            existing = s.exec(select(User.id).where(User.email == email)).first()
+            if existing is not None:
+                raise AuthError("An account with this email already exists.", field="email")
+            count = s.exec(select(func.count()).select_from(User)).one()
+            user = User(
+                email=email,
+                password_hash=password_hash,
+                auth_provider=provider,
+                oidc_subject=subject,
+                is_admin=count == 0,
+            )
+            s.add(user)
+            s.flush()
+            created = _auth_user(user)
+    except IntegrityError:
+        raise AuthError("An account with this email already exists.", field="email") from None
+    log.info("user created id=%s provider=%s admin=%s", created.id, provider, created.is_admin)
+    return created
+
+
+# ------------------------------------------------------------------------------------------------
+# local accounts
+# ------------------------------------------------------------------------------------------------
+def sign_up(data: SignUpIn) -> SignedUp:
+    """Create a local account. Raises ``PasswordRuleError`` or ``AuthError`` (email taken)."""
+    password = data.password
+    check_password_rules(password, email=data.email)
+    password_hash = _hasher.hash(password)
+    return _create_user(email=data.email, password_hash=password_hash, provider="local", subject=None)
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def sign_in(data: SignInIn, *, session_key: str) -> AuthUser:
+    """Check email + password. Raises ``LimitExceeded`` when locked out, else ``AuthError``."""
+    if not session_key:
+        raise ValueError("session_key is required")
+    limits.check_signin_allowed(email=data.email, session_key=session_key)
+    with system_session() as s:
+        user = s.exec(select(User).where(User.email == data.email)).first()
+    stored = user.password_hash if user is not None and user.auth_provider == "local" else None
+    verified = _verify(stored, data.password)  # always runs (dummy hash when unknown): similar timing
+    if user is None or not verified:
+        limits.record_signin_failure(email=data.email, session_key=session_key)
+        log.info("sign-in failed email_ref=%s", _email_ref(data.email))
+        raise AuthError(GENERIC_SIGNIN_ERROR)
+    assert stored is not None
+    if _hasher.check_needs_rehash(stored):
+        new_hash = _hasher.hash(data.password)
+        with user_session(user.id) as s:
+            s.execute(update(User).where(col(User.id) == user.id).values(password_hash=new_hash))
+        log.info("password rehashed id=%s", user.id)
+    limits.clear_signin_failures(email=data.email)
+    log.info("sign-in ok id=%s", user.id)
+    return _auth_user(user)
+
+
+def get_user(user_id: uuid.UUID) -> AuthUser | None:
+    """The current state of a signed-in user (None when the account no longer exists)."""
+    with user_session(user_id) as s:
+        user = s.exec(select(User).where(User.id == user_id)).first()
+        return _auth_user(user) if user is not None else None
+
+
+# ------------------------------------------------------------------------------------------------
+# OIDC
+# ------------------------------------------------------------------------------------------------
+def _oidc_email(email: str) -> str:
+    value = clean_line(email).lower()
+    if not value or len(value) > MAX_EMAIL or value.count("@") != 1:
+        raise AuthError("Your identity provider did not send a usable email address.")
+    return value
+
+
+def user_for_oidc(*, email: str, subject: str, email_verified: bool) -> AuthUser:
+    """The user row of an OIDC identity: created on first sign-in, reused after."""
+    if not email_verified:
+        raise AuthError("Your identity provider has not verified this email address.")
+    if not subject or len(subject) > 255:
+        raise AuthError("Your identity provider did not send a usable subject identifier.")
+    address = _oidc_email(email)
+    with system_session() as s:
+        user = s.exec(select(User).where(User.email == address)).first()
+        if user is not None:
+            if user.auth_provider != "oidc":
+                raise AuthError("This email belongs to a password account; ask an admin to migrate it.")
+            if user.oidc_subject is None:
+                user.oidc_subject = subject
+                s.add(user)
+            elif user.oidc_subject != subject:
+                log.warning("oidc subject mismatch id=%s", user.id)
+                raise AuthError("This email is linked to a different identity.")
+            return _auth_user(user)
+    try:
+        return _create_user(email=address, password_hash=None, provider="oidc", subject=subject)
+    except AuthError:
+        # created concurrently by another session of the same person: reuse it
+        with system_session() as s:
+            user = s.exec(select(User).where(User.email == address, User.oidc_subject == subject)).first()
+            if user is None:
+                raise
+            return _auth_user(user)
+
+
+# ------------------------------------------------------------------------------------------------
+# admin
+# ------------------------------------------------------------------------------------------------
+def _require_admin(session: Session, acting_user_id: uuid.UUID) -> None:
+    acting = session.exec(select(User.is_admin).where(User.id == acting_user_id)).first()
+    if not acting:
+        log.warning("admin action refused id=%s", acting_user_id)
+        raise NotAllowed("Only admins can do this.")
+
+
+def grant_admin(*, acting_user_id: uuid.UUID, target_email: str) -> AuthUser:
+    """Make the user with ``target_email`` an admin. Raises ``NotAllowed`` / ``NotFound``."""
+    address = clean_line(target_email).lower()
+    with system_session() as s:
+        _require_admin(s, acting_user_id)
+        target = s.exec(select(User).where(User.email == address)).first()
+        if target is None:
+            raise NotFound("user")
+        target.is_admin = True
+        s.add(target)
+        s.flush()
+        result = _auth_user(target)
+    log.info("admin granted by=%s to=%s", acting_user_id, result.id)
+    return result
+
+
+def list_users(*, acting_user_id: uuid.UUID) -> list[UserSummary]:
+    """Every account (admin only): identity, role, quota overrides — no content."""
+    with system_session() as s:
+        _require_admin(s, acting_user_id)
+        users = s.exec(select(User).order_by(col(User.created_at), col(User.email))).all()
+        return [
+            UserSummary(
+                id=u.id,
+                email=u.email,
+                is_admin=u.is_admin,
+                auth_provider=u.auth_provider,
+                created_at=u.created_at,
+                quota_tokens_per_day=u.quota_tokens_per_day,
+                quota_cost_per_month_usd=(
+                    Decimal(u.quota_cost_per_month_usd) if u.quota_cost_per_month_usd is not None else None
+                ),
+            )
+            for u in users
+        ]
+
+
+def set_quota_override(*, acting_user_id: uuid.UUID, data: QuotaOverrideIn) -> None:
+    """Set (or, with ``None``, clear) a user's quota overrides. Admin only."""
+    with system_session() as s:
+        _require_admin(s, acting_user_id)
+        result = s.execute(
+            update(User)
+            .where(col(User.id) == data.user_id)
+            .values(
+                quota_tokens_per_day=data.tokens_per_day,
+                quota_cost_per_month_usd=data.cost_per_month_usd,
+            )
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            raise NotFound("user")
+    log.info("quota override set by=%s for=%s", acting_user_id, data.user_id)

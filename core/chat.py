@@ -1,0 +1,396 @@
+"""One chat turn, durable from the first keystroke to the last token.
+
+``run_turn(...)`` follows the design's flow:
+
+1. validate the message (``models.schemas.ChatIn`` + ``settings.max_message_chars``) — a bad one
+   raises ``TurnRejected`` and nothing is stored or sent;
+2. limits (``core.limits.check_turn_allowed``) — a hit raises ``TurnRejected`` with the limit's
+   message, nothing stored or sent;
+3. the ``agent_runs`` row with the user's message and status ``pending`` is inserted and
+   **committed before any provider is called**: nothing a user typed is ever lost;
+4. the prompt is assembled (``core.assembler``) from the user's profile and active vibe;
+5. the answer streams through the provider router (fallback chain, circuit breakers);
+6. text deltas are yielded to the caller as they arrive (``st.write_stream``);
+7. the row is finished: output, tokens, cost, ttft/latency, prompt hash, atoms, status.
+
+While streaming, the partial output is checkpointed to the row every ``CHECKPOINT_S`` seconds, so a
+process killed mid-answer leaves the user's message and most of the answer behind; the recovery
+sweep (``recover_stale_runs``, run at start) marks such rows ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import text as sql_text
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import col
+
+from core.assembler import AssembledPrompt, assemble_prompt, run_record
+from core.atoms import AtomLibrary, load_atoms
+from core.conversations import DEFAULT_TITLE, title_from_message
+from core.db import NotFound, system_session, user_session
+from core.observability import current_request_id, log_exception, new_request_id
+from core.pricing import cost_usd
+from core.providers.base import ChatMessage, Done, TextDelta, Usage
+from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
+from core.settings import Settings, get_settings
+from models import AgentRun
+from models.schemas import ChatIn, ProfileIn, VibeIn, field_errors
+
+log = logging.getLogger("advisor.chat")
+
+CHECKPOINT_S = 2.0
+FINISH_RETRIES = 6  # the final write survives a database restart of a few seconds
+
+_FRIENDLY = {
+    "rate_limited": "The AI providers are rate limiting us right now.",
+    "server": "The AI providers are having trouble right now.",
+    "timeout": "The AI providers took too long to answer.",
+    "connection": "We could not reach the AI providers.",
+    "auth": "The AI provider rejected our credentials; an admin needs to check the configuration.",
+    "bad_request": "The AI provider rejected this request.",
+    "circuit_open": "The AI providers are temporarily paused after repeated failures.",
+    "cancelled": "The answer was stopped.",
+    "internal": "Something went wrong while answering.",
+}
+
+
+class TurnRejected(ValueError):
+    """The turn was refused before anything was stored (bad input or a limit)."""
+
+    def __init__(self, message: str, *, reason: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason  # "invalid" or the limit's name
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class TurnResult:
+    run_id: uuid.UUID
+    request_id: str
+    status: str = "pending"
+    output: str = ""
+    provider: str | None = None
+    model: str | None = None
+    fallback_from: tuple[str, ...] = ()
+    usage: Usage | None = None
+    cost_usd: Decimal | None = None
+    ttft_ms: int | None = None
+    latency_ms: int | None = None
+    error_code: str | None = None
+    prompt_sha256: str | None = None
+
+    @property
+    def user_message(self) -> str:
+        """What the page shows when the turn did not complete: short, with the request id."""
+        if self.status == "ok":
+            return ""
+        reason = _FRIENDLY.get(self.error_code or "internal", _FRIENDLY["internal"])
+        if self.status == "interrupted":
+            reason = "The answer was cut off. " + reason
+        return f"{reason} Your message is saved — retry when ready. (reference {self.request_id})"
+
+
+@dataclass
+class _Context:
+    agent: str
+    title: str
+    profile: ProfileIn
+    vibe: VibeIn
+    history: list[ChatMessage]
+
+
+@dataclass
+class Turn:
+    """An accepted turn: iterate it for text deltas; ``result`` is complete when iteration ends."""
+
+    result: TurnResult
+    _stream: Iterator[str] = field(repr=False)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._stream
+
+
+def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings) -> ChatIn:
+    try:
+        data = ChatIn(conversation_id=conversation_id, text=text_in)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        msg = errors.get("text") or next(iter(errors.values()))
+        if "at most" in msg:
+            msg = f"Your message is too long: at most {settings.max_message_chars:,} characters."
+        raise TurnRejected(f"Message not sent: {msg}", reason="invalid") from None
+    if len(data.text) > settings.max_message_chars:
+        raise TurnRejected(
+            f"Message not sent: it has {len(data.text):,} characters; at most "
+            f"{settings.max_message_chars:,} are allowed.",
+            reason="invalid",
+        )
+    return data
+
+
+_CONTEXT_SQL = sql_text(
+    """
+    SELECT c.agent, c.title, p.role, p.stack, p.vertical,
+           v.name, v.playfulness, v.revenue_focus, v.technical_depth, v.brevity, v.formality
+    FROM conversations c
+    LEFT JOIN user_profiles p ON p.user_id = c.user_id
+    LEFT JOIN vibe_configs v ON v.user_id = c.user_id AND v.is_active
+    WHERE c.id = :cid AND c.user_id = :uid
+    """
+)
+_HISTORY_SQL = sql_text(
+    """
+    SELECT user_message, output FROM agent_runs
+    WHERE conversation_id = :cid AND user_id = :uid AND status IN ('ok', 'interrupted')
+    ORDER BY created_at DESC LIMIT :n
+    """
+)
+
+
+def _load_context(session: Any, user_id: uuid.UUID, conversation_id: uuid.UUID, turns: int) -> _Context:
+    row = session.execute(_CONTEXT_SQL, {"cid": conversation_id, "uid": user_id}).first()
+    if row is None:
+        raise NotFound("conversation not found")
+    import json
+
+    stack = row[3] if isinstance(row[3], list) else json.loads(row[3]) if row[3] else []
+    try:
+        profile = ProfileIn(role=row[2] or "Other", stack=stack, vertical=row[4] or "")
+    except ValidationError:
+        profile = ProfileIn(role="Other")
+    vibe = VibeIn() if row[5] is None else VibeIn(
+        name=row[5], playfulness=row[6], revenue_focus=row[7], technical_depth=row[8], brevity=row[9],
+        formality=row[10],
+    )
+    hist: list[ChatMessage] = []
+    if turns:
+        for user_message, output in reversed(
+            session.execute(_HISTORY_SQL, {"cid": conversation_id, "uid": user_id, "n": turns}).all()
+        ):
+            if output:
+                hist.append(ChatMessage("user", user_message))
+                hist.append(ChatMessage("assistant", output))
+    return _Context(agent=row[0], title=row[1], profile=profile, vibe=vibe, history=hist)
+
+
+_atoms_cache: AtomLibrary | None = None
+
+
+def _atoms() -> AtomLibrary:
+    global _atoms_cache
+    if _atoms_cache is None:
+        _atoms_cache = load_atoms()
+    return _atoms_cache
+
+
+def reload_atoms() -> None:
+    """Forget the cached atom library (after editing prompts/atoms in a running process)."""
+    global _atoms_cache
+    _atoms_cache = None
+
+
+def run_turn(
+    *,
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID | str,
+    text: str,
+    settings: Settings | None = None,
+    router: ProviderRouter | None = None,
+    atoms: AtomLibrary | None = None,
+    request_id: str | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Turn:
+    """Accept a chat turn (validate, limits, store the message) and return its stream.
+
+    Raises ``TurnRejected`` (nothing stored, no provider call) or ``NotFound`` (not the user's
+    conversation). Everything after the message is stored is reported on ``Turn.result``.
+    """
+    t0 = clock()
+    settings = settings or get_settings()
+    request_id = request_id or current_request_id() or new_request_id()
+    data = _validate(conversation_id, text, settings)
+    from core.limits import LimitExceeded, check_turn_allowed
+
+    try:
+        check_turn_allowed(user_id=user_id)
+    except LimitExceeded as exc:
+        raise TurnRejected(exc.message, reason=exc.limit, retry_after_s=exc.retry_after_s) from None
+
+    run = AgentRun(user_id=user_id, conversation_id=data.conversation_id, user_message=data.text,
+                   status="pending", request_id=request_id)
+    with user_session(user_id) as s:
+        ctx = _load_context(s, user_id, data.conversation_id, settings.history_turns_in_prompt)
+        run.agent = ctx.agent
+        s.add(run)
+        if ctx.title == DEFAULT_TITLE and not ctx.history:
+            s.execute(
+                sql_text(
+                    "UPDATE conversations SET title = :t WHERE id = :cid AND user_id = :uid AND title = :d"
+                ),
+                {"t": title_from_message(data.text), "cid": data.conversation_id, "uid": user_id,
+                 "d": DEFAULT_TITLE},
+            )
+    # committed: the user's message is durable before any provider is called
+    result = TurnResult(run_id=run.id, request_id=request_id)
+    stream = _stream(
+        result=result, user_id=user_id, ctx=ctx, message=data.text, settings=settings,
+        router=router or build_router(settings), atoms=atoms or _atoms(), t0=t0, clock=clock,
+    )
+    return Turn(result=result, _stream=stream)
+
+
+def _stream(
+    *,
+    result: TurnResult,
+    user_id: uuid.UUID,
+    ctx: _Context,
+    message: str,
+    settings: Settings,
+    router: ProviderRouter,
+    atoms: AtomLibrary,
+    t0: float,
+    clock: Callable[[], float],
+) -> Iterator[str]:
+    parts: list[str] = []
+    prompt: AssembledPrompt | None = None
+    last_checkpoint = clock()
+    # The caller binds the request id (the page wraps each turn in request_context); a context
+    # variable is not re-bound here because a generator may be finalised in another context.
+    if True:
+        try:
+            prompt = assemble_prompt(ctx.profile, ctx.vibe, atoms, agent=ctx.agent)
+            result.prompt_sha256 = prompt.sha256
+            messages = [*ctx.history, ChatMessage("user", message)]
+            for event in router.stream(messages, system=prompt.text, request_id=result.request_id):
+                if isinstance(event, TextDelta):
+                    if result.ttft_ms is None:
+                        result.ttft_ms = _ms(clock() - t0)
+                    parts.append(event.text)
+                    yield event.text
+                    if clock() - last_checkpoint >= CHECKPOINT_S:
+                        last_checkpoint = clock()
+                        _checkpoint(user_id, result.run_id, "".join(parts))
+                elif isinstance(event, Started):
+                    result.provider, result.model = event.provider, event.model
+                    result.fallback_from = event.fallback_from
+                    for failure in event.failures:
+                        log.warning(
+                            "provider %s failed (%s); fell back", failure.provider, failure.kind.value
+                        )
+                elif isinstance(event, Usage):
+                    result.usage = event
+                elif isinstance(event, Done):
+                    pass
+            result.status = "ok"
+        except StreamInterrupted as exc:
+            result.status, result.error_code = "interrupted", exc.error_code
+            result.provider, result.model, result.fallback_from = exc.provider, exc.model, exc.fallback_from
+            log.warning("answer from %s interrupted after %d chars: %s", exc.provider, len(exc.partial_text),
+                        exc.error.kind.value)
+        except AllProvidersFailed as exc:
+            result.status, result.error_code = "error", exc.error_code
+            result.fallback_from = tuple(e.provider for e in exc.errors) + exc.skipped
+            log.error("all providers failed: %s", exc)
+        except GeneratorExit:
+            # the consumer went away (page rerun, closed tab): keep what was shown
+            result.status, result.error_code = "interrupted", "cancelled"
+            raise
+        except Exception as exc:
+            from core.providers.base import ProviderError
+
+            if isinstance(exc, ProviderError):  # auth / bad_request: no fallback
+                result.status, result.error_code = ("interrupted" if parts else "error"), exc.kind.value
+                result.provider = exc.provider
+                log.error("provider %s refused the request: %s", exc.provider, exc.kind.value)
+            else:
+                result.status, result.error_code = ("interrupted" if parts else "error"), "internal"
+                log_exception(exc, where="chat.run_turn")
+        finally:
+            result.output = "".join(parts)
+            result.latency_ms = _ms(clock() - t0)
+            if result.usage is not None and result.model is not None and result.status != "error":
+                result.cost_usd = cost_usd(result.model, result.usage)
+            _finish(user_id, result, prompt)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def _checkpoint(user_id: uuid.UUID, run_id: uuid.UUID, output: str) -> None:
+    try:
+        with user_session(user_id) as s:
+            s.execute(
+                update(AgentRun).where(col(AgentRun.id) == run_id, col(AgentRun.user_id) == user_id,
+                                       col(AgentRun.status) == "pending").values(output=output)
+            )
+    except (OperationalError, DBAPIError):
+        log.warning("could not checkpoint partial output; will retry at the end")
+
+
+def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | None) -> None:
+    usage = result.usage
+    sha, atoms = run_record(prompt) if prompt is not None else (None, None)
+    values: dict[str, Any] = {
+        "status": result.status,
+        "output": result.output,
+        "provider": result.provider,
+        "model": result.model,
+        "fallback_from": ",".join(result.fallback_from) or None,
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "cached_input_tokens": usage.cached_input_tokens if usage else None,
+        "cache_write_tokens": usage.cache_write_tokens if usage else None,
+        "cost_usd": result.cost_usd,
+        "ttft_ms": result.ttft_ms,
+        "latency_ms": result.latency_ms,
+        "prompt_sha256": sha,
+        "atom_versions": atoms,
+        "error_code": result.error_code,
+    }
+    stmt = update(AgentRun).where(col(AgentRun.id) == result.run_id, col(AgentRun.user_id) == user_id)
+    delay = 0.25
+    for attempt in range(FINISH_RETRIES):
+        try:
+            with user_session(user_id) as s:
+                s.execute(stmt.values(**values))
+            return
+        except (OperationalError, DBAPIError) as exc:
+            if attempt == FINISH_RETRIES - 1:
+                log.error("could not record the end of run %s (%s); the recovery sweep will close it",
+                          result.run_id, type(exc).__name__)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+
+def recover_stale_runs(*, older_than: timedelta | None = None, now: datetime | None = None) -> int:
+    """Mark runs left ``pending`` by a dead process as ``interrupted`` (partial output kept).
+
+    Safe with several replicas: only runs older than the longest a live turn can take are touched.
+    """
+    settings = get_settings()
+    age = older_than if older_than is not None else timedelta(seconds=settings.provider_total_timeout_s + 60)
+    cutoff = (now or datetime.now(UTC)) - age
+    with system_session() as s:
+        res = s.execute(
+            update(AgentRun)
+            .where(col(AgentRun.status) == "pending", col(AgentRun.created_at) < cutoff)
+            .values(status="interrupted", error_code="abandoned")
+        )
+        count = int(getattr(res, "rowcount", 0) or 0)
+    if count:
+        log.warning("recovery sweep: %d run(s) left pending by a stopped process marked interrupted", count)
+    return count

@@ -1,0 +1,120 @@
+"""Conversations and their history: every function is scoped to one user (C1, C3)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from core.db import NotFound, user_session
+from models import AgentRun, Conversation
+from models.schemas import MAX_TITLE, ConversationIn, RenameIn
+
+DEFAULT_TITLE = "New conversation"
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: uuid.UUID
+    title: str
+    agent: str
+    created_at: datetime
+    turns: int
+    last_activity: datetime
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    runs: list[AgentRun]  # oldest first
+    has_earlier: bool
+
+
+_LIST_SQL = text(
+    """
+    SELECT c.id, c.title, c.agent, c.created_at, count(r.id),
+           coalesce(max(r.created_at), c.created_at) AS last_activity
+    FROM conversations c LEFT JOIN agent_runs r ON r.conversation_id = c.id AND r.user_id = c.user_id
+    WHERE c.user_id = :uid
+    GROUP BY c.id, c.title, c.agent, c.created_at
+    ORDER BY last_activity DESC
+    LIMIT :n
+    """
+)
+
+
+def _owned(user_id: uuid.UUID, conversation_id: uuid.UUID) -> SelectOfScalar[Conversation]:
+    return select(Conversation).where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+
+
+def create_conversation(*, user_id: uuid.UUID, data: ConversationIn) -> Conversation:
+    conv = Conversation(user_id=user_id, title=data.title, agent=data.agent)
+    with user_session(user_id) as s:
+        s.add(conv)
+    return conv
+
+
+def get_conversation(*, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+    with user_session(user_id) as s:
+        conv = s.exec(_owned(user_id, conversation_id)).first()
+    if conv is None:
+        raise NotFound("conversation not found")
+    return conv
+
+
+def list_conversations(*, user_id: uuid.UUID, limit: int = 100) -> list[ConversationSummary]:
+    """The user's conversations, most recently active first."""
+    with user_session(user_id) as s:
+        rows = s.execute(_LIST_SQL, {"uid": user_id, "n": limit}).all()
+    return [ConversationSummary(id=r[0], title=r[1], agent=r[2], created_at=r[3], turns=r[4],
+                                last_activity=r[5]) for r in rows]
+
+
+def rename_conversation(*, user_id: uuid.UUID, data: RenameIn) -> Conversation:
+    with user_session(user_id) as s:
+        conv = s.exec(_owned(user_id, data.conversation_id)).first()
+        if conv is None:
+            raise NotFound("conversation not found")
+        conv.title = data.title
+        s.add(conv)
+    return conv
+
+
+def delete_conversation(*, user_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+    with user_session(user_id) as s:
+        conv = s.exec(_owned(user_id, conversation_id)).first()
+        if conv is None:
+            raise NotFound("conversation not found")
+        s.delete(conv)
+
+
+def history(
+    *, user_id: uuid.UUID, conversation_id: uuid.UUID, limit: int = 50, before: datetime | None = None
+) -> HistoryPage:
+    """The newest ``limit`` turns (before ``before`` when paging back), oldest first."""
+    stmt = select(AgentRun).where(AgentRun.user_id == user_id, AgentRun.conversation_id == conversation_id)
+    if before is not None:
+        stmt = stmt.where(AgentRun.created_at < before)
+    stmt = stmt.order_by(col(AgentRun.created_at).desc(), col(AgentRun.id).desc()).limit(limit + 1)
+    with user_session(user_id) as s:
+        conv = s.exec(
+            select(Conversation.id).where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+        ).first()
+        if conv is None:
+            raise NotFound("conversation not found")
+        runs = list(s.exec(stmt).all())
+    has_earlier = len(runs) > limit
+    return HistoryPage(runs=list(reversed(runs[:limit])), has_earlier=has_earlier)
+
+
+def title_from_message(text: str) -> str:
+    """A conversation title made from its first message (no LLM call): first line, ~60 chars."""
+    line = " ".join(text.strip().split())
+    limit = min(60, MAX_TITLE)
+    if len(line) <= limit:
+        return line or DEFAULT_TITLE
+    cut = line[:limit].rsplit(" ", 1)[0] or line[:limit]
+    return cut.rstrip(" ,.;:-") + "…"

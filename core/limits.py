@@ -1,0 +1,365 @@
+"""Rate limits (the ``limits`` library, moving window) and usage quotas (from ``agent_runs``).
+
+Rate limits live in ``memory://`` (one process) or, when ``ADVISOR_REDIS_URL`` is set, in Redis
+under the key prefix ``advisor`` so every app process shares the counters. The ``limits`` library
+writes each window as one Redis list with an expiry equal to the window (claim C20): keys carry a
+TTL, and hold only timestamps. Identifiers in keys are a user id or a sha256 of an email /
+session key, never an email, a password or message content.
+
+- chat turns: ``settings.chat_turns_per_minute`` per user, moving window of one minute;
+- failed sign-ins: ``settings.signin_attempts_per_window`` per ``settings.signin_window_s``,
+  counted per email and per session key;
+- quotas (no Redis involved; read from ``agent_runs`` on every turn): tokens per UTC day
+  (input + output) and cost per UTC calendar month, defaults from settings, per-user overrides
+  from ``users.quota_tokens_per_day`` / ``users.quota_cost_per_month_usd``. A quota of 0 blocks.
+
+``check_turn_allowed()`` is what the chat layer calls before it stores anything; it raises
+``LimitExceeded`` whose ``message`` names the limit, the usage and when it resets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, StorageTypes, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from core.db import NotFound, user_session
+from core.settings import get_settings
+from models import AgentRun, User
+
+__all__ = [
+    "DEFAULT_KEY_PREFIX",
+    "LimitExceeded",
+    "LimitName",
+    "UsageSummary",
+    "check_signin_allowed",
+    "check_turn_allowed",
+    "clear_signin_failures",
+    "clear_user_limits",
+    "format_duration",
+    "record_signin_failure",
+    "reset_limiter_cache",
+    "usage_summary",
+]
+
+DEFAULT_KEY_PREFIX = "advisor"
+LimitName = Literal["chat_turns", "tokens_per_day", "cost_per_month", "signin"]
+
+
+class LimitExceeded(Exception):
+    """A rate limit or quota refused the action; ``message`` is safe to show to the user."""
+
+    def __init__(
+        self,
+        *,
+        limit: LimitName,
+        message: str,
+        used: int | Decimal,
+        allowed: int | Decimal,
+        resets_at: datetime,
+        retry_after_s: int,
+    ) -> None:
+        super().__init__(message)
+        self.limit: LimitName = limit
+        self.message = message
+        self.used = used
+        self.allowed = allowed
+        self.resets_at = resets_at
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    tokens_today: int
+    tokens_per_day: int
+    cost_month_usd: Decimal
+    cost_per_month_usd: Decimal
+    day_resets_at: datetime
+    month_resets_at: datetime
+    turns_per_minute: int
+    turns_left_this_minute: int
+
+
+# ------------------------------------------------------------------------------------------------
+# storage and limiter (one per (storage url, key prefix), shared by the process)
+# ------------------------------------------------------------------------------------------------
+_lock = threading.Lock()
+_key_prefix = DEFAULT_KEY_PREFIX
+_limiters: dict[tuple[str, str], tuple[StorageTypes, MovingWindowRateLimiter]] = {}
+
+
+def _storage_url() -> str:
+    return get_settings().redis_url or "memory://"
+
+
+def _limiter() -> MovingWindowRateLimiter:
+    url = _storage_url()
+    key = (url, _key_prefix)
+    with _lock:
+        entry = _limiters.get(key)
+        if entry is None:
+            if url.startswith("memory"):
+                storage = storage_from_string(url)
+            else:
+                storage = storage_from_string(
+                    url, key_prefix=_key_prefix, socket_connect_timeout=3, socket_timeout=3
+                )
+            entry = _limiters[key] = (storage, MovingWindowRateLimiter(storage))
+    return entry[1]
+
+
+def reset_limiter_cache(*, key_prefix: str | None = None) -> None:
+    """For tests: forget storages and counters (memory), and optionally use another Redis prefix."""
+    global _key_prefix
+    with _lock:
+        for storage, _ in _limiters.values():
+            if isinstance(storage, MemoryStorage):
+                storage.reset()
+        _limiters.clear()
+        _key_prefix = key_prefix or DEFAULT_KEY_PREFIX
+
+
+def _digest(value: str) -> str:
+    """Keys name a hash of an email / session key, never the value itself."""
+    return hashlib.sha256(value.strip().lower().encode("utf-8")).hexdigest()[:32]
+
+
+def _chat_item() -> RateLimitItem:
+    return RateLimitItemPerMinute(get_settings().chat_turns_per_minute, 1, namespace="chat")
+
+
+def _signin_item() -> RateLimitItem:
+    s = get_settings()
+    return RateLimitItemPerSecond(s.signin_attempts_per_window, s.signin_window_s, namespace="signin")
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``3 h 12 min``, ``4 d 3 h``."""
+    total = max(0, math.ceil(seconds))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
+
+def _retry(reset_epoch: float) -> tuple[datetime, int]:
+    retry = max(1, math.ceil(reset_epoch - time.time()))
+    return datetime.fromtimestamp(reset_epoch, UTC), retry
+
+
+# ------------------------------------------------------------------------------------------------
+# sign-in attempts
+# ------------------------------------------------------------------------------------------------
+def check_signin_allowed(*, email: str, session_key: str) -> None:
+    """Raise ``LimitExceeded`` when this email or this session has used up its failed attempts."""
+    limiter = _limiter()
+    item = _signin_item()
+    for kind, value in (("email", email), ("session", session_key)):
+        ident = _digest(value)
+        if not limiter.test(item, kind, ident):
+            stats = limiter.get_window_stats(item, kind, ident)
+            resets_at, retry = _retry(stats.reset_time)
+            raise LimitExceeded(
+                limit="signin",
+                message=f"Too many attempts — try again in {retry} s",
+                used=item.amount - stats.remaining,
+                allowed=item.amount,
+                resets_at=resets_at,
+                retry_after_s=retry,
+            )
+
+
+def record_signin_failure(*, email: str, session_key: str) -> None:
+    limiter = _limiter()
+    item = _signin_item()
+    limiter.hit(item, "email", _digest(email))
+    limiter.hit(item, "session", _digest(session_key))
+
+
+def clear_signin_failures(*, email: str) -> None:
+    """After a successful sign-in the email's failure count starts again."""
+    _limiter().clear(_signin_item(), "email", _digest(email))
+
+
+# ------------------------------------------------------------------------------------------------
+# quotas
+# ------------------------------------------------------------------------------------------------
+def _day_bounds(now: datetime) -> tuple[datetime, datetime]:
+    start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
+    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    nxt = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start, nxt
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class _Usage:
+    tokens_today: int
+    tokens_allowed: int
+    cost_month: Decimal
+    cost_allowed: Decimal
+    day_end: datetime
+    month_end: datetime
+
+
+def _usage(user_id: uuid.UUID, now: datetime) -> _Usage:
+    settings = get_settings()
+    day_start, day_end = _day_bounds(now)
+    month_start, month_end = _month_bounds(now)
+    with user_session(user_id) as s:
+        user = s.exec(select(User).where(User.id == user_id)).first()
+        if user is None:
+            raise NotFound("user")
+        tokens = s.exec(
+            select(
+                func.coalesce(
+                    func.sum(
+                        func.coalesce(col(AgentRun.input_tokens), 0)
+                        + func.coalesce(col(AgentRun.output_tokens), 0)
+                    ),
+                    0,
+                )
+            ).where(
+                AgentRun.user_id == user_id,
+                col(AgentRun.created_at) >= day_start,
+                col(AgentRun.created_at) < day_end,
+            )
+        ).one()
+        cost = s.exec(
+            select(func.coalesce(func.sum(col(AgentRun.cost_usd)), 0)).where(
+                AgentRun.user_id == user_id,
+                col(AgentRun.created_at) >= month_start,
+                col(AgentRun.created_at) < month_end,
+            )
+        ).one()
+        tokens_allowed = (
+            user.quota_tokens_per_day if user.quota_tokens_per_day is not None else settings.tokens_per_day
+        )
+        cost_allowed = (
+            Decimal(user.quota_cost_per_month_usd)
+            if user.quota_cost_per_month_usd is not None
+            else settings.cost_per_month_usd
+        )
+    return _Usage(
+        tokens_today=int(tokens or 0),
+        tokens_allowed=int(tokens_allowed),
+        cost_month=Decimal(str(cost or 0)),
+        cost_allowed=Decimal(cost_allowed),
+        day_end=day_end,
+        month_end=month_end,
+    )
+
+
+def _money(value: Decimal) -> str:
+    return f"${value.quantize(Decimal('0.01')):,}"
+
+
+def check_turn_allowed(*, user_id: uuid.UUID, now: datetime | None = None) -> None:
+    """Raise ``LimitExceeded`` if this user may not start a chat turn now; otherwise count the turn.
+
+    Quotas are checked first (they only read), then the per-minute rate limit is consumed.
+    ``now`` (timezone-aware) sets the clock for the quota periods; the rate-limit window always
+    uses the real clock.
+    """
+    current = _now(now)
+    usage = _usage(user_id, current)
+    if usage.tokens_today >= usage.tokens_allowed:
+        wait = (usage.day_end - current).total_seconds()
+        raise LimitExceeded(
+            limit="tokens_per_day",
+            message=(
+                f"Daily token quota reached: {usage.tokens_today:,} of {usage.tokens_allowed:,} tokens used "
+                f"today; resets at 00:00 UTC (in {format_duration(wait)})."
+            ),
+            used=usage.tokens_today,
+            allowed=usage.tokens_allowed,
+            resets_at=usage.day_end,
+            retry_after_s=max(1, math.ceil(wait)),
+        )
+    if usage.cost_month >= usage.cost_allowed:
+        wait = (usage.month_end - current).total_seconds()
+        raise LimitExceeded(
+            limit="cost_per_month",
+            message=(
+                f"Monthly cost quota reached: {_money(usage.cost_month)} of "
+                f"{_money(usage.cost_allowed)} used this month; resets on {usage.month_end:%Y-%m-%d} "
+                f"at 00:00 UTC (in {format_duration(wait)})."
+            ),
+            used=usage.cost_month,
+            allowed=usage.cost_allowed,
+            resets_at=usage.month_end,
+            retry_after_s=max(1, math.ceil(wait)),
+        )
+    limiter = _limiter()
+    item = _chat_item()
+    if not limiter.hit(item, "user", str(user_id)):
+        stats = limiter.get_window_stats(item, "user", str(user_id))
+        resets_at, retry = _retry(stats.reset_time)
+        raise LimitExceeded(
+            limit="chat_turns",
+            message=(
+                f"Too many messages: {item.amount} per minute allowed; try again in {format_duration(retry)}."
+            ),
+            used=item.amount - stats.remaining,
+            allowed=item.amount,
+            resets_at=resets_at,
+            retry_after_s=retry,
+        )
+
+
+def usage_summary(*, user_id: uuid.UUID, now: datetime | None = None) -> UsageSummary:
+    """Today's tokens, this month's cost, the limits that apply, and turns left this minute."""
+    current = _now(now)
+    usage = _usage(user_id, current)
+    item = _chat_item()
+    stats = _limiter().get_window_stats(item, "user", str(user_id))
+    return UsageSummary(
+        tokens_today=usage.tokens_today,
+        tokens_per_day=usage.tokens_allowed,
+        cost_month_usd=usage.cost_month,
+        cost_per_month_usd=usage.cost_allowed,
+        day_resets_at=usage.day_end,
+        month_resets_at=usage.month_end,
+        turns_per_minute=item.amount,
+        turns_left_this_minute=max(0, stats.remaining),
+    )
+
+
+def clear_user_limits(*, user_id: uuid.UUID, email: str) -> None:
+    """Remove this user's rate-limit keys (chat turns, failed sign-ins by email); privacy deletion."""
+    limiter = _limiter()
+    limiter.clear(_chat_item(), "user", str(user_id))
+    limiter.clear(_signin_item(), "email", _digest(email))

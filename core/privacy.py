@@ -1,0 +1,663 @@
+"""Everything we hold about a user: export it (a streamed ZIP) or delete it (one transaction).
+
+Claims C17 and C18 in ``SECURITY-CLAIMS.md``.
+
+**Which tables.** Both functions find the user's tables in the database catalogue (SQLAlchemy
+reflection), not in a hand-written list: ``users`` (owner column ``id``) and every table with a
+``user_id`` column or a foreign key to ``users.id``. A table added by a future migration is therefore
+exported (as ``extra/<table>.jsonl``) and deleted without a change here. Known tables are read with
+their model column types, so values come back as uuids, UTC datetimes, decimals and JSON.
+
+**Export.** ``iter_export_zip()`` yields the bytes of a ZIP archive as it is built: rows are read in
+batches through a server-side cursor (``yield_per``), serialised, compressed and handed out, so memory
+stays flat however many runs a user has, and nothing is written to disk (the runtime guard forbids it
+outside the data directory anyway). It reads in ``user_session(user_id)`` (row-level security on
+PostgreSQL), in one REPEATABLE READ transaction there (one consistent snapshot), and also filters every
+query by the user id. Contents: ``profile.json``, ``vibe_configs.json``, ``conversations.json``,
+``agent_runs.jsonl``, ``agent_runs.csv``, ``extra/<table>.jsonl`` for unknown tables, ``README.txt``
+and, last, ``manifest.json`` (schema revision, export time, row counts, sha256 and size of every file).
+``users.password_hash`` is the one value left out (README.txt says so).
+
+**Deletion.** ``delete_user()`` removes, in one ``user_session(user_id)`` transaction, every row that
+carries the user id in every catalogued table, children before parents (foreign-key order), then the
+``users`` row; checks that nothing is left; and writes a ``deletion_records`` row whose only link to
+the person is an HMAC-SHA256 of the id keyed with ``settings.deletion_salt``. Any error rolls all of
+it back. After the commit it clears the user's rate-limit keys (``core.limits.clear_user_limits``,
+when that module provides it); the page clears Streamlit's caches.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import importlib
+import io
+import json
+import logging
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import IO, Any, BinaryIO, Final, overload
+
+from sqlalchemy import ColumnElement, MetaData, Table, Uuid, bindparam, func, or_, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.expression import TableClause, column, table
+from sqlalchemy.types import TypeEngine
+
+from core.db import NotFound, get_engine, user_session
+from core.settings import get_settings
+from models import DeletionRecord
+from models import metadata as model_metadata
+from models.types import utcnow
+
+__all__ = [
+    "EXCLUDED_COLUMNS",
+    "EXPORT_FORMAT_VERSION",
+    "DeletionReceipt",
+    "OwnedTable",
+    "delete_user",
+    "export_file_name",
+    "export_user_data",
+    "iter_export_zip",
+    "subject_hash",
+    "user_data_tables",
+]
+
+log = logging.getLogger("advisor.privacy")
+
+EXPORT_FORMAT_VERSION: Final = 1
+ROOT_TABLE: Final = "users"
+OWNER_COLUMN: Final = "user_id"
+# Values we hold but never hand out: a password hash is a secret, not information about the person.
+EXCLUDED_COLUMNS: Final[dict[str, frozenset[str]]] = {"users": frozenset({"password_hash"})}
+BATCH_ROWS: Final = 2000  # rows per server-side fetch
+CHUNK_BYTES: Final = 256 * 1024  # hand compressed bytes out once this many are waiting
+COMPRESS_LEVEL: Final = 1  # zlib level 1: ~3-5x on chat text at several times the speed of level 6
+
+# Files of the known tables, in archive order. Any other user-owned table → extra/<table>.jsonl.
+_JSON_ARRAY_FILES: Final = {"vibe_configs": "vibe_configs.json", "conversations": "conversations.json"}
+_RUNS_TABLE: Final = "agent_runs"
+_PROFILE_TABLES: Final = ("users", "user_profiles")
+
+Progress = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------------------------
+# the catalogue
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OwnedTable:
+    """A table holding a user's rows: its owner columns and its columns (typed for reading)."""
+
+    name: str
+    owner_columns: tuple[str, ...]
+    clause: TableClause
+    order_by: tuple[str, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.clause.columns]
+
+    def owned_by(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+        uid = bindparam("owner_uid", user_id, type_=Uuid())
+        return or_(*(self.clause.c[name] == uid for name in self.owner_columns))
+
+
+def _owner_columns(t: Table) -> tuple[str, ...]:
+    if t.name == ROOT_TABLE:
+        return ("id",)
+    names = [c.name for c in t.columns if c.name == OWNER_COLUMN]
+    for fk in t.foreign_keys:
+        if fk.column.table.name == ROOT_TABLE and fk.column.name == "id" and fk.parent.name not in names:
+            names.append(fk.parent.name)
+    return tuple(names)
+
+
+def user_data_tables(conn: Connection) -> list[OwnedTable]:
+    """Every table of the live schema that holds rows of a user, parents before children.
+
+    ``users`` (owner column ``id``) and each table with a ``user_id`` column or a foreign key to
+    ``users.id``, as the database catalogue has them now. Columns of tables that the models know are
+    typed like the models (uuids, UTC datetimes, JSON); other columns keep their reflected type.
+    Excluded columns (``EXCLUDED_COLUMNS``) are left out of ``clause``.
+    """
+    reflected = MetaData()
+    reflected.reflect(bind=conn)
+    out: list[OwnedTable] = []
+    for t in reflected.sorted_tables:
+        owners = _owner_columns(t)
+        if not owners:
+            continue
+        model = model_metadata.tables.get(t.name)
+        excluded = EXCLUDED_COLUMNS.get(t.name, frozenset())
+        cols = []
+        for c in t.columns:
+            if c.name in excluded:
+                continue
+            typ: TypeEngine[Any] = model.c[c.name].type if model is not None and c.name in model.c else c.type
+            cols.append(column(c.name, typ))
+        pk = [c.name for c in t.primary_key.columns]
+        order = (["created_at"] if "created_at" in t.c and "created_at" not in pk else []) + pk
+        out.append(OwnedTable(t.name, owners, table(t.name, *cols), tuple(order or owners)))
+    if not out or out[0].name != ROOT_TABLE:
+        raise RuntimeError("the catalogue has no users table")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# values
+# --------------------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """A value as it appears in JSON: uuids, datetimes and decimals as strings, JSON as is."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")  # never "1E-8"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def csv_cell(value: Any) -> str:
+    """How a JSON value of ``agent_runs.jsonl`` is written in ``agent_runs.csv`` (README.txt)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------------------------
+# the ZIP stream
+# --------------------------------------------------------------------------------------------
+class _Sink:
+    """A write-only, non-seekable target for ``zipfile`` that hands its bytes out on demand."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self.pending = 0
+        self.total = 0
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        self.pending += len(data)
+        self.total += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self.pending = 0
+        return data
+
+
+@dataclass
+class _FileStats:
+    rows: int = 0
+    size: int = 0
+    sha256: Any = field(default_factory=hashlib.sha256)
+
+
+class _Writer:
+    """One archive member being written: counts, hashes and compresses what it is given."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str, *, large: bool) -> None:
+        self.name = name
+        self.stats = _FileStats()
+        self._fh: IO[bytes] = zf.open(name, "w", force_zip64=large)
+
+    def write(self, text: str, rows: int = 0) -> None:
+        data = text.encode("utf-8")
+        self.stats.sha256.update(data)
+        self.stats.size += len(data)
+        self.stats.rows += rows
+        self._fh.write(data)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class _Export:
+    def __init__(self, conn: Connection, user_id: uuid.UUID, progress: Progress | None) -> None:
+        self.conn = conn
+        self.user_id = user_id
+        self.progress = progress
+        self.sink = _Sink()
+        self.zf = zipfile.ZipFile(
+            self.sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
+        )
+        self.files: dict[str, _FileStats] = {}
+        self.table_files: dict[str, list[str]] = {}
+        self.row_counts: dict[str, int] = {}
+        self.done = 0
+        self.total = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _ready(self) -> Iterator[bytes]:
+        if self.sink.pending >= CHUNK_BYTES:
+            yield self.sink.take()
+
+    def _tick(self, rows: int) -> None:
+        self.done += rows
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+
+    def _open(self, name: str, tables: Sequence[str], *, large: bool = False) -> _Writer:
+        for t in tables:
+            self.table_files.setdefault(t, []).append(name)
+        return _Writer(self.zf, name, large=large)
+
+    def _close(self, writer: _Writer) -> None:
+        writer.close()
+        self.files[writer.name] = writer.stats
+
+    def _batches(self, t: OwnedTable) -> Iterator[list[dict[str, Any]]]:
+        stmt = (
+            select(*t.clause.columns)
+            .where(t.owned_by(self.user_id))
+            .order_by(*(t.clause.c[name] for name in t.order_by))
+        )
+        names = t.column_names
+        result = self.conn.execute(stmt, execution_options={"yield_per": BATCH_ROWS})
+        for part in result.partitions():
+            yield [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in part]
+
+    def _count(self, t: OwnedTable) -> int:
+        return _count(self.conn, t, self.user_id)
+
+    # -- members ---------------------------------------------------------------------------
+    def _profile(self, tables: dict[str, OwnedTable]) -> Iterator[bytes]:
+        users = [r for batch in self._batches(tables["users"]) for r in batch]
+        if len(users) != 1:
+            raise NotFound("no such user")
+        profiles = [r for batch in self._batches(tables["user_profiles"]) for r in batch]
+        w = self._open("profile.json", _PROFILE_TABLES)
+        doc = {"user": users[0], "profile": profiles[0] if profiles else None}
+        w.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", rows=len(users) + len(profiles))
+        self._close(w)
+        self.row_counts["users"] = len(users)
+        self.row_counts["user_profiles"] = len(profiles)
+        self._tick(len(users) + len(profiles))
+        yield from self._ready()
+
+    def _json_array(self, t: OwnedTable, name: str) -> Iterator[bytes]:
+        w = self._open(name, [t.name])
+        w.write("[")
+        first = True
+        for batch in self._batches(t):
+            parts = []
+            for row in batch:
+                parts.append(("\n  " if first else ",\n  ") + _dumps(row))
+                first = False
+            w.write("".join(parts), rows=len(batch))
+            self._tick(len(batch))
+            yield from self._ready()
+        w.write("\n]\n" if not first else "]\n")
+        self._close(w)
+        self.row_counts[t.name] = w.stats.rows
+        yield from self._ready()
+
+    def _jsonl(self, t: OwnedTable, name: str) -> Iterator[bytes]:
+        w = self._open(name, [t.name], large=True)
+        for batch in self._batches(t):
+            w.write("".join(_dumps(row) + "\n" for row in batch), rows=len(batch))
+            self._tick(len(batch))
+            yield from self._ready()
+        self._close(w)
+        self.row_counts[t.name] = w.stats.rows
+        yield from self._ready()
+
+    def _csv(self, t: OwnedTable, name: str) -> Iterator[bytes]:
+        w = self._open(name, [t.name], large=True)
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\r\n")
+        out.writerow(t.column_names)
+        w.write(buf.getvalue())
+        for batch in self._batches(t):
+            buf.seek(0)
+            buf.truncate(0)
+            out.writerows([csv_cell(v) for v in row.values()] for row in batch)
+            w.write(buf.getvalue(), rows=len(batch))
+            self._tick(len(batch))
+            yield from self._ready()
+        self._close(w)
+        yield from self._ready()
+
+    def _text(self, name: str, text: str) -> Iterator[bytes]:
+        w = self._open(name, [])
+        w.write(text)
+        self._close(w)
+        yield from self._ready()
+
+    # -- the archive -----------------------------------------------------------------------
+    def run(self) -> Iterator[bytes]:
+        catalogue = user_data_tables(self.conn)
+        tables = {t.name: t for t in catalogue}
+        missing = [n for n in (*_PROFILE_TABLES, *_JSON_ARRAY_FILES, _RUNS_TABLE) if n not in tables]
+        if missing:
+            raise RuntimeError(f"the catalogue lacks {', '.join(missing)}")
+        revision = self.conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        exported_at = utcnow()
+        counts = {t.name: self._count(t) for t in catalogue}
+        self.total = sum(counts.values()) + counts[_RUNS_TABLE]  # runs are written twice
+        self._tick(0)
+
+        yield from self._profile(tables)
+        for name, file_name in _JSON_ARRAY_FILES.items():
+            yield from self._json_array(tables[name], file_name)
+        yield from self._jsonl(tables[_RUNS_TABLE], "agent_runs.jsonl")
+        yield from self._csv(tables[_RUNS_TABLE], "agent_runs.csv")
+        known = {*_PROFILE_TABLES, *_JSON_ARRAY_FILES, _RUNS_TABLE}
+        extras = [t for t in catalogue if t.name not in known]
+        for t in extras:
+            yield from self._jsonl(t, f"extra/{t.name}.jsonl")
+        yield from self._text("README.txt", readme_text(catalogue))
+
+        manifest = {
+            "format": "advisor-export",
+            "format_version": EXPORT_FORMAT_VERSION,
+            "schema_version": revision,
+            "exported_at": exported_at.isoformat(),
+            "user_id": str(self.user_id),
+            "row_counts": {t.name: self.row_counts.get(t.name, 0) for t in catalogue},
+            "tables": {t.name: self.table_files.get(t.name, []) for t in catalogue},
+            "excluded_columns": {k: sorted(v) for k, v in EXCLUDED_COLUMNS.items()},
+            "files": {
+                name: {"sha256": s.sha256.hexdigest(), "bytes": s.size, "rows": s.rows}
+                for name, s in self.files.items()
+            },
+        }
+        w = self._open("manifest.json", [])
+        w.write(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+        w.close()
+        self.zf.close()
+        yield self.sink.take()
+
+
+def _read_engine(engine: Engine) -> Engine:
+    # One snapshot for the whole export on PostgreSQL (SQLite transactions are serializable).
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
+
+
+def iter_export_zip(
+    *, user_id: uuid.UUID, progress: Progress | None = None, engine: Engine | None = None
+) -> Iterator[bytes]:
+    """The user's export as a stream of ZIP bytes (chunks of about ``CHUNK_BYTES``).
+
+    ``progress(done, total)`` is called after each batch of rows. The database transaction stays
+    open while the caller iterates; closing the iterator early rolls it back.
+    Raises ``NotFound`` when the user does not exist (or is not visible to this identity).
+    """
+    engine = _read_engine(engine or get_engine())
+    with user_session(user_id, engine=engine) as session:
+        export = _Export(session.connection(), user_id, progress)
+        yield from export.run()
+
+
+@overload
+def export_user_data(
+    *, user_id: uuid.UUID, out: None = None, progress: Progress | None = None, engine: Engine | None = None
+) -> bytes: ...
+@overload
+def export_user_data(
+    *, user_id: uuid.UUID, out: BinaryIO, progress: Progress | None = None, engine: Engine | None = None
+) -> int: ...
+def export_user_data(
+    *,
+    user_id: uuid.UUID,
+    out: BinaryIO | None = None,
+    progress: Progress | None = None,
+    engine: Engine | None = None,
+) -> bytes | int:
+    """Export everything held about ``user_id`` as a ZIP.
+
+    With ``out`` the archive is streamed into it (any writable binary stream, seekable or not) and
+    the number of bytes written is returned; without it the archive is returned as bytes.
+    """
+    chunks = iter_export_zip(user_id=user_id, progress=progress, engine=engine)
+    if out is None:
+        return b"".join(chunks)
+    size = 0
+    for chunk in chunks:
+        out.write(chunk)
+        size += len(chunk)
+    return size
+
+
+def export_file_name(today: date | None = None) -> str:
+    return f"advisor-export-{(today or utcnow().date()).isoformat()}.zip"
+
+
+# --------------------------------------------------------------------------------------------
+# README.txt
+# --------------------------------------------------------------------------------------------
+FIELD_DOCS: Final[dict[str, dict[str, str]]] = {
+    "users": {
+        "id": "your account id (a UUID); every other file refers to you by it as user_id",
+        "email": "your sign-in email address (stored lower-cased)",
+        "auth_provider": "how you sign in: local (email + password) or oidc (single sign-on)",
+        "oidc_subject": "your identifier at the single sign-on provider (empty for local accounts)",
+        "is_admin": "whether you are an administrator of this Advisor installation",
+        "created_at": "when your account was created (UTC, ISO 8601)",
+        "quota_tokens_per_day": "a personal daily token quota set by an administrator (empty: the default)",
+        "quota_cost_per_month_usd": "a personal monthly cost quota in USD (empty: the default)",
+    },
+    "user_profiles": {
+        "user_id": "your account id",
+        "role": "the role you gave (e.g. CTO)",
+        "stack": "the technologies you listed (a JSON list)",
+        "vertical": "your industry vertical",
+        "updated_at": "when you last changed the profile (UTC)",
+    },
+    "vibe_configs": {
+        "id": "the vibe's id",
+        "user_id": "your account id",
+        "name": "the name you gave the vibe",
+        "playfulness": "slider 0-10",
+        "revenue_focus": "slider 0-10",
+        "technical_depth": "slider 0-10",
+        "brevity": "slider 0-10",
+        "formality": "slider 0-10",
+        "is_active": "whether this is the vibe used for new answers",
+        "updated_at": "when the vibe was last changed (UTC)",
+    },
+    "conversations": {
+        "id": "the conversation's id; agent runs refer to it as conversation_id",
+        "user_id": "your account id",
+        "title": "the conversation's title",
+        "agent": "the advisor mode chosen for it",
+        "created_at": "when it was started (UTC)",
+    },
+    "agent_runs": {
+        "id": "the run's id (one question and its answer)",
+        "user_id": "your account id",
+        "conversation_id": "the conversation this turn belongs to",
+        "agent": "the advisor mode that answered",
+        "created_at": "when you sent the message (UTC)",
+        "user_message": "the message you sent, exactly as stored",
+        "output": "the answer shown to you (partial if the run was interrupted)",
+        "status": "pending, ok, error or interrupted",
+        "provider": "the LLM provider that answered (openai, anthropic, demo)",
+        "model": "the model that answered",
+        "fallback_from": "the provider/model tried first when a fallback happened",
+        "input_tokens": "tokens sent to the model",
+        "output_tokens": "tokens the model produced",
+        "cached_input_tokens": "input tokens served from the provider's prompt cache",
+        "cache_write_tokens": "input tokens written to the provider's prompt cache",
+        "cost_usd": "the computed cost in USD, a decimal string (empty when the model's price is unknown)",
+        "ttft_ms": "milliseconds until the first token arrived",
+        "latency_ms": "milliseconds until the answer was complete",
+        "prompt_sha256": "sha256 of the system prompt used (traces the answer to its prompt)",
+        "atom_versions": "the prompt atoms used, as a JSON list of [id, version]",
+        "request_id": "the reference shown with errors and written in our logs",
+        "error_code": "the error category when the run failed",
+    },
+}
+
+_README_HEAD = """\
+Advisor — export of your data
+=============================
+
+This archive holds every row that Advisor stores about you, read in one consistent snapshot of the
+database at the time given in manifest.json ("exported_at", UTC). Text files are UTF-8. Timestamps
+are UTC in ISO 8601. Ids are UUIDs. Decimal amounts are decimal strings (exact, never rounded).
+
+Left out on purpose: users.password_hash, the one-way hash of your password (a secret used to check
+your password, not information about you). Nothing else is left out.
+
+Files
+-----
+profile.json        your account row ("user", from the table users) and your profile ("profile",
+                    from user_profiles; null if you never filled it in)
+vibe_configs.json   your vibes (output-style presets), a JSON array, one object per vibe
+conversations.json  your conversations, a JSON array, one object per conversation
+agent_runs.jsonl    every chat turn: your message, the answer and how it was produced; JSON Lines
+                    (one JSON object per line), oldest first
+agent_runs.csv      the same rows as agent_runs.jsonl as a spreadsheet: CSV (RFC 4180, comma separated,
+                    double-quote quoting, CRLF line ends, first line = column names, no byte order
+                    mark). Empty cell = no value (null); true/false for yes/no; JSON lists as JSON text.
+extra/<table>.jsonl any other table holding rows of yours (JSON Lines)
+README.txt          this file
+manifest.json       format and schema version, export time, number of rows per table, and for each
+                    file its size in bytes, its number of rows and its SHA-256 (to check the archive
+                    is complete: e.g. `sha256sum agent_runs.csv`)
+
+Large files are stored with ZIP64 extensions; any current unzip tool reads them.
+
+Fields
+------
+"""
+
+
+def readme_text(catalogue: Iterable[OwnedTable]) -> str:
+    """README.txt: every file, and every field of every exported table."""
+    lines = [_README_HEAD]
+    for t in catalogue:
+        docs = FIELD_DOCS.get(t.name, {})
+        lines.append(f"{t.name}\n")
+        for name in t.column_names:
+            lines.append(f"  {name}: {docs.get(name, '(no description yet)')}\n")
+        lines.append("\n")
+    return "".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# deletion
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeletionReceipt:
+    """What ``delete_user`` removed; holds no personal data (the hash is keyed and one-way)."""
+
+    record_id: uuid.UUID
+    subject_hash: str
+    deleted_at: datetime
+    row_counts: dict[str, int]
+    limits_cleared: bool
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.row_counts.values())
+
+
+def subject_hash(user_id: uuid.UUID) -> str:
+    """HMAC-SHA256 of the user id keyed with ``settings.deletion_salt`` (hex, 64 characters)."""
+    key = get_settings().deletion_salt.get_secret_value().encode("utf-8")
+    return hmac.new(key, str(user_id).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def delete_user(
+    *,
+    user_id: uuid.UUID,
+    engine: Engine | None = None,
+    on_table_deleted: Callable[[str, int], None] | None = None,
+) -> DeletionReceipt:
+    """Delete every row carrying ``user_id``, then the user, in one transaction; record it without PII.
+
+    ``on_table_deleted(table, rows)`` is called after each table is emptied, inside the transaction
+    (an exception from it rolls everything back). Raises ``NotFound`` when the user does not exist.
+    """
+    with user_session(user_id, engine=engine) as session:
+        conn = session.connection()
+        catalogue = user_data_tables(conn)
+        root = catalogue[0]
+        email = conn.execute(select(root.clause.c.email).where(root.owned_by(user_id))).scalar_one_or_none()
+        if email is None:
+            raise NotFound("no such user")
+        counts: dict[str, int] = {}
+        for t in reversed(catalogue):  # children first; users last
+            n = conn.execute(t.clause.delete().where(t.owned_by(user_id))).rowcount
+            counts[t.name] = n
+            if on_table_deleted is not None:
+                on_table_deleted(t.name, n)
+        if counts[ROOT_TABLE] != 1:
+            raise NotFound("no such user")
+        left = {t.name: n for t in catalogue if (n := _count(conn, t, user_id))}
+        if left:  # e.g. rows hidden from this identity by row-level security
+            raise RuntimeError(f"rows of the user are left in {', '.join(sorted(left))}")
+        record = DeletionRecord(subject_hash=subject_hash(user_id), deleted_at=utcnow(), row_counts=counts)
+        # A plain INSERT (no RETURNING): advisor_app may insert deletion records but not read them.
+        conn.execute(
+            DeletionRecord.__table__.insert().values(  # type: ignore[attr-defined]
+                id=record.id,
+                subject_hash=record.subject_hash,
+                deleted_at=record.deleted_at,
+                row_counts=record.row_counts,
+            )
+        )
+    log.info("user deleted: subject %s, %d rows", record.subject_hash[:12], sum(counts.values()))
+    limits_cleared = _clear_user_limits(user_id=user_id, email=email)
+    return DeletionReceipt(
+        record_id=record.id,
+        subject_hash=record.subject_hash,
+        deleted_at=record.deleted_at,
+        row_counts=counts,
+        limits_cleared=limits_cleared,
+    )
+
+
+def _count(conn: Connection, t: OwnedTable, user_id: uuid.UUID) -> int:
+    stmt = select(func.count()).select_from(t.clause).where(t.owned_by(user_id))
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _clear_user_limits(*, user_id: uuid.UUID, email: str) -> bool:
+    """Forget the user's rate-limit keys (after the commit: a failure here cannot undo the deletion)."""
+    try:
+        limits = importlib.import_module("core.limits")
+    except ImportError:
+        return False
+    clear = getattr(limits, "clear_user_limits", None)
+    if clear is None:
+        return False
+    try:
+        clear(user_id=user_id, email=email)
+    except Exception:
+        log.exception("could not clear the rate-limit keys of a deleted user")
+        return False
+    return True

@@ -1,0 +1,196 @@
+"""Anthropic Messages, streamed (raw SSE events; no accumulation helper, less overhead)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+
+import anthropic
+import httpx2
+import pydantic
+from anthropic.types import MessageParam
+
+from core.providers.base import (
+    ChatMessage,
+    Deadline,
+    Done,
+    ErrorKind,
+    ProviderError,
+    ProviderEvent,
+    ProviderTimeouts,
+    TextDelta,
+    Usage,
+    kind_for_status,
+    parse_retry_after,
+    placeholder_key,
+    sanitize_message,
+)
+
+# ``error.type`` of an error event sent inside a 200 stream → kind
+_STREAM_ERROR_KINDS = {
+    "rate_limit_error": ErrorKind.RATE_LIMITED,
+    "overloaded_error": ErrorKind.SERVER,
+    "api_error": ErrorKind.SERVER,
+    "timeout_error": ErrorKind.TIMEOUT,
+    "authentication_error": ErrorKind.AUTH,
+    "permission_error": ErrorKind.AUTH,
+    "billing_error": ErrorKind.AUTH,
+    "invalid_request_error": ErrorKind.BAD_REQUEST,
+    "not_found_error": ErrorKind.BAD_REQUEST,
+    "request_too_large": ErrorKind.BAD_REQUEST,
+}
+
+
+class AnthropicProvider:
+    """Usage: input/cache counts from ``message_start``, output (cumulative) from ``message_delta``."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        max_tokens: int = 2048,
+        timeouts: ProviderTimeouts | None = None,
+        max_retries: int = 0,
+        name: str = "anthropic",
+    ) -> None:
+        key = placeholder_key(api_key, base_url)
+        if key is None:
+            raise ValueError(f"{name}: an API key is required unless a base URL is set")
+        self.name = name
+        self.model = model
+        self._max_tokens = max_tokens
+        self._timeouts = timeouts or ProviderTimeouts()
+        self._secrets = tuple(s for s in (api_key,) if s)
+        self._client = anthropic.Anthropic(
+            api_key=key,
+            base_url=base_url,
+            timeout=self._timeouts.httpx_timeout(),
+            max_retries=max_retries,
+        )
+
+    def __repr__(self) -> str:
+        url = str(self._client.base_url)
+        return f"AnthropicProvider(name={self.name!r}, model={self.model!r}, base_url={url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, system: str, request_id: str
+    ) -> Iterator[ProviderEvent]:
+        payload: list[MessageParam] = []
+        for m in messages:
+            if m.role == "user":
+                payload.append({"role": "user", "content": m.content})
+            else:
+                payload.append({"role": "assistant", "content": m.content})
+        deadline = Deadline(self._timeouts, self.name)
+        input_tokens = output_tokens = cached = written = 0
+        saw_usage = False
+        stop_reason: str | None = None
+        message_id: str | None = None
+        finished = False
+        try:
+            with self._client.messages.create(
+                model=self.model,
+                max_tokens=self._max_tokens,
+                messages=payload,
+                stream=True,
+                system=system if system else anthropic.omit,
+                extra_headers={"X-Client-Request-Id": request_id},
+            ) as stream:
+                header_id = stream.response.headers.get("request-id")
+                for event in stream:
+                    deadline.check()
+                    if event.type == "content_block_delta":
+                        if event.delta.type == "text_delta" and event.delta.text:
+                            deadline.got_text = True
+                            yield TextDelta(event.delta.text)
+                    elif event.type == "message_start":
+                        message_id = event.message.id
+                        u = event.message.usage
+                        saw_usage = True
+                        input_tokens = u.input_tokens
+                        output_tokens = u.output_tokens
+                        cached = u.cache_read_input_tokens or 0
+                        written = u.cache_creation_input_tokens or 0
+                    elif event.type == "message_delta":
+                        d = event.usage  # cumulative counts; the input ones only when present
+                        saw_usage = True
+                        output_tokens = d.output_tokens
+                        if d.input_tokens is not None:
+                            input_tokens = d.input_tokens
+                        if d.cache_read_input_tokens is not None:
+                            cached = d.cache_read_input_tokens
+                        if d.cache_creation_input_tokens is not None:
+                            written = d.cache_creation_input_tokens
+                        if event.delta.stop_reason is not None:
+                            stop_reason = event.delta.stop_reason
+                    elif event.type == "message_stop":
+                        finished = True
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise map_anthropic_error(exc, provider=self.name, secrets=self._secrets) from None
+
+        if not finished:
+            raise ProviderError(ErrorKind.CONNECTION, "stream ended before message_stop", provider=self.name)
+        if saw_usage:
+            yield Usage(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
+            )
+        yield Done(stop_reason=stop_reason, provider_request_id=header_id or message_id)
+
+
+def map_anthropic_error(exc: BaseException, *, provider: str, secrets: Sequence[str] = ()) -> ProviderError:
+    """Every exception the ``anthropic`` SDK (or its transport) can raise → :class:`ProviderError`.
+
+    Note: this SDK does not wrap transport errors raised while a stream is being read, so raw
+    ``httpx2`` timeouts/transport errors are mapped here too.
+    """
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderError(ErrorKind.TIMEOUT, "request timed out", provider=provider)
+    if isinstance(exc, anthropic.APIConnectionError):
+        cause = exc.__cause__
+        detail = f"connection failed ({type(cause).__name__})" if cause is not None else "connection failed"
+        return ProviderError(ErrorKind.CONNECTION, detail, provider=provider)
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return ProviderError(
+            ErrorKind.SERVER,
+            "response did not match the API schema",
+            provider=provider,
+            status_code=exc.status_code,
+        )
+    if isinstance(exc, anthropic.APIStatusError):
+        message = sanitize_message(exc.api_message or "", secrets) or f"HTTP {exc.status_code}"
+        if exc.status_code < 400:
+            # an ``event: error`` inside a 200 stream: classify by the error type in its body
+            kind = _STREAM_ERROR_KINDS.get(exc.type or "", ErrorKind.SERVER)
+            return ProviderError(
+                kind, f"error event in stream ({exc.type or 'unknown'}): {message}", provider=provider
+            )
+        return ProviderError(
+            kind_for_status(exc.status_code),
+            message,
+            provider=provider,
+            status_code=exc.status_code,
+            retry_after=parse_retry_after(exc.response.headers),
+        )
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderError(ErrorKind.TIMEOUT, "request timed out", provider=provider)
+    if isinstance(exc, httpx2.TransportError):
+        return ProviderError(
+            ErrorKind.CONNECTION, f"connection failed ({type(exc).__name__})", provider=provider
+        )
+    if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | UnicodeDecodeError):
+        return ProviderError(ErrorKind.SERVER, "malformed event in stream", provider=provider)
+    if isinstance(exc, anthropic.APIError):
+        return ProviderError(ErrorKind.SERVER, sanitize_message(exc.message, secrets), provider=provider)
+    if isinstance(exc, anthropic.AnthropicError):
+        return ProviderError(ErrorKind.BAD_REQUEST, type(exc).__name__, provider=provider)
+    return ProviderError(ErrorKind.SERVER, f"unexpected {type(exc).__name__}", provider=provider)

@@ -1,0 +1,185 @@
+"""OpenAI Chat Completions (and any OpenAI-compatible server: Ollama, vLLM, LiteLLM, ...)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+
+import httpx2
+import openai
+import pydantic
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.completion_usage import CompletionUsage
+
+from core.providers.base import (
+    ChatMessage,
+    Deadline,
+    Done,
+    ErrorKind,
+    ProviderError,
+    ProviderEvent,
+    ProviderTimeouts,
+    TextDelta,
+    Usage,
+    kind_for_status,
+    parse_retry_after,
+    placeholder_key,
+    sanitize_message,
+)
+
+
+class OpenAIProvider:
+    """Streams Chat Completions with ``stream_options.include_usage``; one pooled client per instance."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeouts: ProviderTimeouts | None = None,
+        max_retries: int = 0,
+        name: str = "openai",
+    ) -> None:
+        key = placeholder_key(api_key, base_url)
+        if key is None:
+            raise ValueError(f"{name}: an API key is required unless a base URL is set")
+        self.name = name
+        self.model = model
+        self._timeouts = timeouts or ProviderTimeouts()
+        self._secrets = tuple(s for s in (api_key,) if s)
+        self._client = openai.OpenAI(
+            api_key=key,
+            base_url=base_url,
+            timeout=self._timeouts.httpx_timeout(),
+            max_retries=max_retries,
+        )
+
+    def __repr__(self) -> str:
+        url = str(self._client.base_url)
+        return f"OpenAIProvider(name={self.name!r}, model={self.model!r}, base_url={url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, system: str, request_id: str
+    ) -> Iterator[ProviderEvent]:
+        payload: list[ChatCompletionMessageParam] = []
+        if system:
+            payload.append({"role": "system", "content": system})
+        for m in messages:
+            if m.role == "user":
+                payload.append({"role": "user", "content": m.content})
+            else:
+                payload.append({"role": "assistant", "content": m.content})
+
+        deadline = Deadline(self._timeouts, self.name)
+        usage: CompletionUsage | None = None
+        stop_reason: str | None = None
+        chunk_id: str | None = None
+        try:
+            with self._client.chat.completions.create(
+                model=self.model,
+                messages=payload,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers={"X-Client-Request-Id": request_id},
+            ) as stream:
+                header_id = stream.response.headers.get("x-request-id")
+                for chunk in stream:
+                    deadline.check()
+                    chunk_id = chunk_id or chunk.id
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    for choice in chunk.choices:
+                        if choice.index != 0:
+                            continue
+                        text = choice.delta.content
+                        if text:
+                            deadline.got_text = True
+                            yield TextDelta(text)
+                        if choice.finish_reason is not None:
+                            stop_reason = choice.finish_reason
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise map_openai_error(exc, provider=self.name, secrets=self._secrets) from None
+
+        if stop_reason is None:
+            # The body ended cleanly but without a finish_reason: a proxy or server cut it short.
+            raise ProviderError(ErrorKind.CONNECTION, "stream ended before completion", provider=self.name)
+        if usage is not None:
+            yield usage_from_openai(usage)
+        yield Done(stop_reason=stop_reason, provider_request_id=header_id or chunk_id)
+
+
+def usage_from_openai(usage: CompletionUsage) -> Usage:
+    """``prompt_tokens`` includes cached tokens (and cache writes); Usage.input_tokens excludes them."""
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details else 0
+    written = (details.cache_write_tokens or 0) if details else 0
+    return Usage(
+        input_tokens=max(0, usage.prompt_tokens - cached - written),
+        output_tokens=usage.completion_tokens,
+        cached_input_tokens=cached,
+        cache_write_tokens=written,
+    )
+
+
+def map_openai_error(exc: BaseException, *, provider: str, secrets: Sequence[str] = ()) -> ProviderError:
+    """Every exception the ``openai`` SDK (or its transport) can raise → :class:`ProviderError`."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderError(ErrorKind.TIMEOUT, "request timed out", provider=provider)
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError(ErrorKind.CONNECTION, _connection_detail(exc), provider=provider)
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ProviderError(
+            ErrorKind.SERVER,
+            "response did not match the API schema",
+            provider=provider,
+            status_code=exc.status_code,
+        )
+    if isinstance(exc, openai.APIStatusError):
+        kind = kind_for_status(exc.status_code)
+        return ProviderError(
+            kind,
+            _status_detail(exc.body, exc.status_code, secrets),
+            provider=provider,
+            status_code=exc.status_code,
+            retry_after=parse_retry_after(exc.response.headers),
+        )
+    if isinstance(exc, openai.APIError):
+        # an error object sent inside an otherwise successful stream
+        body = exc.body if isinstance(exc.body, dict) else {}
+        label = f"{body.get('type') or ''} {body.get('code') or ''}".lower()
+        kind = ErrorKind.RATE_LIMITED if "rate_limit" in label else ErrorKind.SERVER
+        return ProviderError(
+            kind, "error event in stream: " + sanitize_message(exc.message, secrets), provider=provider
+        )
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderError(ErrorKind.TIMEOUT, "request timed out", provider=provider)
+    if isinstance(exc, httpx2.TransportError):
+        return ProviderError(ErrorKind.CONNECTION, type(exc).__name__, provider=provider)
+    if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | UnicodeDecodeError):
+        return ProviderError(ErrorKind.SERVER, "malformed event in stream", provider=provider)
+    if isinstance(exc, openai.OpenAIError):
+        return ProviderError(ErrorKind.BAD_REQUEST, type(exc).__name__, provider=provider)
+    return ProviderError(ErrorKind.SERVER, f"unexpected {type(exc).__name__}", provider=provider)
+
+
+def _connection_detail(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return f"connection failed ({type(cause).__name__})" if cause is not None else "connection failed"
+
+
+def _status_detail(body: object, status: int, secrets: Sequence[str]) -> str:
+    message = ""
+    if isinstance(body, dict):
+        raw = body.get("message")
+        if raw is None and isinstance(body.get("error"), dict):
+            raw = body["error"].get("message")
+        message = raw if isinstance(raw, str) else ""
+    elif isinstance(body, str):
+        message = body
+    return sanitize_message(message, secrets) if message else f"HTTP {status}"

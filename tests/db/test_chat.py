@@ -1,0 +1,292 @@
+"""run_turn end to end: real SDKs → loopback stub, real PostgreSQL (C10, C14, C15, C16)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from core.assembler import assemble_prompt
+from core.atoms import load_atoms
+from core.chat import TurnRejected, recover_stale_runs, run_turn
+from core.conversations import get_conversation, history
+from core.db import NotFound, engine_for, system_session, user_session
+from core.pricing import cost_usd
+from core.profiles import save_profile
+from core.providers.base import Usage
+from models import AgentRun
+from models.schemas import ProfileIn, VibeIn
+from tests.chat_fixtures import ChatEnv, chat_env, stub_server  # noqa: F401
+from tests.factories import make_user
+from tests.stubs.provider_server import Fault, Reply
+
+
+def _runs(user_id: uuid.UUID) -> list[AgentRun]:
+    with system_session() as s:
+        return list(s.exec(select(AgentRun).where(AgentRun.user_id == user_id)).all())
+
+
+def _turn(env: ChatEnv, message: str = "Should we adopt Kafka?", **kw):
+    turn = run_turn(user_id=env.user_id, conversation_id=env.conversation_id, text=message,
+                    settings=env.settings, router=env.router, **kw)
+    streamed = "".join(turn)
+    return turn.result, streamed
+
+
+def test_happy_turn_records_everything(chat_env: ChatEnv):
+    save_profile(user_id=chat_env.user_id, data=ProfileIn(role="CTO", stack=["Go", "React"], vertical="SaaS"))
+    reply = Reply(text="Start with one topic and measure consumer lag.", input_tokens=1200, cached_tokens=200)
+    chat_env.stub.set_reply("openai", reply)
+    result, streamed = _turn(chat_env, "Should we adopt Kafka?")
+    assert streamed == reply.text
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "ok" and run.output == reply.text
+    assert run.user_message == "Should we adopt Kafka?"
+    assert (run.provider, run.model, run.fallback_from) == ("openai", "gpt-4o-mini", None)
+    # usage as the provider reported it: the stub sent prompt_tokens=1400 with 200 cached
+    assert run.input_tokens == 1200 and run.cached_input_tokens == 200
+    assert run.output_tokens == reply.completion_tokens
+    expected = cost_usd("gpt-4o-mini", Usage(1200, reply.completion_tokens, 200, 0))
+    assert expected is not None and run.cost_usd == expected and run.cost_usd > 0
+    assert run.ttft_ms is not None and run.latency_ms is not None and 0 <= run.ttft_ms <= run.latency_ms
+    prompt = assemble_prompt(ProfileIn(role="CTO", stack=["Go", "React"], vertical="SaaS"), VibeIn(),
+                             load_atoms(), agent="general")
+    assert run.prompt_sha256 == prompt.sha256
+    assert run.atom_versions == [[a, v] for a, v in prompt.atoms]
+    assert run.request_id == result.request_id and len(run.request_id) >= 8
+    # the exact prompt went to the provider as the system message
+    [req] = chat_env.stub.requests("openai")
+    assert req.body["messages"][0] == {"role": "system", "content": prompt.text}
+    assert req.body["stream_options"] == {"include_usage": True}
+    assert get_conversation(user_id=chat_env.user_id,
+                            conversation_id=chat_env.conversation_id).title == "Should we adopt Kafka?"
+
+
+def test_message_is_committed_before_the_provider_is_called(chat_env: ChatEnv):
+    turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="durable?",
+                    settings=chat_env.settings, router=chat_env.router)
+    assert chat_env.stub.requests() == []  # nothing sent yet
+    with engine_for(chat_env.settings.database_url).connect() as conn:  # another connection sees it
+        status, msg = conn.execute(text("SELECT status, user_message FROM agent_runs WHERE id = :i"),
+                                   {"i": turn.result.run_id}).one()
+    assert (status, msg) == ("pending", "durable?")
+    assert "".join(turn)
+    assert _runs(chat_env.user_id)[0].status == "ok"
+
+
+FALLBACK_FAULTS = [
+    Fault("rate_limited", retry_after=1), Fault("server_error"), Fault("unavailable"), Fault("overloaded"),
+    Fault("slow_first_byte", delay_s=2.0), Fault("reset"), Fault("cut", after_chunks=0),
+    Fault("malformed", after_chunks=0),
+]
+
+
+@pytest.mark.parametrize("fault", FALLBACK_FAULTS, ids=lambda f: f.kind)
+def test_primary_fault_falls_back_to_secondary(chat_env: ChatEnv, fault: Fault):
+    chat_env.stub.set_fault("openai", fault)
+    chat_env.stub.set_reply("anthropic", Reply(text="From the fallback provider.", input_tokens=30))
+    result, streamed = _turn(chat_env)
+    assert streamed == "From the fallback provider."
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "ok" and run.provider == "anthropic" and run.fallback_from == "openai"
+    assert run.input_tokens == 30 and run.cost_usd is not None
+    assert len(chat_env.stub.requests("openai")) >= 1 and len(chat_env.stub.requests("anthropic")) == 1
+
+
+def test_all_providers_down_keeps_the_message_and_says_so(chat_env: ChatEnv):
+    chat_env.stub.set_fault("openai", Fault("unavailable"))
+    chat_env.stub.set_fault("anthropic", Fault("overloaded"))
+    result, streamed = _turn(chat_env, "Is anyone there?")
+    assert streamed == ""
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "error" and run.error_code == "server"
+    assert run.user_message == "Is anyone there?" and run.request_id == result.request_id
+    assert result.request_id in result.user_message and "saved" in result.user_message
+    assert run.fallback_from == "openai,anthropic"
+
+
+def test_cut_mid_stream_is_interrupted_with_partial_output(chat_env: ChatEnv):
+    chat_env.stub.set_reply("openai", Reply(text="one two three four five six"))
+    chat_env.stub.set_fault("openai", Fault("cut", after_chunks=3))
+    result, streamed = _turn(chat_env)
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "interrupted" and run.output == streamed == "one two three "
+    assert run.provider == "openai" and chat_env.stub.requests("anthropic") == []
+    assert result.request_id in result.user_message
+
+
+def test_auth_error_does_not_fall_back(chat_env: ChatEnv):
+    chat_env.stub.set_fault("openai", Fault("unauthorized"))
+    result, _ = _turn(chat_env)
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "error" and run.error_code == "auth"
+    assert chat_env.stub.requests("anthropic") == []
+
+
+def test_history_is_sent_and_paged(chat_env: ChatEnv):
+    for i in range(3):
+        chat_env.stub.set_reply("openai", Reply(text=f"answer {i}"))
+        _turn(chat_env, f"question {i}")
+    last = chat_env.stub.requests("openai")[-1].body
+    contents = [m["content"] for m in last["messages"] if m["role"] != "system"]
+    assert contents == ["question 0", "answer 0", "question 1", "answer 1", "question 2"]
+    page = history(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, limit=2)
+    assert [r.user_message for r in page.runs] == ["question 1", "question 2"] and page.has_earlier
+    earlier = history(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, limit=2,
+                      before=page.runs[0].created_at)
+    assert [r.user_message for r in earlier.runs] == ["question 0"] and not earlier.has_earlier
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "   \n\t ", "x" * 8001, "hello\x00world", "bell\x07", "\u202eevil"],
+    ids=["empty", "whitespace", "too-long", "nul", "bell", "rtl-override"],
+)
+def test_bad_input_is_rejected_with_no_row_and_no_call(chat_env: ChatEnv, bad: str):
+    with pytest.raises(TurnRejected) as info:
+        run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text=bad,
+                 settings=chat_env.settings, router=chat_env.router)
+    assert info.value.reason == "invalid" and info.value.message.startswith("Message not sent")
+    assert _runs(chat_env.user_id) == [] and chat_env.stub.requests() == []
+
+
+def test_another_users_conversation_is_not_found(chat_env: ChatEnv):
+    other = make_user()
+    theirs = chat_env.new_conversation(user_id=other)
+    with pytest.raises(NotFound):
+        run_turn(user_id=chat_env.user_id, conversation_id=theirs, text="peek", settings=chat_env.settings,
+                 router=chat_env.router)
+    assert _runs(chat_env.user_id) == [] and _runs(other) == [] and chat_env.stub.requests() == []
+
+
+def test_rate_limit_rejects_before_storing(chat_env: ChatEnv, set_env):
+    from core import limits
+
+    set_env(CHAT_TURNS_PER_MINUTE="2", PROVIDERS="openai,anthropic")
+    limits.reset_limiter_cache()
+    for _ in range(2):
+        _turn(chat_env)
+    with pytest.raises(TurnRejected) as info:
+        _turn(chat_env)
+    assert info.value.reason == "chat_turns" and "per minute" in info.value.message
+    assert len(_runs(chat_env.user_id)) == 2
+
+
+def test_unknown_model_costs_null_and_warns(chat_env: ChatEnv, caplog):
+    chat_env.stub.set_reply("openai", Reply(text="ok", model="gpt-unknown-2099"))
+    from core.providers.router import ProviderRouter, build_providers
+
+    providers = build_providers(chat_env.settings)
+    providers[0].model = "gpt-unknown-2099"  # type: ignore[misc]
+    router = ProviderRouter(providers, breaker_failures=3, breaker_cooldown_s=30)
+    with caplog.at_level(logging.WARNING, logger="advisor.pricing"):
+        turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="cost?",
+                        settings=chat_env.settings, router=router)
+        "".join(turn)
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "ok" and run.model == "gpt-unknown-2099" and run.cost_usd is None
+    assert run.input_tokens is not None
+    assert any("gpt-unknown-2099" in r.getMessage() for r in caplog.records)
+
+
+def test_no_loss_when_the_consumer_dies_at_random_points(chat_env: ChatEnv):
+    """200 turns, each consumer killed at a random point: every message stored, none left pending."""
+    rng = random.Random(7)
+    chat_env.stub.set_reply("openai", Reply(text=" ".join(f"w{i}" for i in range(12))))
+    messages = []
+    for i in range(200):
+        msg = f"turn {i} {uuid.uuid4().hex[:6]}"
+        messages.append(msg)
+        turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text=msg,
+                        settings=chat_env.settings, router=chat_env.router)
+        kill_at = rng.randint(0, 14)
+        mode = rng.choice(["close", "raise", "abandon"])
+        stream = iter(turn)
+        try:
+            for n, _ in enumerate(stream):
+                if n == kill_at:
+                    raise RuntimeError("consumer died")
+        except RuntimeError:
+            if mode == "close":
+                stream.close()  # type: ignore[attr-defined]
+            elif mode == "raise":
+                stream.close()  # type: ignore[attr-defined]
+            # "abandon": the generator is left unfinished, as if the process had died
+        if mode == "abandon":
+            del stream, turn
+    recover_stale_runs(older_than=__import__("datetime").timedelta(0))
+    runs = _runs(chat_env.user_id)
+    assert sorted(r.user_message for r in runs) == sorted(messages)
+    assert not [r for r in runs if r.status == "pending"]
+    assert {r.status for r in runs} <= {"ok", "interrupted"}
+
+
+def test_recovery_sweep_spares_fresh_pending_runs(chat_env: ChatEnv):
+    turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="in flight",
+                    settings=chat_env.settings, router=chat_env.router)
+    assert recover_stale_runs() == 0  # default age: longer than any live turn
+    assert _runs(chat_env.user_id)[0].status == "pending"
+    "".join(turn)
+    assert _runs(chat_env.user_id)[0].status == "ok"
+
+
+def test_database_connections_dropped_mid_stream_lose_nothing(chat_env: ChatEnv, pg_url):
+    """C16: every server connection of this database is killed while the answer streams."""
+    chat_env.stub.set_reply("openai", Reply(text="alpha beta gamma delta", chunk_delay_s=0.05))
+    turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="survive?",
+                    settings=chat_env.settings, router=chat_env.router)
+    dbname = pg_url.rsplit("/", 1)[1]
+    out = []
+    for i, piece in enumerate(turn):
+        out.append(piece)
+        if i == 1:
+            import psycopg
+
+            from tests.conftest import PG_ADMIN_DSN
+
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)).fetchone()
+            assert killed is not None and killed[0] >= 1
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "ok" and run.output == "".join(out) == "alpha beta gamma delta"
+
+
+def test_fifty_concurrent_turns_lose_nothing(chat_env: ChatEnv):
+    users = [make_user() for _ in range(10)]
+    convs = {u: chat_env.new_conversation(user_id=u) for u in users}
+    errors: list[BaseException] = []
+
+    def worker(u: uuid.UUID, n: int) -> None:
+        try:
+            turn = run_turn(user_id=u, conversation_id=convs[u], text=f"q{n}", settings=chat_env.settings,
+                            router=chat_env.router)
+            assert "".join(turn)
+            assert turn.result.status == "ok"
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(users[i % 10], i)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with system_session() as s:
+        rows = s.execute(text("SELECT status, count(*) FROM agent_runs GROUP BY status")).all()
+    assert dict(rows) == {"ok": 50}
+
+
+def test_ownership_of_history(chat_env: ChatEnv):
+    other = make_user()
+    with pytest.raises(NotFound):
+        history(user_id=other, conversation_id=chat_env.conversation_id)
+    with user_session(other) as s:
+        assert s.execute(text("SELECT count(*) FROM conversations")).scalar_one() == 0
+    assert Decimal("0") == Decimal("0")

@@ -1,0 +1,234 @@
+"""Rate limits and quotas (C7), against memory:// and the real Redis; Redis keys expire (C20)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis
+
+from core import limits
+from core.auth import set_quota_override
+from core.db import user_session
+from core.limits import LimitExceeded, check_turn_allowed, reset_limiter_cache, usage_summary
+from models import AgentRun, Conversation
+from models.schemas import QuotaOverrideIn
+from tests.conftest import REDIS_URL
+from tests.factories import make_user, random_email
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(REDIS_URL)
+
+
+def _prefixed_keys(prefix: str) -> list[bytes]:
+    return list(_redis().scan_iter(match=f"{prefix}:*"))
+
+
+@pytest.fixture
+def redis_prefix(set_env) -> Iterator[str]:
+    """Point the limiter at the real Redis under a unique prefix; delete its keys afterwards."""
+    prefix = f"advisor-test-{uuid.uuid4().hex[:10]}"
+    set_env(REDIS_URL=REDIS_URL)
+    reset_limiter_cache(key_prefix=prefix)
+    try:
+        yield prefix
+    finally:
+        keys = _prefixed_keys(prefix)
+        if keys:
+            _redis().delete(*keys)
+        reset_limiter_cache()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "redis":
+        yield request.getfixturevalue("redis_prefix")
+    else:
+        reset_limiter_cache()
+        yield "memory"
+        reset_limiter_cache()
+
+
+def _add_run(user_id: uuid.UUID, *, at: datetime, tokens: tuple[int, int] = (0, 0), cost: str | None = None):
+    with user_session(user_id) as s:
+        conv = Conversation(user_id=user_id)
+        s.add(conv)
+        s.flush()
+        s.add(
+            AgentRun(
+                user_id=user_id,
+                conversation_id=conv.id,
+                created_at=at,
+                user_message="q",
+                output="a",
+                status="ok",
+                input_tokens=tokens[0],
+                output_tokens=tokens[1],
+                cost_usd=Decimal(cost) if cost is not None else None,
+                request_id="r",
+            )
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# rate limits
+# ------------------------------------------------------------------------------------------------
+def test_turn_n_plus_one_in_a_minute_is_refused(sqlite_url: str, set_env, storage: str) -> None:
+    set_env(CHAT_TURNS_PER_MINUTE="3")
+    user = make_user()
+    other = make_user()
+    for _ in range(3):
+        check_turn_allowed(user_id=user)
+    with pytest.raises(LimitExceeded) as info:
+        check_turn_allowed(user_id=user)
+    exc = info.value
+    assert exc.limit == "chat_turns" and exc.allowed == 3 and exc.used == 3
+    assert 0 < exc.retry_after_s <= 60
+    assert "3 per minute" in exc.message and "try again in" in exc.message
+    assert exc.resets_at > datetime.now(UTC)
+    check_turn_allowed(user_id=other)  # per user
+    assert usage_summary(user_id=user).turns_left_this_minute == 0
+
+
+def test_clear_user_limits_resets_the_counters(sqlite_url: str, set_env, storage: str) -> None:
+    set_env(CHAT_TURNS_PER_MINUTE="1", SIGNIN_ATTEMPTS_PER_WINDOW="1")
+    user = make_user()
+    email = random_email()
+    check_turn_allowed(user_id=user)
+    limits.record_signin_failure(email=email, session_key="k")
+    with pytest.raises(LimitExceeded):
+        check_turn_allowed(user_id=user)
+    with pytest.raises(LimitExceeded):
+        limits.check_signin_allowed(email=email, session_key="other")
+    limits.clear_user_limits(user_id=user, email=email)
+    check_turn_allowed(user_id=user)
+    limits.check_signin_allowed(email=email, session_key="other")
+
+
+def test_redis_keys_have_ttl_and_no_content(sqlite_url: str, set_env, redis_prefix: str) -> None:
+    set_env(CHAT_TURNS_PER_MINUTE="5", SIGNIN_WINDOW_S="300")
+    reset_limiter_cache(key_prefix=redis_prefix)
+    user = make_user()
+    email = random_email()
+    check_turn_allowed(user_id=user)
+    limits.record_signin_failure(email=email, session_key="session-key-abc")
+    keys = _prefixed_keys(redis_prefix)
+    assert len(keys) == 3  # chat turns, failed sign-ins by email, by session
+    r = _redis()
+    for key in keys:
+        ttl = r.ttl(key)
+        assert 0 < ttl <= 300, (key, ttl)
+        name = key.decode()
+        assert email not in name and email.split("@")[0] not in name and "session-key-abc" not in name
+        for value in r.lrange(key, 0, -1):
+            float(value)  # only timestamps are stored
+
+
+def test_two_processes_share_the_redis_counter(sqlite_url: str, set_env, redis_prefix: str) -> None:
+    set_env(CHAT_TURNS_PER_MINUTE="4")
+    user = make_user()
+    script = textwrap.dedent(
+        f"""
+        import sys, uuid
+        from core.limits import LimitExceeded, check_turn_allowed, reset_limiter_cache
+        reset_limiter_cache(key_prefix={redis_prefix!r})
+        ok = 0
+        for _ in range(3):
+            try:
+                check_turn_allowed(user_id=uuid.UUID({str(user)!r}))
+                ok += 1
+            except LimitExceeded:
+                pass
+        print(ok)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert sum(int(o.strip().splitlines()[-1]) for o in outputs) == 4
+    with pytest.raises(LimitExceeded):  # and this process sees the same counter
+        check_turn_allowed(user_id=user)
+
+
+# ------------------------------------------------------------------------------------------------
+# quotas (injectable clock)
+# ------------------------------------------------------------------------------------------------
+def test_daily_token_quota_boundary_and_reset(any_db_url: str, set_env) -> None:
+    set_env(TOKENS_PER_DAY="1000")
+    reset_limiter_cache()
+    user = make_user()
+    now = datetime(2026, 3, 15, 20, 48, tzinfo=UTC)
+    _add_run(user, at=now - timedelta(days=1), tokens=(5000, 5000))  # yesterday: does not count
+    _add_run(user, at=now - timedelta(hours=1), tokens=(600, 399))
+    check_turn_allowed(user_id=user, now=now)  # 999 < 1000
+    _add_run(user, at=now - timedelta(minutes=1), tokens=(1, 0))
+    with pytest.raises(LimitExceeded) as info:
+        check_turn_allowed(user_id=user, now=now)
+    exc = info.value
+    assert exc.limit == "tokens_per_day" and exc.used == 1000 and exc.allowed == 1000
+    assert exc.resets_at == datetime(2026, 3, 16, tzinfo=UTC)
+    assert exc.retry_after_s == 3 * 3600 + 12 * 60
+    assert exc.message == (
+        "Daily token quota reached: 1,000 of 1,000 tokens used today; resets at 00:00 UTC (in 3 h 12 min)."
+    )
+    check_turn_allowed(user_id=user, now=datetime(2026, 3, 16, 0, 0, 1, tzinfo=UTC))  # next day
+    summary = usage_summary(user_id=user, now=now)
+    assert summary.tokens_today == 1000 and summary.tokens_per_day == 1000
+
+
+def test_monthly_cost_quota_boundary_and_reset(any_db_url: str, set_env) -> None:
+    set_env(COST_PER_MONTH_USD="1.00")
+    reset_limiter_cache()
+    user = make_user()
+    _add_run(user, at=datetime(2026, 11, 30, 23, 0, tzinfo=UTC), cost="5")  # last month
+    _add_run(user, at=datetime(2026, 12, 2, tzinfo=UTC), cost="0.60")
+    _add_run(user, at=datetime(2026, 12, 3, tzinfo=UTC), cost=None)  # unknown cost counts as 0
+    check_turn_allowed(user_id=user, now=datetime(2026, 12, 31, 23, 0, tzinfo=UTC))
+    _add_run(user, at=datetime(2026, 12, 4, tzinfo=UTC), cost="0.40")
+    with pytest.raises(LimitExceeded) as info:
+        check_turn_allowed(user_id=user, now=datetime(2026, 12, 31, 23, 0, tzinfo=UTC))
+    exc = info.value
+    assert exc.limit == "cost_per_month" and exc.used == Decimal("1") and exc.allowed == Decimal("1")
+    assert exc.resets_at == datetime(2027, 1, 1, tzinfo=UTC)
+    assert "Monthly cost quota reached: $1.00 of $1.00 used this month" in exc.message
+    assert "resets on 2027-01-01 at 00:00 UTC (in 1 h)" in exc.message
+    check_turn_allowed(user_id=user, now=datetime(2027, 1, 1, tzinfo=UTC))  # new month
+    summary = usage_summary(user_id=user, now=datetime(2026, 12, 31, tzinfo=UTC))
+    assert summary.cost_month_usd == Decimal("1") and summary.cost_per_month_usd == Decimal("1")
+
+
+def test_per_user_override_replaces_the_default(any_db_url: str, set_env) -> None:
+    set_env(TOKENS_PER_DAY="1000000")
+    reset_limiter_cache()
+    admin = make_user(is_admin=True)
+    user = make_user()
+    now = datetime(2026, 5, 5, 12, tzinfo=UTC)
+    _add_run(user, at=now, tokens=(50, 50))
+    check_turn_allowed(user_id=user, now=now)
+    set_quota_override(acting_user_id=admin, data=QuotaOverrideIn(user_id=user, tokens_per_day=100))
+    with pytest.raises(LimitExceeded, match="100 of 100 tokens"):
+        check_turn_allowed(user_id=user, now=now)
+    set_quota_override(acting_user_id=admin, data=QuotaOverrideIn(user_id=user, cost_per_month_usd=Decimal(0)))
+    with pytest.raises(LimitExceeded) as info:  # tokens override cleared; a 0 cost quota blocks
+        check_turn_allowed(user_id=user, now=now)
+    assert info.value.limit == "cost_per_month"
+
+
+def test_naive_clock_is_refused(sqlite_url: str) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        check_turn_allowed(user_id=make_user(), now=datetime(2026, 1, 1))

@@ -1,0 +1,77 @@
+"""AppTest helpers shared by the page tests.
+
+``app(page=None, *, user=None, admin=False, signed_in=True)`` builds an ``AppTest`` of the entry
+script on the test's migrated database (SQLite by default; request ``pg_url`` first for PostgreSQL),
+creates a user row and signs it in directly through the session state (no form), runs the app,
+and switches to ``page`` ("pages/vibe.py") when given. The signed-in user is ``at.advisor_user``.
+
+    def test_my_page(app):
+        at = app("pages/analytics.py")
+        assert not at.exception
+        user = at.advisor_user          # SignedInUser(id, email, is_admin)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import db as core_db
+from core.limits import reset_limiter_cache
+from core.settings import get_settings
+from tests.factories import make_user, random_email
+from ui.frame import SESSION_USER_KEY, SignedInUser
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRY = ROOT / "streamlit_app.py"
+TIMEOUT = 60.0
+
+AppFactory = Callable[..., Any]
+
+
+def new_app_test() -> AppTest:
+    """A fresh AppTest of the entry script (nothing run yet)."""
+    return AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT)
+
+
+def sign_in_directly(at: AppTest, user: SignedInUser) -> None:
+    """Put ``user`` into the app's session, as a successful sign-in does."""
+    at.session_state[SESSION_USER_KEY] = user
+
+
+def create_signed_in_user(*, email: str | None = None, admin: bool = False) -> SignedInUser:
+    address = email or random_email()
+    user_id = make_user(email=address, is_admin=admin)
+    return SignedInUser(id=user_id, email=address, is_admin=admin)
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[AppFactory]:
+    """Factory of signed-in (or not) AppTests on a migrated database; see the module docstring."""
+    monkeypatch.chdir(ROOT)
+    core_db.migrate(get_settings().database_url)
+    reset_limiter_cache()
+
+    def _make(
+        page: str | None = None,
+        *,
+        user: SignedInUser | None = None,
+        admin: bool = False,
+        signed_in: bool = True,
+    ) -> AppTest:
+        at = new_app_test()
+        if signed_in:
+            user = user or create_signed_in_user(admin=admin)
+            sign_in_directly(at, user)
+        at.run()
+        if page is not None:
+            at.switch_page(page).run()
+        at.advisor_user = user  # type: ignore[attr-defined]
+        return at
+
+    yield _make
+    reset_limiter_cache()

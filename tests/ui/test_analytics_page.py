@@ -1,0 +1,128 @@
+"""AppTest of pages/analytics.py: data, empty state, filters, run detail, admin tab only for admins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import streamlit as st
+
+from bench.seed_runs import seed_runs
+from tests.factories import fill_user
+from tests.ui.conftest import create_signed_in_user
+from ui.frame import SignedInUser
+
+PAGE = "pages/analytics.py"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def seeded(app):
+    """Two seeded users with runs in the last 30 days (the first one an administrator)."""
+    from core.settings import get_settings
+
+    today = datetime.now(UTC)
+    end = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
+    result = seed_runs(database_url=get_settings().database_url, users=3, runs=600, seed=3, days=20,
+                       end=end, progress=False)
+    return result
+
+
+def _as(result, index: int | None = None) -> SignedInUser:
+    """Seeded user ``index``; by default the busiest one who is not an administrator."""
+    if index is None:
+        index = max(range(1, len(result.user_ids)), key=lambda i: result.runs_per_user[i])
+    return SignedInUser(id=result.user_ids[index], email=f"seed3-user{index:05d}@example.com", is_admin=index == 0)
+
+
+def _outside_30_days(result) -> int:
+    return 0  # seeded over the last 20 days: every run is in the default 30-day range
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_page_renders_kpis_charts_and_runs(app, seeded):
+    at = app(PAGE, user=_as(seeded))
+    assert not at.exception
+    assert not at.error
+    metrics = _metrics(at)
+    assert {"Runs", "Tokens", "Cost", "Error rate", "Latency p95", "First token p50"} <= set(metrics)
+    assert int(metrics["Runs"].replace(",", "")) > 0
+    assert len(at.get("plotly_chart")) == 3
+    assert len(at.tabs) == 0  # not an administrator: no "All users" tab
+    assert any(b.label.startswith("Download") for b in at.get("download_button"))
+    table = next(d for d in at.dataframe if d.key == "an_runs_table")
+    assert 0 < len(table.value) <= 25
+    assert "user_message" not in table.value.columns and "output" not in table.value.columns
+
+
+def test_selecting_a_run_opens_its_detail(app, seeded):
+    at = app(PAGE, user=_as(seeded))
+    at.session_state["an_runs_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    texts = [t.value for t in at.text]
+    assert texts, "the selected run's message is shown"
+    assert any(m.value.startswith("**Run ") for m in at.markdown)
+
+
+def test_filters_change_the_figures(app, seeded):
+    at = app(PAGE, user=_as(seeded))
+    all_runs = int(_metrics(at)["Runs"].replace(",", ""))
+    at.multiselect(key="an_statuses").set_value(["error"]).run()
+    assert not at.exception, at.exception
+    errors = int(_metrics(at)["Runs"].replace(",", ""))
+    assert 0 < errors < all_runs
+    assert _metrics(at)["Error rate"] == "100.0%"
+    at.multiselect(key="an_statuses").set_value([]).run()
+    at.multiselect(key="an_providers").set_value(["demo"]).run()
+    demo = int(_metrics(at)["Runs"].replace(",", ""))
+    assert 0 < demo < all_runs
+
+
+def test_filters_matching_nothing_show_a_friendly_message(app, seeded):
+    at = app(PAGE, user=_as(seeded))
+    at.multiselect(key="an_statuses").set_value(["pending"]).run()
+    assert not at.exception
+    assert any("No runs match these filters" in i.value for i in at.info)
+    assert not at.metric
+
+
+def test_no_runs_at_all_is_a_friendly_empty_state(app):
+    at = app(PAGE)
+    assert not at.exception
+    assert not at.error
+    assert any("No runs yet" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_admin_tab_only_for_admins_and_shows_users(app, seeded):
+    at = app(PAGE, user=_as(seeded, 0))
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["My usage", "All users"]
+    everyone = at.tabs[1]
+    tables = [d.value for d in everyone.dataframe]
+    users = next(t for t in tables if "email" in t.columns and "model" not in t.columns)
+    per_model = next(t for t in tables if "email" in t.columns and "model" in t.columns)
+    assert int(users["runs"].sum()) == int(per_model["runs"].sum()) == 600 - _outside_30_days(seeded)
+    assert set(users["email"]) == {f"seed3-user{i:05d}@example.com" for i in range(3)}
+    for table in tables:
+        assert not {"user_message", "output", "title"} & set(table.columns)
+
+
+def test_user_with_own_runs_sees_only_their_own_count(app, seeded):
+    user = create_signed_in_user()
+    fill_user(user.id, runs=4, marker="own")
+    at = app(PAGE, user=user)
+    assert not at.exception
+    assert _metrics(at)["Runs"] == "4"
+    table = next(d for d in at.dataframe if d.key == "an_runs_table")
+    assert len(table.value) == 4

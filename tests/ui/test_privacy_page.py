@@ -1,0 +1,98 @@
+"""AppTest of pages/privacy.py through the entry script: export download, typed-confirmation delete."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+from core.auth import get_user
+from core.db import user_session
+from models import AgentRun
+from tests.factories import fill_user
+from ui.frame import SESSION_USER_KEY
+
+PAGE = "pages/privacy.py"
+
+
+@pytest.fixture
+def media(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+    """Every file handed to Streamlit's media storage (what a download button serves), by file id."""
+    files: dict[str, dict[str, Any]] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):  # type: ignore[no-untyped-def]
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        files[file_id] = {"data": path_or_data, "mimetype": mimetype, "filename": filename}
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return files
+
+
+def _button(at, label: str):  # type: ignore[no-untyped-def]
+    (button,) = [b for b in at.button if b.label == label]
+    return button
+
+
+def _run_count(user_id) -> int:  # type: ignore[no-untyped-def]
+    with user_session(user_id) as s:
+        return len(s.query(AgentRun).all())
+
+
+def test_export_offers_a_zip_download(any_db_url, app, media):
+    at = app(PAGE)
+    assert not at.exception
+    user = at.advisor_user
+    fill_user(user.id, runs=4, marker="pagetest")
+    assert not at.download_button  # nothing prepared yet
+
+    _button(at, "Prepare my export").click().run()
+    assert not at.exception
+    (download,) = at.download_button
+    served = [f for file_id, f in media.items() if file_id in download.proto.url]
+    assert len(served) == 1
+    data = served[0]["data"]
+    assert isinstance(data, bytes) and data
+    assert served[0]["mimetype"] == "application/zip"
+    assert served[0]["filename"].startswith("advisor-export-") and served[0]["filename"].endswith(".zip")
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    assert zf.testzip() is None
+    assert json.loads(zf.read("profile.json"))["user"]["email"] == user.email
+    assert json.loads(zf.read("manifest.json"))["row_counts"]["agent_runs"] == 4
+    assert "KB" in download.label or "bytes" in download.label  # the size is shown
+
+    at.run()  # a later rerun keeps offering the prepared file
+    assert len(at.download_button) == 1
+
+
+def test_delete_needs_the_exact_email_then_signs_out(any_db_url, app):
+    at = app(PAGE)
+    user = at.advisor_user
+    fill_user(user.id, runs=2, marker="deleteme")
+    confirm = "Delete my account permanently"
+
+    at.text_input[0].input("someone-else@example.com")
+    _button(at, confirm).click().run()
+    assert not at.exception
+    assert any("Nothing was deleted" in e.value for e in at.error)
+    assert get_user(user.id) is not None
+    assert _run_count(user.id) == 2
+    assert at.session_state[SESSION_USER_KEY] == user
+
+    at.text_input[0].input(user.email.upper())  # case does not matter
+    _button(at, confirm).click().run()
+    assert not at.exception
+    assert get_user(user.id) is None
+    assert SESSION_USER_KEY not in at.session_state
+    assert any("account was deleted" in s.value for s in at.success)
+    shown = at.table[0].value
+    assert dict(zip(shown["table"], shown["rows deleted"], strict=True))["agent_runs"] == 2
+
+    _button(at, "Continue to sign in").click().run()
+    assert not at.exception
+    assert not [t for t in at.title if t.value == "Privacy"]  # the gate shows the sign-in view

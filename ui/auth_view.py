@@ -1,0 +1,202 @@
+"""The sign-in gate's views: who is signed in, the sign-in / create-account forms, the account box.
+
+Local mode keeps the signed-in user in ``st.session_state`` (re-checked against the database on
+every run, so a deleted account or a revoked admin takes effect at once). OIDC mode trusts
+Streamlit's ``st.user`` (its signed identity cookie) and maps it to a user row once per session.
+Signing out clears the whole session state (and, in OIDC mode, the identity cookie).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+from pydantic import ValidationError
+
+from core import auth
+from core.limits import LimitExceeded
+from core.settings import Settings, get_settings
+from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, field_errors
+from ui.frame import SignedInUser, guarded, set_signed_in_user, signed_in_user
+
+SIGNIN_KEY = "advisor_signin_key"
+OIDC_IDENTITY_KEY = "advisor_oidc_identity"
+AUTH_ERROR_KEY = "advisor_auth_error"
+
+__all__ = ["render_account_box", "render_sign_in", "resolve_user"]
+
+
+def _signed_in(user: auth.AuthUser) -> SignedInUser:
+    return SignedInUser(id=user.id, email=user.email, is_admin=user.is_admin)
+
+
+def _session_key() -> str:
+    """A random key per browser session: failed sign-ins are also counted per session."""
+    key = st.session_state.get(SIGNIN_KEY)
+    if not isinstance(key, str):
+        key = uuid.uuid4().hex
+        st.session_state[SIGNIN_KEY] = key
+    return key
+
+
+def _truthy(value: object) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+# ------------------------------------------------------------------------------------------------
+# who is signed in
+# ------------------------------------------------------------------------------------------------
+def _resolve_local() -> SignedInUser | None:
+    user = signed_in_user()
+    if user is None:
+        return None
+    fresh = auth.get_user(user.id)
+    if fresh is None:  # account deleted meanwhile
+        st.session_state.clear()
+        return None
+    current = _signed_in(fresh)
+    if current != user:
+        set_signed_in_user(current)
+    return current
+
+
+def _resolve_oidc() -> SignedInUser | None:
+    info = st.user.to_dict()
+    if not _truthy(info.get("is_logged_in")):
+        set_signed_in_user(None)
+        st.session_state.pop(OIDC_IDENTITY_KEY, None)
+        return None
+    subject = str(info.get("sub") or "")
+    email = str(info.get("email") or "")
+    identity = f"{subject}\n{email}"
+    cached = signed_in_user()
+    if cached is not None and st.session_state.get(OIDC_IDENTITY_KEY) == identity:
+        fresh = auth.get_user(cached.id)
+        if fresh is not None:
+            current = _signed_in(fresh)
+            set_signed_in_user(current)
+            return current
+    set_signed_in_user(None)
+    st.session_state.pop(OIDC_IDENTITY_KEY, None)
+    try:
+        found = auth.user_for_oidc(
+            email=email, subject=subject, email_verified=_truthy(info.get("email_verified"))
+        )
+    except auth.AuthError as exc:
+        st.session_state[AUTH_ERROR_KEY] = exc.message
+        return None
+    st.session_state.pop(AUTH_ERROR_KEY, None)
+    current = _signed_in(found)
+    set_signed_in_user(current)
+    st.session_state[OIDC_IDENTITY_KEY] = identity
+    return current
+
+
+def resolve_user(settings: Settings) -> SignedInUser | None:
+    """The signed-in user of this browser session, or None (the gate then shows only sign-in)."""
+    if settings.auth_mode == "oidc":
+        return _resolve_oidc()
+    return _resolve_local()
+
+
+# ------------------------------------------------------------------------------------------------
+# sign-in view
+# ------------------------------------------------------------------------------------------------
+def _sign_in_form() -> None:
+    with st.form("sign_in_form", clear_on_submit=True):
+        email = st.text_input("Email", key="signin_email", max_chars=MAX_EMAIL)
+        password = st.text_input("Password", type="password", key="signin_password", max_chars=MAX_PASSWORD)
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if not submitted:
+        return
+    try:
+        data = SignInIn(email=email, password=password)
+    except ValidationError:
+        st.error(auth.GENERIC_SIGNIN_ERROR, icon=":material/error:")
+        return
+    try:
+        user = auth.sign_in(data, session_key=_session_key())
+    except LimitExceeded as exc:
+        st.error(exc.message, icon=":material/lock_clock:")
+        return
+    except auth.AuthError as exc:
+        st.error(exc.message, icon=":material/error:")
+        return
+    set_signed_in_user(_signed_in(user))
+    st.rerun()
+
+
+def _sign_up_form() -> None:
+    minimum = get_settings().min_password_length
+    with st.form("sign_up_form"):
+        email = st.text_input("Email", key="signup_email", max_chars=MAX_EMAIL)
+        email_error = st.empty()
+        password = st.text_input(
+            "Password",
+            type="password",
+            key="signup_password",
+            max_chars=MAX_PASSWORD,
+            help=f"At least {minimum} characters, mixing letters, digits or symbols.",
+        )
+        password_error = st.empty()
+        confirm = st.text_input(
+            "Repeat password", type="password", key="signup_confirm", max_chars=MAX_PASSWORD
+        )
+        confirm_error = st.empty()
+        submitted = st.form_submit_button("Create account", type="primary")
+    if not submitted:
+        return
+    slots = {"email": email_error, "password": password_error, "confirm": confirm_error}
+    try:
+        data = SignUpIn(email=email, password=password)
+    except ValidationError as exc:
+        for field, message in field_errors(exc).items():
+            slots.get(field, email_error).error(message)
+        return
+    if confirm != password:
+        confirm_error.error("The two passwords differ.")
+        return
+    try:
+        user = auth.sign_up(data)
+    except auth.AuthError as exc:
+        slots.get(exc.field, email_error).error(exc.message)
+        return
+    set_signed_in_user(_signed_in(user))
+    st.rerun()
+
+
+def _oidc_view() -> None:
+    st.write("Advisor uses your organisation's single sign-on. Sign in to continue.")
+    error = st.session_state.get(AUTH_ERROR_KEY)
+    if isinstance(error, str):
+        st.error(error, icon=":material/error:")
+    if st.button("Sign in with your identity provider", type="primary", key="oidc_login"):
+        try:
+            st.login()
+        except Exception:  # missing [auth] section or authlib: a configuration problem
+            st.error("Single sign-on is not configured: add an [auth] section to .streamlit/secrets.toml.")
+
+
+def render_sign_in() -> None:
+    """The only view a visitor without a session sees."""
+    with guarded("sign-in"):
+        st.title("Advisor")
+        st.caption("An advisor for engineering leaders that knows your role, stack and style.")
+        if get_settings().auth_mode == "oidc":
+            _oidc_view()
+            return
+        tab_in, tab_up = st.tabs(["Sign in", "Create account"])
+        with tab_in:
+            _sign_in_form()
+        with tab_up:
+            _sign_up_form()
+
+
+def render_account_box(user: SignedInUser) -> None:
+    """Who is signed in, and the sign-out button (clears the whole session state)."""
+    st.caption(f"Signed in as **{user.email}**" + (" · admin" if user.is_admin else ""))
+    if st.button("Sign out", key="sign_out", icon=":material/logout:"):
+        st.session_state.clear()
+        if get_settings().auth_mode == "oidc":
+            st.logout()
+        st.rerun()
