@@ -18,6 +18,9 @@ def boot(database_url: str) -> str:
     observability.setup_logging(settings)
     observability.init_sentry(settings)
     revision = db.migrate(database_url) if settings.migrate_on_start else (db.current_revision() or "")
+    from core.chat import recover_stale_runs
+
+    recover_stale_runs()  # runs left pending by a process that stopped mid-answer
     guard.install_guard(settings)
     return revision
 

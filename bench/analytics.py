@@ -63,8 +63,20 @@ def _explain(session: object, sql: str, params: dict[str, object], label: str) -
     lines = [r[0] for r in session.execute(stmt, params)]  # type: ignore[attr-defined]
     print(f"--- EXPLAIN (ANALYZE, BUFFERS): {label}")
     for line in lines:
-        if any(k in line for k in ("Scan", "Aggregate", "Sort", "Buffers", "Execution Time", "Planning Time",
-                                   "Index Cond", "Filter:", "Rows Removed")):
+        if any(
+            k in line
+            for k in (
+                "Scan",
+                "Aggregate",
+                "Sort",
+                "Buffers",
+                "Execution Time",
+                "Planning Time",
+                "Index Cond",
+                "Filter:",
+                "Rows Removed",
+            )
+        ):
             print("   " + line)
 
 
@@ -83,8 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     os.environ["ADVISOR_DATABASE_URL"] = url
     from core import db as core_db
-    from core.analytics import Filters, _aggregate_sql, _params, _where, load_admin_dashboard, load_dashboard
-    from core.analytics import filter_options, recent_runs
+    from core.analytics import (
+        Filters,
+        _aggregate_sql,
+        _params,
+        _where,
+        filter_options,
+        load_admin_dashboard,
+        load_dashboard,
+        recent_runs,
+    )
     from core.limits import usage_summary
     from core.settings import reset_settings_cache
 
@@ -96,22 +116,40 @@ def main(argv: list[str] | None = None) -> int:
             core_db.migrate(url)
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "bench.seed_runs", "--database-url", url, "--users", str(args.users),
-                 "--runs", str(runs), "--seed", str(args.seed)],
-                cwd=ROOT, check=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.seed_runs",
+                    "--database-url",
+                    url,
+                    "--users",
+                    str(args.users),
+                    "--runs",
+                    str(runs),
+                    "--seed",
+                    str(args.seed),
+                ],
+                cwd=ROOT,
+                check=True,
             )
             print(f"seeded {runs:,} runs over {args.users:,} users in {time.perf_counter() - t0:.1f} s")
             t0 = time.perf_counter()
-            with psycopg.connect(PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{DB_NAME}", autocommit=True) as conn:
-                conn.execute("VACUUM (ANALYZE) users, conversations, agent_runs")
-                size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('agent_runs'))").fetchone()
-            print(f"VACUUM (ANALYZE) in {time.perf_counter() - t0:.1f} s; agent_runs total size {size[0] if size else '?'}")
+            dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{DB_NAME}"
+            with psycopg.connect(dsn, autocommit=True) as pg:
+                pg.execute("VACUUM (ANALYZE) users, conversations, agent_runs")
+                row = pg.execute("SELECT pg_size_pretty(pg_total_relation_size('agent_runs'))").fetchone()
+            took = time.perf_counter() - t0
+            print(f"VACUUM (ANALYZE) in {took:.1f} s; agent_runs total size {row[0] if row else '?'}")
         engine = core_db.get_engine()
         with engine.connect() as conn:
-            admin_id, user_id, user_runs = conn.execute(text(
-                "SELECT (SELECT id FROM users WHERE is_admin ORDER BY email LIMIT 1), r.user_id, count(*) "
-                "FROM agent_runs r JOIN users u ON u.id = r.user_id WHERE NOT u.is_admin "
-                "GROUP BY r.user_id ORDER BY count(*) DESC LIMIT 1")).one()
+            admin_id, user_id, user_runs = conn.execute(
+                text(
+                    "SELECT (SELECT id FROM users WHERE is_admin ORDER BY email LIMIT 1), "
+                    "r.user_id, count(*) "
+                    "FROM agent_runs r JOIN users u ON u.id = r.user_id WHERE NOT u.is_admin "
+                    "GROUP BY r.user_id ORDER BY count(*) DESC LIMIT 1"
+                )
+            ).one()
         assert isinstance(user_id, uuid.UUID) and isinstance(admin_id, uuid.UUID)
         filters = Filters.last_days(30)
         print(f"user: the busiest non-admin ({user_runs:,} runs in total); view: last 30 days by day")
@@ -127,27 +165,38 @@ def main(argv: list[str] | None = None) -> int:
 
         dash = load_dashboard(user_id=user_id, filters=filters)
         admin = load_admin_dashboard(admin_id=admin_id, filters=filters)
-        print(f"user view: {dash.kpis.current.runs:,} runs in range; admin view: {admin.kpis.current.runs:,} runs "
-              f"in range, {len(admin.by_user):,} users, {len(admin.by_user_model):,} user x model rows")
+        print(
+            f"user view: {dash.kpis.current.runs:,} runs in range; "
+            f"admin view: {admin.kpis.current.runs:,} runs in range, {len(admin.by_user):,} users, "
+            f"{len(admin.by_user_model):,} user x model rows"
+        )
         user_ms = _time(user_page, args.reps)
         admin_ms = _time(admin_page, args.reps)
-        print(f"user page load  ({args.reps} reps): p50 {pct(user_ms, 50):.1f} ms, p95 {pct(user_ms, 95):.1f} ms")
-        print(f"admin page load ({args.reps} reps): p50 {pct(admin_ms, 50):.1f} ms, p95 {pct(admin_ms, 95):.1f} ms")
+        for label, ms in (("user page load ", user_ms), ("admin page load", admin_ms)):
+            print(f"{label} ({args.reps} reps): p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f} ms")
 
         with core_db.user_session(user_id) as session:
-            sql = _aggregate_sql("postgresql",
-                                 keys=[("CASE WHEN r.created_at >= :start THEN 'current' ELSE 'previous' END",
-                                        "period")],
-                                 where=_where(filters, scoped=True, lower="prev_start"), percentiles=True,
-                                 order_by="period")
-            _explain(session, sql, _params(filters, user_id), "user KPIs, both periods (as advisor_app, RLS on)")
+            sql = _aggregate_sql(
+                "postgresql",
+                keys=[("CASE WHEN r.created_at >= :start THEN 'current' ELSE 'previous' END", "period")],
+                where=_where(filters, scoped=True, lower="prev_start"),
+                percentiles=True,
+                order_by="period",
+            )
+            _explain(
+                session, sql, _params(filters, user_id), "user KPIs, both periods (as advisor_app, RLS on)"
+            )
         with core_db.system_session() as session:
-            sql = _aggregate_sql("postgresql",
-                                 keys=[("CASE WHEN r.created_at >= :start THEN 'current' ELSE 'previous' END",
-                                        "period")],
-                                 where=_where(filters, scoped=False, lower="prev_start"), percentiles=True,
-                                 order_by="period")
-            _explain(session, sql, _params(filters, None), "admin KPIs scan (same SQL as app.analytics_admin_kpis)")
+            sql = _aggregate_sql(
+                "postgresql",
+                keys=[("CASE WHEN r.created_at >= :start THEN 'current' ELSE 'previous' END", "period")],
+                where=_where(filters, scoped=False, lower="prev_start"),
+                percentiles=True,
+                order_by="period",
+            )
+            _explain(
+                session, sql, _params(filters, None), "admin KPIs scan (same SQL as app.analytics_admin_kpis)"
+            )
 
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process: {rss_mb:.1f} MB")

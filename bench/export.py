@@ -31,7 +31,7 @@ from bench.common import create_database, drop_database, goal, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TEXT_BYTES = 2048
-WORDS = (
+WORDS = (  # noqa: SIM905
     "latency budget rollout migration hiring roadmap incident postmortem pricing churn revenue "
     "architecture kubernetes postgres cache queue retry idempotent service contract team onboarding "
     "velocity quarter board update margin customer segment experiment metric dashboard alert on-call "
@@ -58,16 +58,19 @@ def seed(admin_dsn: str, user_id: uuid.UUID, runs: int) -> None:
     conv_id = uuid.uuid4()
     with psycopg.connect(admin_dsn) as conn:
         conn.execute(
-            "INSERT INTO users (id, email, auth_provider, is_admin, created_at) VALUES (%s, %s, 'local', false, %s)",
+            "INSERT INTO users (id, email, auth_provider, is_admin, created_at) "
+            "VALUES (%s, %s, 'local', false, %s)",
             (user_id, f"bench-{user_id.hex[:8]}@example.com", start),
         )
         conn.execute(
-            "INSERT INTO conversations (id, user_id, title, agent, created_at) VALUES (%s, %s, 'bench', 'general', %s)",
+            "INSERT INTO conversations (id, user_id, title, agent, created_at) "
+            "VALUES (%s, %s, 'bench', 'general', %s)",
             (conv_id, user_id, start),
         )
         cols = (
-            "id, user_id, conversation_id, agent, created_at, user_message, output, status, provider, model, "
-            "input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, prompt_sha256, atom_versions, request_id"
+            "id, user_id, conversation_id, agent, created_at, user_message, output, status, provider, "
+            "model, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, prompt_sha256, "
+            "atom_versions, request_id"
         )
         with conn.cursor().copy(f"COPY agent_runs ({cols}) FROM STDIN") as copy:  # type: ignore[arg-type]
             for i in range(runs):

@@ -97,8 +97,12 @@ def main() -> int:
             "openai bare": _time(lambda: bare_openai_stream(oa, "gpt-4o-mini", SYSTEM, QUESTION), n),
             "openai provider": _time(lambda: _drain(po.stream(messages, system=SYSTEM, request_id="b")), n),
             "openai router": _time(lambda: _drain(router.stream(messages, system=SYSTEM, request_id="b")), n),
-            "anthropic bare": _time(lambda: bare_anthropic_stream(an, "claude-haiku-4-5", SYSTEM, QUESTION), n),
-            "anthropic provider": _time(lambda: _drain(pa.stream(messages, system=SYSTEM, request_id="b")), n),
+            "anthropic bare": _time(
+                lambda: bare_anthropic_stream(an, "claude-haiku-4-5", SYSTEM, QUESTION), n
+            ),
+            "anthropic provider": _time(
+                lambda: _drain(pa.stream(messages, system=SYSTEM, request_id="b")), n
+            ),
         }
     for name, ms in results.items():
         print(f"  {name:<20} p50 {median(ms):7.2f} ms   p95 {pct(ms, 95):7.2f} ms")

@@ -106,8 +106,12 @@ class _Progress:
         end = "\n" if done >= self.total else ""
         if done >= self.total:
             self.enabled = False  # print the final line once
-        print(f"\r{self.label}: {done:,}/{self.total:,} ({pct:5.1f}%, {rate:,.0f}/s)", end=end,
-              file=sys.stderr, flush=True)
+        print(
+            f"\r{self.label}: {done:,}/{self.total:,} ({pct:5.1f}%, {rate:,.0f}/s)",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _uuids(rnd: random.Random, n: int) -> list[uuid.UUID]:
@@ -181,7 +185,15 @@ def _run_chunks(
             created = start + timedelta(seconds=float(seconds[k]))
             question = QUESTIONS[q_ix[k]] if content else "q"
             if st == 2:  # error before any token
-                row_status, itok, otok, ctok, cost, t_first, lat = "error", None, None, None, None, None, int(err_latency[k])
+                row_status, itok, otok, ctok, cost, t_first, lat = (
+                    "error",
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    int(err_latency[k]),
+                )
                 output, code = "", ERROR_CODES[err_ix[k]]
             else:
                 itok, otok, ctok = int(tin[k]), int(tout[k]), int(cached[k])
@@ -261,8 +273,16 @@ def seed_runs(
         for i, convs in enumerate(conversations)
         for j, cid in enumerate(convs)
     ]
-    chunks = _run_chunks(rng=rng, rnd=rnd, run_owner=run_owner, conversations=conversations, start=start,
-                         days=days, chunk=chunk, content=content)
+    chunks = _run_chunks(
+        rng=rng,
+        rnd=rnd,
+        run_owner=run_owner,
+        conversations=conversations,
+        start=start,
+        days=days,
+        chunk=chunk,
+        content=content,
+    )
     bar = _Progress("seeding runs", runs, progress)
     engine = core_db.engine_for(database_url)
     user_cols = ("id", "email", "password_hash", "auth_provider", "oidc_subject", "is_admin", "created_at")
@@ -276,15 +296,17 @@ def seed_runs(
             conn: Any = raw.driver_connection
             with conn.cursor() as cur:
                 with cur.copy(f"COPY users ({', '.join(user_cols)}) FROM STDIN") as cp:
-                    for row in user_rows:
-                        cp.write_row(row)
+                    for user_row in user_rows:
+                        cp.write_row(user_row)
                 with cur.copy(f"COPY conversations ({', '.join(conv_cols)}) FROM STDIN") as cp:
-                    for row in conv_rows:
-                        cp.write_row(row)
+                    for conv_row in conv_rows:
+                        cp.write_row(conv_row)
                 for rows in chunks:
                     with cur.copy(f"COPY agent_runs ({', '.join(RUN_COLUMNS)}) FROM STDIN") as cp:
                         for r in rows:
-                            cp.write_row((*r[:1], user_ids[r[1]], *r[2:19], Jsonb(json.loads(r[19])), *r[20:]))
+                            cp.write_row(
+                                (*r[:1], user_ids[r[1]], *r[2:19], Jsonb(json.loads(r[19])), *r[20:])
+                            )
                     done += len(rows)
                     bar.update(done)
             conn.commit()
@@ -295,7 +317,9 @@ def seed_runs(
         with engine.begin() as c:
             c.execute(insert(users_t), [dict(zip(user_cols, r, strict=True)) for r in user_rows])
             for lo in range(0, len(conv_rows), 5000):
-                c.execute(insert(conv_t), [dict(zip(conv_cols, r, strict=True)) for r in conv_rows[lo : lo + 5000]])
+                c.execute(
+                    insert(conv_t), [dict(zip(conv_cols, r, strict=True)) for r in conv_rows[lo : lo + 5000]]
+                )
             for rows in chunks:
                 batch = []
                 for r in rows:
@@ -334,10 +358,19 @@ def main(argv: list[str] | None = None) -> int:
         from core.settings import get_settings
 
         url = get_settings().database_url
-    result = seed_runs(database_url=url, users=args.users, runs=args.runs, seed=args.seed, days=args.days,
-                       migrate=args.migrate, progress=not args.quiet)
-    print(f"seeded {len(result.user_ids)} users (admin: seed{args.seed}-user00000@example.com), "
-          f"{result.conversations} conversations, {result.runs} runs in {result.seconds:.1f} s")
+    result = seed_runs(
+        database_url=url,
+        users=args.users,
+        runs=args.runs,
+        seed=args.seed,
+        days=args.days,
+        migrate=args.migrate,
+        progress=not args.quiet,
+    )
+    print(
+        f"seeded {len(result.user_ids)} users (admin: seed{args.seed}-user00000@example.com), "
+        f"{result.conversations} conversations, {result.runs} runs in {result.seconds:.1f} s"
+    )
     return 0
 
 

@@ -272,8 +272,12 @@ _PG_PERCENTILES = """,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ttft_ms) AS ttft_p50,
     percentile_cont(0.95) WITHIN GROUP (ORDER BY r.ttft_ms) AS ttft_p95"""
 
-_PERCENTILE_COLUMNS = {"latency_p50": ("latency_ms", "lat", "0.5"), "latency_p95": ("latency_ms", "lat", "0.95"),
-                       "ttft_p50": ("ttft_ms", "ttft", "0.5"), "ttft_p95": ("ttft_ms", "ttft", "0.95")}
+_PERCENTILE_COLUMNS = {
+    "latency_p50": ("latency_ms", "lat", "0.5"),
+    "latency_p95": ("latency_ms", "lat", "0.95"),
+    "ttft_p50": ("ttft_ms", "ttft", "0.5"),
+    "ttft_p95": ("ttft_ms", "ttft", "0.95"),
+}
 
 _BUCKET = {
     "postgresql": {
@@ -315,7 +319,11 @@ def _where(filters: Filters, *, scoped: bool, lower: str = "start") -> str:
 
 
 def _params(filters: Filters, user_id: uuid.UUID | None, **extra: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {"start": filters.start, "end": filters.end, "prev_start": filters.previous_start}
+    params: dict[str, Any] = {
+        "start": filters.start,
+        "end": filters.end,
+        "prev_start": filters.previous_start,
+    }
     if user_id is not None:
         params["user_id"] = user_id
     if filters.providers:
@@ -331,7 +339,7 @@ def _params(filters: Filters, user_id: uuid.UUID | None, **extra: Any) -> dict[s
 def _text(sql: str, params: Mapping[str, Any], **columns: Any) -> TextClause:
     """A text() statement whose parameters carry the column types (UUIDs and UTC timestamps are
     stored differently by SQLite) and whose list parameters expand to ``IN (...)``."""
-    binds = []
+    binds: list[Any] = []
     for name in params:
         if f":{name}" not in sql:
             continue
@@ -354,9 +362,15 @@ def _aggregate_sql(
     group_by = f"GROUP BY {aliases}" if keys else ""
     if dialect == "postgresql" or not percentiles:
         pct = _PG_PERCENTILES if percentiles else ""
-        return f"SELECT {key_select}{_SUMS}{pct}\nFROM agent_runs r\nWHERE {where}\n{group_by}\nORDER BY {order_by}"
+        return (
+            f"SELECT {key_select}{_SUMS}{pct}\nFROM agent_runs r\nWHERE {where}\n"
+            f"{group_by}\nORDER BY {order_by}"
+        )
     partition = f"PARTITION BY {aliases}" if keys else ""
-    pct = "".join(f",\n    {_sqlite_percentile(c, pre, p)} AS {name}" for name, (c, pre, p) in _PERCENTILE_COLUMNS.items())
+    pct = "".join(
+        f",\n    {_sqlite_percentile(c, pre, p)} AS {name}"
+        for name, (c, pre, p) in _PERCENTILE_COLUMNS.items()
+    )
     return f"""
 WITH base AS (
     SELECT {key_select}r.input_tokens, r.output_tokens, r.cost_usd, r.status, r.fallback_from,
@@ -425,7 +439,7 @@ def _kpis_from_row(row: Mapping[str, Any] | None) -> Kpis:
     )
 
 
-def _comparison(rows: Sequence[Mapping[str, Any]]) -> KpiComparison:
+def _comparison(rows: Sequence[Any]) -> KpiComparison:
     by_period = {row["period"]: row for row in rows}
     return KpiComparison(_kpis_from_row(by_period.get("current")), _kpis_from_row(by_period.get("previous")))
 
@@ -458,7 +472,9 @@ def _kpis(session: Session, filters: Filters, user_id: uuid.UUID | None) -> KpiC
     return _comparison(rows)
 
 
-def _series(session: Session, filters: Filters, user_id: uuid.UUID | None, granularity: Granularity) -> pd.DataFrame:
+def _series(
+    session: Session, filters: Filters, user_id: uuid.UUID | None, granularity: Granularity
+) -> pd.DataFrame:
     dialect = _dialect(session)
     sql = _aggregate_sql(
         dialect,
@@ -472,7 +488,9 @@ def _series(session: Session, filters: Filters, user_id: uuid.UUID | None, granu
     return _finish(_frame(rows, ["bucket", "provider", *_SUM_NAMES]), bucket=True)
 
 
-def _quality(session: Session, filters: Filters, user_id: uuid.UUID | None, granularity: Granularity) -> pd.DataFrame:
+def _quality(
+    session: Session, filters: Filters, user_id: uuid.UUID | None, granularity: Granularity
+) -> pd.DataFrame:
     dialect = _dialect(session)
     sql = _aggregate_sql(
         dialect,
@@ -510,8 +528,16 @@ GROUP BY c.id, c.title
 ORDER BY cost_usd DESC, runs DESC, c.id
 LIMIT :limit"""
     params = _params(filters, user_id, limit=limit)
-    stmt = _text(sql, params, conversation_id=Uuid(), title=None, runs=None, tokens=None, cost_usd=None,
-                 last_run_at=UTCDateTime())
+    stmt = _text(
+        sql,
+        params,
+        conversation_id=Uuid(),
+        title=None,
+        runs=None,
+        tokens=None,
+        cost_usd=None,
+        last_run_at=UTCDateTime(),
+    )
     rows = session.execute(stmt, params).all()
     df = _frame(rows, ["conversation_id", "title", "runs", "tokens", "cost_usd", "last_run_at"])
     df["runs"] = df["runs"].astype("int64")
@@ -594,7 +620,7 @@ WHERE {_where(filters, scoped=True)}
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :limit OFFSET :offset"""
     params = _params(filters, user_id, limit=page_size + 1, offset=page * page_size)
-    typed = {name: None for name in _RUN_COLUMNS}
+    typed: dict[str, Any] = {name: None for name in _RUN_COLUMNS}
     typed.update(id=Uuid(), created_at=UTCDateTime())
     with user_session(user_id, engine=engine) as session:
         rows = session.execute(_text(sql, params, **typed), params).all()
@@ -684,14 +710,19 @@ def _pg_call(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
 def _pg_admin(session: Session, filters: Filters, granularity: Granularity) -> AdminDashboard:
     params = _pg_admin_params(filters, granularity=granularity)
     kpi_rows = _pg_call(
-        session, f"SELECT * FROM app.analytics_admin_kpis(CAST(:prev_start AS timestamptz), {_PG_FILTER_ARGS})",
+        session,
+        f"SELECT * FROM app.analytics_admin_kpis(CAST(:prev_start AS timestamptz), {_PG_FILTER_ARGS})",
         params,
     )
     series = _pg_call(
-        session, f"SELECT * FROM app.analytics_admin_series(CAST(:granularity AS text), {_PG_FILTER_ARGS})", params
+        session,
+        f"SELECT * FROM app.analytics_admin_series(CAST(:granularity AS text), {_PG_FILTER_ARGS})",
+        params,
     )
     quality = _pg_call(
-        session, f"SELECT * FROM app.analytics_admin_quality(CAST(:granularity AS text), {_PG_FILTER_ARGS})", params
+        session,
+        f"SELECT * FROM app.analytics_admin_quality(CAST(:granularity AS text), {_PG_FILTER_ARGS})",
+        params,
     )
     usage = _pg_call(session, f"SELECT * FROM app.analytics_admin_usage({_PG_FILTER_ARGS})", params)
     user_cols = ["user_id", "email", *_SUM_NAMES]
@@ -700,10 +731,21 @@ def _pg_admin(session: Session, filters: Filters, granularity: Granularity) -> A
         filters=filters,
         granularity=granularity,
         kpis=_comparison(kpi_rows),
-        series=_finish(_frame([[r[c] for c in ("bucket", "provider", *_SUM_NAMES)] for r in series],
-                              ["bucket", "provider", *_SUM_NAMES]), bucket=True),
-        quality=_finish(_frame([[r[c] for c in ("bucket", *_SUM_NAMES, *_PCT_NAMES)] for r in quality],
-                               ["bucket", *_SUM_NAMES, *_PCT_NAMES]), bucket=True, percentiles=True),
+        series=_finish(
+            _frame(
+                [[r[c] for c in ("bucket", "provider", *_SUM_NAMES)] for r in series],
+                ["bucket", "provider", *_SUM_NAMES],
+            ),
+            bucket=True,
+        ),
+        quality=_finish(
+            _frame(
+                [[r[c] for c in ("bucket", *_SUM_NAMES, *_PCT_NAMES)] for r in quality],
+                ["bucket", *_SUM_NAMES, *_PCT_NAMES],
+            ),
+            bucket=True,
+            percentiles=True,
+        ),
         by_user=_finish(_frame([[r[c] for c in user_cols] for r in usage if r["user_total"]], user_cols)),
         by_user_model=_finish(
             _frame([[r[c] for c in model_cols] for r in usage if not r["user_total"]], model_cols)

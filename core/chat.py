@@ -30,8 +30,8 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Uuid, bindparam, update
 from sqlalchemy import text as sql_text
-from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import col
 
@@ -149,14 +149,14 @@ _CONTEXT_SQL = sql_text(
     LEFT JOIN vibe_configs v ON v.user_id = c.user_id AND v.is_active
     WHERE c.id = :cid AND c.user_id = :uid
     """
-)
+).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
 _HISTORY_SQL = sql_text(
     """
     SELECT user_message, output FROM agent_runs
     WHERE conversation_id = :cid AND user_id = :uid AND status IN ('ok', 'interrupted')
     ORDER BY created_at DESC LIMIT :n
     """
-)
+).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
 
 
 def _load_context(session: Any, user_id: uuid.UUID, conversation_id: uuid.UUID, turns: int) -> _Context:
@@ -184,6 +184,10 @@ def _load_context(session: Any, user_id: uuid.UUID, conversation_id: uuid.UUID, 
                 hist.append(ChatMessage("assistant", output))
     return _Context(agent=row[0], title=row[1], profile=profile, vibe=vibe, history=hist)
 
+
+_TITLE_SQL = sql_text(
+    "UPDATE conversations SET title = :t WHERE id = :cid AND user_id = :uid AND title = :d"
+).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
 
 _atoms_cache: AtomLibrary | None = None
 
@@ -236,9 +240,7 @@ def run_turn(
         s.add(run)
         if ctx.title == DEFAULT_TITLE and not ctx.history:
             s.execute(
-                sql_text(
-                    "UPDATE conversations SET title = :t WHERE id = :cid AND user_id = :uid AND title = :d"
-                ),
+                _TITLE_SQL,
                 {"t": title_from_message(data.text), "cid": data.conversation_id, "uid": user_id,
                  "d": DEFAULT_TITLE},
             )

@@ -6,13 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import Integer, String, Uuid, bindparam, column, text
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from core.db import NotFound, user_session
 from models import AgentRun, Conversation
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn
+from models.types import UTCDateTime
 
 DEFAULT_TITLE = "New conversation"
 
@@ -43,6 +44,9 @@ _LIST_SQL = text(
     ORDER BY last_activity DESC
     LIMIT :n
     """
+).bindparams(bindparam("uid", type_=Uuid())).columns(
+    column("id", Uuid()), column("title", String()), column("agent", String()),
+    column("created_at", UTCDateTime()), column("turns", Integer()), column("last_activity", UTCDateTime()),
 )
 
 

@@ -11,7 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 from core import analytics
-from core.analytics import AdminDashboard, Dashboard, Filters, FilterOptions, KpiComparison, RunsPage
+from core.analytics import AdminDashboard, Dashboard, FilterOptions, Filters, KpiComparison, RunsPage
 from core.db import NotFound
 from core.limits import UsageSummary, usage_summary
 from ui.frame import page
@@ -79,26 +79,55 @@ def kpi_tiles(kpis: KpiComparison) -> None:
             delta = None if change is None else _fmt(change, kind).replace("$-", "-$")
             if delta is not None and change is not None and change > 0:
                 delta = "+" + delta
-            col.metric(label, _fmt(kpis.value(name), kind), delta=delta, delta_color=color,  # type: ignore[arg-type]
-                       help="Change against the previous period of equal length.", border=True)
+            col.metric(
+                label,
+                _fmt(kpis.value(name), kind),
+                delta=delta,
+                delta_color=color,  # type: ignore[arg-type]
+                help="Change against the previous period of equal length.",
+                border=True,
+            )
 
 
 def usage_charts(series: pd.DataFrame, quality: pd.DataFrame, *, key: str) -> None:
     measure = st.radio("Measure", list(MEASURES), horizontal=True, key=f"{key}_measure")
-    data = series.assign(tokens=series["input_tokens"] + series["output_tokens"],
-                         provider=series["provider"].fillna("(none)"))
+    data = series.assign(
+        tokens=series["input_tokens"] + series["output_tokens"], provider=series["provider"].fillna("(none)")
+    )
     column = MEASURES[measure or "Runs"]
     fig = px.bar(data, x="bucket", y=column, color="provider", labels={"bucket": "", column: measure})
     st.plotly_chart(fig, key=f"{key}_usage")
     left, right = st.columns(2)
-    latency = quality.melt(id_vars="bucket", value_vars=["latency_p50", "latency_p95", "ttft_p50", "ttft_p95"],
-                           var_name="figure", value_name="ms")
-    left.plotly_chart(px.line(latency, x="bucket", y="ms", color="figure", markers=True,
-                              title="Latency and time to first token", labels={"bucket": ""}), key=f"{key}_latency")
-    rates = quality.melt(id_vars="bucket", value_vars=["error_rate", "fallback_rate"], var_name="figure",
-                         value_name="rate")
-    fig = px.line(rates, x="bucket", y="rate", color="figure", markers=True, title="Error and fallback rate",
-                  labels={"bucket": ""})
+    latency = quality.melt(
+        id_vars="bucket",
+        value_vars=["latency_p50", "latency_p95", "ttft_p50", "ttft_p95"],
+        var_name="figure",
+        value_name="ms",
+    )
+    left.plotly_chart(
+        px.line(
+            latency,
+            x="bucket",
+            y="ms",
+            color="figure",
+            markers=True,
+            title="Latency and time to first token",
+            labels={"bucket": ""},
+        ),
+        key=f"{key}_latency",
+    )
+    rates = quality.melt(
+        id_vars="bucket", value_vars=["error_rate", "fallback_rate"], var_name="figure", value_name="rate"
+    )
+    fig = px.line(
+        rates,
+        x="bucket",
+        y="rate",
+        color="figure",
+        markers=True,
+        title="Error and fallback rate",
+        labels={"bucket": ""},
+    )
     fig.update_yaxes(tickformat=".0%")
     right.plotly_chart(fig, key=f"{key}_rates")
 
@@ -127,17 +156,27 @@ def run_detail_view(user_id: uuid.UUID, run_id: uuid.UUID) -> None:
         st.markdown(f"**Run {run.id}** · {run.created_at:%Y-%m-%d %H:%M:%S} UTC · {run.conversation_title}")
         a, b, c = st.columns(3)
         a.markdown(f"Status **{run.status}**" + (f" · error `{run.error_code}`" if run.error_code else ""))
-        b.markdown(f"{run.provider or '—'} / {run.model or '—'}"
-                   + (f" (fell back from {run.fallback_from})" if run.fallback_from else ""))
+        b.markdown(
+            f"{run.provider or '—'} / {run.model or '—'}"
+            + (f" (fell back from {run.fallback_from})" if run.fallback_from else "")
+        )
         c.markdown(f"Request id `{run.request_id or '—'}`")
-        st.json({
-            "usage": {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens,
-                      "cached_input_tokens": run.cached_input_tokens, "cache_write_tokens": run.cache_write_tokens,
-                      "cost_usd": None if run.cost_usd is None else str(run.cost_usd),
-                      "ttft_ms": run.ttft_ms, "latency_ms": run.latency_ms},
-            "prompt_sha256": run.prompt_sha256,
-            "atom_versions": run.atom_versions,
-        }, expanded=False)
+        st.json(
+            {
+                "usage": {
+                    "input_tokens": run.input_tokens,
+                    "output_tokens": run.output_tokens,
+                    "cached_input_tokens": run.cached_input_tokens,
+                    "cache_write_tokens": run.cache_write_tokens,
+                    "cost_usd": None if run.cost_usd is None else str(run.cost_usd),
+                    "ttft_ms": run.ttft_ms,
+                    "latency_ms": run.latency_ms,
+                },
+                "prompt_sha256": run.prompt_sha256,
+                "atom_versions": run.atom_versions,
+            },
+            expanded=False,
+        )
         st.markdown("**Your message**")
         st.text(run.user_message)
         st.markdown("**Answer**")
@@ -152,9 +191,17 @@ def recent_runs_view(user_id: uuid.UUID, filters: Filters) -> None:
         st.caption("No runs on this page.")
         return
     table = runs.rows.drop(columns=["id"])
-    event: Any = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                              key="an_runs_table", column_config={"cost_usd": st.column_config.NumberColumn(format="$%.6f")})
-    st.caption("Select a row to see the run's details." + (" More on the next page." if runs.has_more else ""))
+    event: Any = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="an_runs_table",
+        column_config={"cost_usd": st.column_config.NumberColumn(format="$%.6f")},
+    )
+    st.caption(
+        "Select a row to see the run's details." + (" More on the next page." if runs.has_more else "")
+    )
     selected = event.selection.rows if event is not None else []
     if selected and selected[0] < len(runs.rows):
         run_detail_view(user_id, runs.rows["id"].iloc[selected[0]])
@@ -164,10 +211,15 @@ def read_filters(options: FilterOptions) -> tuple[Filters, analytics.Granularity
     today = datetime.now(UTC).date()
     with st.expander("Filters", expanded=False, icon=":material/filter_list:"):
         left, right = st.columns(2)
-        chosen = left.date_input("Date range (UTC)", value=(today - timedelta(days=29), today), max_value=today,
-                                 key="an_range")
-        granularity = right.segmented_control("Group by", list(analytics.GRANULARITIES), default="day",
-                                              key="an_granularity") or "day"
+        chosen = left.date_input(
+            "Date range (UTC)", value=(today - timedelta(days=29), today), max_value=today, key="an_range"
+        )
+        granularity = (
+            right.segmented_control(
+                "Group by", list(analytics.GRANULARITIES), default="day", key="an_granularity"
+            )
+            or "day"
+        )
         a, b, c = st.columns(3)
         providers = a.multiselect("Providers", options.providers, key="an_providers")
         models = b.multiselect("Models", options.models, key="an_models")
@@ -177,27 +229,41 @@ def read_filters(options: FilterOptions) -> tuple[Filters, analytics.Granularity
     filters = Filters(
         start=datetime.combine(first, time(), UTC),
         end=datetime.combine(last + timedelta(days=1), time(), UTC),
-        providers=tuple(providers), models=tuple(models), statuses=tuple(statuses),
+        providers=tuple(providers),
+        models=tuple(models),
+        statuses=tuple(statuses),
     )
     return filters, granularity  # type: ignore[return-value]
 
 
-def my_usage(user_id: uuid.UUID, options: FilterOptions, filters: Filters, granularity: analytics.Granularity) -> None:
+def my_usage(
+    user_id: uuid.UUID, options: FilterOptions, filters: Filters, granularity: analytics.Granularity
+) -> None:
     if options.first_run_at is None:
-        st.info("No runs yet. Ask the advisor something in **Chat** and your usage, cost and latency "
-                "will show up here.", icon=":material/insights:")
+        st.info(
+            "No runs yet. Ask the advisor something in **Chat** and your usage, cost and latency "
+            "will show up here.",
+            icon=":material/insights:",
+        )
         return
     dash = cached_dashboard(user_id, filters, granularity)
     quota_panel(user_id)
     if dash.is_empty:
-        st.info("No runs match these filters. Widen the date range or clear a filter.",
-                icon=":material/filter_alt_off:")
+        st.info(
+            "No runs match these filters. Widen the date range or clear a filter.",
+            icon=":material/filter_alt_off:",
+        )
         return
     kpi_tiles(dash.kpis)
     usage_charts(dash.series, dash.quality, key="an")
-    st.download_button("Download this view (CSV)", dash.series.to_csv(index=False).encode(),
-                       file_name=f"advisor-usage-{filters.start:%Y%m%d}-{filters.end:%Y%m%d}.csv",
-                       mime="text/csv", key="an_csv", icon=":material/download:")
+    st.download_button(
+        "Download this view (CSV)",
+        dash.series.to_csv(index=False).encode(),
+        file_name=f"advisor-usage-{filters.start:%Y%m%d}-{filters.end:%Y%m%d}.csv",
+        mime="text/csv",
+        key="an_csv",
+        icon=":material/download:",
+    )
     left, right = st.columns(2)
     left.subheader("By provider and model")
     left.dataframe(dash.by_model, hide_index=True)
@@ -222,8 +288,13 @@ def all_users(admin_id: uuid.UUID, filters: Filters, granularity: analytics.Gran
     st.dataframe(dash.by_user.drop(columns=["user_id"]), hide_index=True, key="an_admin_users")
     st.subheader("Per user and model")
     st.dataframe(dash.by_user_model.drop(columns=["user_id"]), hide_index=True, key="an_admin_user_models")
-    st.download_button("Download per-user figures (CSV)", dash.by_user_model.to_csv(index=False).encode(),
-                       file_name="advisor-usage-by-user.csv", mime="text/csv", key="an_admin_csv")
+    st.download_button(
+        "Download per-user figures (CSV)",
+        dash.by_user_model.to_csv(index=False).encode(),
+        file_name="advisor-usage-by-user.csv",
+        mime="text/csv",
+        key="an_admin_csv",
+    )
 
 
 with page("analytics") as user:

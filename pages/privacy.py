@@ -32,7 +32,8 @@ with page("privacy") as user:
         bar = st.progress(0.0, text="Collecting your data…")
 
         def show_progress(done: int, total: int) -> None:
-            bar.progress(done / total if total else 1.0, text=f"Collecting your data… {done:,} of {total:,} rows")
+            text = f"Collecting your data… {done:,} of {total:,} rows"
+            bar.progress(done / total if total else 1.0, text=text)
 
         data = export_user_data(user_id=user.id, progress=show_progress)
         bar.empty()

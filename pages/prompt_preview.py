@@ -23,8 +23,13 @@ LABELS = {
     "brevity": "Brevity",
     "formality": "Formality",
 }
-WHAT_IF_KEYS = ("pp_wi_role", "pp_wi_role_other", "pp_wi_stack", "pp_wi_vertical", "pp_wi_agent") + tuple(
-    f"pp_wi_{name}" for name in SLIDERS
+WHAT_IF_KEYS = (
+    "pp_wi_role",
+    "pp_wi_role_other",
+    "pp_wi_stack",
+    "pp_wi_vertical",
+    "pp_wi_agent",
+    *(f"pp_wi_{name}" for name in SLIDERS),
 )
 
 
@@ -122,14 +127,13 @@ with page("prompt_preview") as user:
         st.info("Save your profile first — the prompt is built from it.", icon=":material/info:")
         st.page_link("pages/vibe.py", label="Go to Profile & vibe", icon=":material/tune:")
         st.stop()
-    assert saved is not None
     active = profiles.active_vibe(user_id=user.id)
     library = load_atoms()
     agent_titles = {atom_id: title for atom_id, title, _ in library.agents()}
     chosen = st.selectbox(
         "Advisor mode", list(agent_titles), key="pp_agent", format_func=agent_titles.__getitem__
     )
-    st.caption(f"Vibe: **{active.name}** · Role: **{saved.role}**")
+    st.text(f"Active vibe: {active.name}")  # user text: plain text, never Markdown
     current = assemble_prompt(saved, active, library, agent=chosen)
     _show_prompt(current)
     st.divider()

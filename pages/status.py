@@ -1,9 +1,86 @@
-"""Status page (placeholder until its issue lands)."""
+"""Status: is everything Advisor depends on up? Database, AI providers, Redis, guard, Sentry, version."""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from core.settings import get_settings
+from core.status import collect_status
 from ui.frame import page
 
-with page("status") as user:
+
+def _yes(flag: bool) -> str:
+    return "✅" if flag else "❌"
+
+
+with page("status"):
     st.title("Status")
-    st.info("Coming soon.")
+    st.button("Refresh", key="status_refresh", icon=":material/refresh:")
+    report = collect_status(get_settings())
+
+    if report.demo_mode:
+        st.info(
+            "Demo mode: no AI provider is configured, answers come from the offline demo provider (cost 0).",
+            icon=":material/science:",
+        )
+
+    st.subheader("Database")
+    db = report.database
+    st.table(
+        {
+            "": ["backend", "URL", "reachable", "migrated", "current revision", "head revision"],
+            "value": [
+                db.backend,
+                db.url,
+                _yes(db.reachable) + (f" ({db.error})" if db.error else ""),
+                _yes(db.migrated),
+                db.current_revision or "none",
+                db.head_revision or "unknown",
+            ],
+        }
+    )
+
+    st.subheader("AI providers")
+    if report.providers_error:
+        st.error(f"Providers are misconfigured: {report.providers_error}")
+    st.table(
+        {
+            "provider": [p.name for p in report.providers],
+            "model": [p.model for p in report.providers],
+            "endpoint": [p.base_url or "SDK default" for p in report.providers],
+            "API key": [p.api_key or "not set" for p in report.providers],
+            "circuit breaker": [p.breaker for p in report.providers],
+            "failures in a row": [p.consecutive_failures for p in report.providers],
+            "last error": [p.last_error_kind or "none" for p in report.providers],
+            "last error at (UTC)": [
+                p.last_error_at.strftime("%Y-%m-%d %H:%M:%S") if p.last_error_at else "never"
+                for p in report.providers
+            ],
+        }
+    )
+    st.caption("Breaker states are those of this app process; they reset when it restarts.")
+
+    st.subheader("Redis")
+    if report.redis is None:
+        st.write("Not configured: rate limits are kept in this process's memory.")
+    else:
+        r = report.redis
+        detail = f"{r.latency_ms} ms" if r.reachable else (r.error or "error")
+        st.table({"": ["URL", "reachable"], "value": [r.url, f"{_yes(r.reachable)} ({detail})"]})
+
+    st.subheader("Trust and operations")
+    st.table(
+        {
+            "": ["read-only guard", "Sentry", "version"],
+            "value": [
+                report.guard_mode
+                + (
+                    ""
+                    if report.guard_mode == report.guard_configured
+                    else f" (configured: {report.guard_configured})"
+                ),
+                "on" if report.sentry_on else "off",
+                report.version,
+            ],
+        }
+    )

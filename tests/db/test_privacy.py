@@ -198,18 +198,18 @@ def test_export_leaves_out_the_password_hash_and_says_so(two_users):
     assert json.loads(files["manifest.json"])["excluded_columns"] == {"users": ["password_hash"]}
 
 
+TEXT_COLUMNS = ("email", "title", "name", "user_message", "output", "request_id", "oidc_subject")
+
+
 def _values_of(user_id: uuid.UUID) -> set[str]:
     out: set[str] = set()
     for table in owned_tables():
         for row in db_rows(table, user_id):
             for col, value in row.items():
-                if col == "user_id" or (table == "users" and col == "id"):
+                if isinstance(value, uuid.UUID):  # ids, user_id, conversation_id
                     out.update({str(value), value.hex})
-                elif isinstance(value, uuid.UUID):
-                    out.update({str(value), value.hex})
-                elif col in ("email", "title", "name", "user_message", "output", "request_id", "oidc_subject"):
-                    if value:
-                        out.add(value)
+                elif col in TEXT_COLUMNS and value:
+                    out.add(value)
     return out
 
 
@@ -307,7 +307,7 @@ def test_export_streams_into_a_non_seekable_stream_and_reports_progress(two_user
 
     pipe = Pipe()
     seen: list[tuple[int, int]] = []
-    size = export_user_data(user_id=a, out=pipe, progress=lambda d, t: seen.append((d, t)))  # type: ignore[arg-type]
+    size = export_user_data(user_id=a, out=pipe, progress=lambda d, t: seen.append((d, t)))  # type: ignore[call-overload]
     data = b"".join(pipe.parts)
     assert size == len(data)
     assert unzip(data)["profile.json"]

@@ -29,8 +29,9 @@ def seeded(app):
 
     today = datetime.now(UTC)
     end = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
-    result = seed_runs(database_url=get_settings().database_url, users=3, runs=600, seed=3, days=20,
-                       end=end, progress=False)
+    result = seed_runs(
+        database_url=get_settings().database_url, users=3, runs=600, seed=3, days=20, end=end, progress=False
+    )
     return result
 
 
@@ -38,7 +39,9 @@ def _as(result, index: int | None = None) -> SignedInUser:
     """Seeded user ``index``; by default the busiest one who is not an administrator."""
     if index is None:
         index = max(range(1, len(result.user_ids)), key=lambda i: result.runs_per_user[i])
-    return SignedInUser(id=result.user_ids[index], email=f"seed3-user{index:05d}@example.com", is_admin=index == 0)
+    return SignedInUser(
+        id=result.user_ids[index], email=f"seed3-user{index:05d}@example.com", is_admin=index == 0
+    )
 
 
 def _outside_30_days(result) -> int:
