@@ -3,7 +3,8 @@
 ``app(page=None, *, user=None, admin=False, signed_in=True)`` builds an ``AppTest`` of the entry
 script on the test's migrated database (SQLite by default; request ``pg_url`` first for PostgreSQL),
 creates a user row and signs it in directly through the session state (no form), runs the app,
-and switches to ``page`` ("pages/vibe.py") when given. The signed-in user is ``at.advisor_user``.
+and switches to ``page`` ("pages/vibe.py") when given. See ``run_entry`` for the AppTest quirk
+that makes runs after a page switch skip the entry script. The signed-in user is ``at.advisor_user``.
 
     def test_my_page(app):
         at = app("pages/analytics.py")
@@ -36,6 +37,27 @@ AppFactory = Callable[..., Any]
 def new_app_test() -> AppTest:
     """A fresh AppTest of the entry script (nothing run yet)."""
     return AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT)
+
+
+def run_entry(at: AppTest) -> AppTest:
+    """Run through the entry script (gate, sidebar, navigation) on the default page.
+
+    Streamlit 1.67's AppTest quirk: once a file page was shown (``switch_page`` or the default page
+    of ``st.navigation``), later runs execute only that page's script, skipping the entry script
+    (no gate, no sidebar). Clearing the requested / finished page hash makes the next run start
+    from the entry script again, as every real browser run does.
+    """
+    at._page_hash = ""
+    at._finished_page_script_hash = ""
+    return at.run()
+
+
+def click_entry(at: AppTest, key: str) -> AppTest:
+    """Click a widget the entry script renders (e.g. the sidebar's ``sign_out``) and run the entry."""
+    if not any(b.key == key for b in at.button):
+        run_entry(at)
+    at.button(key=key).click()
+    return run_entry(at)
 
 
 def sign_in_directly(at: AppTest, user: SignedInUser) -> None:

@@ -13,7 +13,7 @@ from core.db import system_session
 from models import User
 from models.schemas import SignUpIn
 from tests.factories import random_email
-from tests.ui.conftest import ROOT, TIMEOUT, new_app_test
+from tests.ui.conftest import ROOT, TIMEOUT, click_entry, new_app_test, run_entry
 from ui.frame import SESSION_USER_KEY, SignedInUser
 
 PASSWORD = "Gate-canary-pw-42"
@@ -68,25 +68,34 @@ def test_fresh_visitor_sees_only_sign_in(app) -> None:
     assert_sign_in_only(app(signed_in=False))
 
 
+def assert_page_refuses(at: AppTest, path: str) -> None:
+    """A data page reached without a session shows only "Please sign in." (defence in depth)."""
+    assert not at.exception, (path, at.exception)
+    assert [w.value for w in at.warning] == ["Please sign in."], path
+    assert not at.title and not _widget_keys(at) and not at.dataframe and not at.code, path
+
+
 def test_no_session_every_page_shows_only_sign_in(app) -> None:
     at = app(admin=True)  # registers every page, the admin page too
     assert _is_signed_in(at)
     for path in DATA_PAGES:
         at.switch_page(path).run()
         assert not at.exception, (path, at.exception)
-        assert _is_signed_in(at) and [t.value for t in at.title] != ["Advisor"], path
+        assert _is_signed_in(at), path
+    at.session_state[SESSION_USER_KEY] = None  # the session ends
     for path in DATA_PAGES:
-        at.session_state[SESSION_USER_KEY] = None  # no session
-        at.switch_page(path).run()
-        assert_sign_in_only(at)
+        at.switch_page(path).run()  # the page script itself refuses
+        assert_page_refuses(at, path)
+    run_entry(at)  # and the entry script's gate shows only sign-in
+    assert_sign_in_only(at)
+    with pytest.raises(ValueError, match="Known pages: \\['Sign in'\\]"):
+        at.switch_page("pages/vibe.py")  # no data page is even registered
 
 
 def test_page_scripts_run_outside_the_gate_show_nothing(app) -> None:
     for path in DATA_PAGES:
         at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT).run()
-        assert not at.exception, (path, at.exception)
-        assert [w.value for w in at.warning] == ["Please sign in."], path
-        assert not at.title and not _widget_keys(at), path
+        assert_page_refuses(at, path)
 
 
 def test_sign_up_sign_in_pages_sign_out(app) -> None:
@@ -102,21 +111,23 @@ def test_sign_up_sign_in_pages_sign_out(app) -> None:
     assert row.password_hash is not None and row.password_hash.startswith("$argon2id$")
     assert PASSWORD not in row.password_hash
 
-    at.button(key="sign_out").click().run()
+    click_entry(at, "sign_out")
     assert_sign_in_only(at)
     assert SESSION_USER_KEY not in at.session_state
 
     _fill_sign_in(at, email, PASSWORD)
     assert _is_signed_in(at)
-    for path in ("pages/vibe.py", "pages/chat.py"):
+    for path in ("pages/vibe.py", "pages/chat.py", "pages/vibe.py"):
         at.switch_page(path).run()
         assert not at.exception and _is_signed_in(at)
-    at.switch_page("pages/vibe.py").run()
     assert [t.value for t in at.title] == ["Profile & vibe"]
 
-    at.button(key="sign_out").click().run()
+    click_entry(at, "sign_out")
     assert_sign_in_only(at)
-    at.switch_page("pages/vibe.py").run()  # signing out ended access (C21)
+    assert SESSION_USER_KEY not in at.session_state  # signing out ended access (C21)
+    with pytest.raises(ValueError, match="Known pages: \\['Sign in'\\]"):
+        at.switch_page("pages/vibe.py")
+    run_entry(at)
     assert_sign_in_only(at)
 
 
@@ -173,7 +184,7 @@ def test_password_not_in_logs(app, caplog) -> None:
     at.text_input(key="signup_password").input(PASSWORD)
     at.text_input(key="signup_confirm").input(PASSWORD)
     at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
-    at.button(key="sign_out").click().run()
+    click_entry(at, "sign_out")
     _fill_sign_in(at, email, PASSWORD + "-wrong")
     _fill_sign_in(at, email, PASSWORD)
     assert _is_signed_in(at)
@@ -210,13 +221,15 @@ def test_oidc_creates_and_reuses_the_user_row(oidc) -> None:
     assert row.auth_provider == "oidc" and row.password_hash is None and row.oidc_subject == "oidc-sub-1"
     at.switch_page("pages/vibe.py").run()
     assert at.session_state[SESSION_USER_KEY].id == row.id
+    run_entry(at)  # cached in the session: still the same user
+    assert _is_signed_in(at) and at.session_state[SESSION_USER_KEY].id == row.id
 
     again = oidc(identity)  # a new browser session
     assert _is_signed_in(again) and again.session_state[SESSION_USER_KEY].id == row.id
     with system_session() as s:
         assert len(s.exec(select(User).where(User.email == email)).all()) == 1
 
-    again.button(key="sign_out").click().run()  # st.logout(): st.user is logged out
+    click_entry(again, "sign_out")  # st.logout(): st.user is logged out
     assert again.user.get("is_logged_in") is False
     assert not _is_signed_in(again) and [t.value for t in again.title] == ["Advisor"]
     assert [b.key for b in again.button] == ["oidc_login"]

@@ -1,0 +1,287 @@
+"""Real-browser fixtures: Debian's Chromium, the provider stub, and ``streamlit run`` on a fresh database.
+
+Everything listens on and talks to 127.0.0.1 only. The Streamlit server runs as a subprocess with
+the read-only guard enforced, PostgreSQL (a copy of the migrated template), both providers pointed
+at the stub, and its data directory under a temporary directory; it is shared by the tests of a
+module and torn down (database dropped) afterwards.
+
+When Chromium cannot be found the e2e tests FAIL saying so; they are never skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import _pg_url, create_pg_database, drop_pg_database
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT_S = 60.0
+
+
+# ------------------------------------------------------------------------------------------------
+# processes
+# ------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # loopback only
+        return resp.status, resp.read()
+
+
+def _tail(path: Path, limit: int = 6000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except OSError:
+        return "(no output)"
+
+
+def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    """Poll ``url`` until it answers 200; fail with the process output if it dies or times out."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with status {proc.returncode} before it was ready:\n{_tail(log)}")
+        try:
+            status, _ = _get(url, timeout=1.0)
+            if status == 200:
+                return
+            last = status
+        except (urllib.error.URLError, OSError) as exc:
+            last = exc
+        time.sleep(0.1)  # polling interval, not a wait for a result
+    pytest.fail(f"{what} did not answer {url} within {START_TIMEOUT_S:.0f} s (last: {last}):\n{_tail(log)}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@dataclass
+class ProviderStub:
+    """The standalone stub, controlled over its HTTP control endpoints."""
+
+    url: str
+    log: Path
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return self.url
+
+    def _post(self, path: str, payload: dict[str, Any]) -> None:
+        req = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status == 200, resp.read()
+
+    def fault(self, api: str, fault: dict[str, Any] | str | None, *, queue: bool = False) -> None:
+        self._post("/_control/fault", {"api": api, "fault": fault, "queue": queue})
+
+    def reply(self, api: str, reply: dict[str, Any] | None) -> None:
+        self._post("/_control/reply", {"api": api, "reply": reply})
+
+    def reset(self) -> None:
+        self._post("/_control/reset", {})
+
+    def requests(self) -> list[dict[str, Any]]:
+        _, body = _get(f"{self.url}/_control/requests")
+        return json.loads(body)  # type: ignore[no-any-return]
+
+
+@dataclass
+class AppServer:
+    url: str
+    database: str
+    data_dir: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+    screenshots: list[Path] = field(default_factory=list)
+
+    def output(self) -> str:
+        return _tail(self.log, 20000)
+
+
+# ------------------------------------------------------------------------------------------------
+# fixtures
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium (Playwright cannot download its own here). Missing → the test fails."""
+    for candidate in (os.environ.get("ADVISOR_TEST_CHROMIUM", ""), *CHROMIUM_CANDIDATES):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("chromium")
+    if found:
+        return found
+    pytest.fail(
+        "Chromium is not installed, so the real-browser e2e tests cannot run. Install Debian's "
+        "chromium (`apt-get install -y chromium`, which `make test` tries via scripts/ensure_services.sh) "
+        "or point ADVISOR_TEST_CHROMIUM at a Chromium binary."
+    )
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - requirements-dev.txt pins it
+        pytest.fail(f"playwright is not installed ({exc}); run `make install-dev`.")
+    with sync_playwright() as pw:
+        try:
+            chromium = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        except Exception as exc:
+            pytest.fail(f"Chromium at {chromium_path} could not be started: {exc}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def provider_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderStub]:
+    """``python -m tests.stubs.provider_server`` on a free loopback port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("stub") / "provider_stub.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.stubs.provider_server", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/_control/health", proc, log, "the provider stub")
+        yield ProviderStub(url=url, log=log)
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def app_server(
+    pg_template: str, provider_stub: ProviderStub, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
+    """``streamlit run streamlit_app.py`` on a free port, a fresh PostgreSQL database, guard enforced."""
+    base = tmp_path_factory.mktemp("app")
+    data_dir = base / "data"
+    home = base / "home"
+    data_dir.mkdir()
+    home.mkdir()
+    database = create_pg_database(template=pg_template)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADVISOR_", "STREAMLIT_"))}
+    env.update(
+        {
+            "HOME": str(home),  # no user-level ~/.streamlit config leaks in
+            "ADVISOR_DATABASE_URL": _pg_url(database),
+            "ADVISOR_PROVIDERS": "openai,anthropic",
+            "ADVISOR_OPENAI_BASE_URL": provider_stub.openai_base_url,
+            "ADVISOR_OPENAI_API_KEY": "sk-e2e-fake-openai-key",
+            "ADVISOR_ANTHROPIC_BASE_URL": provider_stub.anthropic_base_url,
+            "ADVISOR_ANTHROPIC_API_KEY": "sk-ant-e2e-fake-anthropic-key",
+            "ADVISOR_DATA_DIR": str(data_dir),
+            "ADVISOR_GUARD": "enforce",
+            "ADVISOR_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    log = base / "streamlit.log"
+    streamlit_bin = Path(sys.executable).with_name("streamlit")
+    command = [str(streamlit_bin)] if streamlit_bin.exists() else [sys.executable, "-m", "streamlit"]
+    command += [
+        "run",
+        "streamlit_app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/_stcore/health", proc, log, "streamlit run streamlit_app.py")
+        server = AppServer(url=url, database=database, data_dir=data_dir, log=log, proc=proc)
+        yield server
+        if proc.poll() is not None:
+            pytest.fail(f"the Streamlit server died during the tests:\n{server.output()}")
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        drop_pg_database(database)
+
+
+# ------------------------------------------------------------------------------------------------
+# a screenshot on failure, its path in the report
+# ------------------------------------------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    session = getattr(item, "e2e_session", None)
+    if session is None:
+        return
+    lines = []
+    try:
+        path = session.shot("FAILED")
+        lines.append(f"screenshot at failure: {path}")
+    except Exception as exc:  # the browser may be gone
+        lines.append(f"could not take a screenshot at failure: {exc}")
+    if session.shots:
+        lines.append("earlier screenshots:\n" + "\n".join(f"  {p}" for p in session.shots))
+    server = getattr(item, "e2e_server", None)
+    if server is not None:
+        lines.append("streamlit server output (tail):\n" + _tail(server.log, 4000))
+    text = "\n".join(lines)
+    print(text)  # noqa: T201 - the path must be visible in the terminal
+    report.sections.append(("e2e screenshots", text))

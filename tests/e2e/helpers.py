@@ -1,0 +1,149 @@
+"""Driving a Streamlit app in Playwright without fixed sleeps.
+
+Every step that makes Streamlit rerun goes through :meth:`BrowserSession.act`: it notes how many
+script runs the page has started, performs the action, then waits until a *new* run has started and
+the app is idle again (``[data-testid=stApp][data-test-script-state=notRunning]``). An init script
+counts the runs by watching that attribute, so a fast rerun is not missed between two polls.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Locator, Page, expect
+
+IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+STEP_TIMEOUT_MS = 30_000
+
+COUNT_RUNS = """
+(() => {
+  window.__stRuns = 0;
+  const seen = (value) => { if (value && value !== 'notRunning' && value !== 'initial') window.__stRuns++; };
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === 'attributes') seen(r.target.getAttribute('data-test-script-state'));
+      else for (const n of r.addedNodes) {
+        if (n.nodeType === 1 && n.matches && n.matches('[data-testid=stApp]'))
+          seen(n.getAttribute('data-test-script-state'));
+      }
+    }
+  }).observe(document, {subtree: true, childList: true, attributes: true,
+                        attributeFilter: ['data-test-script-state']});
+})();
+"""
+
+
+class BrowserSession:
+    """One browser context on the app, with numbered screenshots under ``shots_dir``."""
+
+    def __init__(self, page: Page, base_url: str, shots_dir: Path) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.shots_dir = shots_dir
+        self.shots: list[Path] = []
+        shots_dir.mkdir(parents=True, exist_ok=True)
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        page.add_init_script(COUNT_RUNS)
+
+    # waiting -----------------------------------------------------------------------------------
+    def runs(self) -> int:
+        return int(self.page.evaluate("window.__stRuns || 0"))
+
+    def wait_idle(self, after: int | None = None) -> None:
+        """Idle now; with ``after``, idle after at least one run newer than that count."""
+        if after is None:
+            self.page.wait_for_selector(IDLE, state="attached")
+            return
+        self.page.wait_for_function(
+            """(n) => {
+                const app = document.querySelector('[data-testid=stApp]');
+                return (window.__stRuns || 0) > n && app
+                    && app.getAttribute('data-test-script-state') === 'notRunning';
+            }""",
+            arg=after,
+        )
+
+    def act(self, action: Callable[[], Any]) -> None:
+        """Do something that reruns the script, then wait until that rerun has finished."""
+        before = self.runs()
+        action()
+        self.wait_idle(after=before)
+
+    def goto(self, path: str = "/") -> None:
+        self.page.goto(self.base_url + path)
+        self.wait_idle()
+        expect(self.page.locator("[data-testid=stApp]")).to_have_attribute(
+            "data-test-connection-state", re.compile("CONNECTED", re.IGNORECASE)
+        )
+
+    # screenshots -------------------------------------------------------------------------------
+    def shot(self, name: str) -> Path:
+        path = self.shots_dir / f"{len(self.shots) + 1:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.shots.append(path)
+        return path
+
+    # locating ----------------------------------------------------------------------------------
+    @property
+    def main(self) -> Locator:
+        return self.page.locator("[data-testid=stMain]")
+
+    @property
+    def sidebar(self) -> Locator:
+        return self.page.locator("[data-testid=stSidebar]")
+
+    def widget(self, testid: str, label: str) -> Locator:
+        """A widget container (``stSelectbox``, ``stSlider``, …) by its visible label."""
+        return self.page.locator(f"[data-testid={testid}]").filter(
+            has=self.page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(f"^{re.escape(label)}$"))
+        )
+
+    # actions -----------------------------------------------------------------------------------
+    def navigate(self, title: str) -> None:
+        """Click a page in the sidebar navigation and wait for it to render."""
+        link = self.page.locator("[data-testid=stSidebarNav] a", has_text=title)
+        self.act(link.click)
+        expect(self.main.locator("h1", has_text=title)).to_be_visible()
+
+    def click_button(self, name: str, *, within: Locator | None = None) -> None:
+        scope = within if within is not None else self.page
+        self.act(scope.get_by_role("button", name=name, exact=True).click)
+
+    def choose(self, label: str, option: str) -> None:
+        """Pick ``option`` in the selectbox labelled ``label``."""
+        box = self.widget("stSelectbox", label)
+        box.locator("[data-baseweb=select]").click()
+        self.act(self.page.get_by_role("option", name=option, exact=True).click)
+        expect(box).to_contain_text(option)
+
+    def multi_choose(self, label: str, options: list[str]) -> None:
+        box = self.widget("stMultiSelect", label)
+        for option in options:
+            box.locator("[data-baseweb=select]").click()
+            self.act(self.page.get_by_role("option", name=option, exact=True).click)
+        self.page.keyboard.press("Escape")
+        for option in options:
+            expect(box).to_contain_text(option)
+
+    def slider_value(self, label: str) -> int:
+        thumb = self.widget("stSlider", label).get_by_role("slider")
+        return int(thumb.get_attribute("aria-valuenow") or "0")
+
+    def move_slider(self, label: str, steps: int) -> int:
+        """Move the slider ``steps`` to the right (negative: left) with the keyboard; the new value."""
+        thumb = self.widget("stSlider", label).get_by_role("slider")
+        start = int(thumb.get_attribute("aria-valuenow") or "0")
+        key = "ArrowRight" if steps > 0 else "ArrowLeft"
+
+        def press() -> None:
+            thumb.focus()
+            for _ in range(abs(steps)):
+                thumb.press(key)
+
+        self.act(press)
+        expected = str(max(0, min(10, start + steps)))
+        expect(thumb).to_have_attribute("aria-valuenow", expected)
+        return int(expected)
