@@ -42,9 +42,10 @@ lint: install-dev
 bench: install-dev services
 	$(PY) -m bench.run_all $(BENCH_ARGS)
 
-demo: install services
-	ADVISOR_DATABASE_URL=$${ADVISOR_DATABASE_URL:-sqlite:///data/advisor.db} $(PY) -m core.db migrate
-	$(PY) -m bench.seed_runs --users 5 --runs 2000 --demo-user demo@example.com
+# A demo database: 20 users x 5,000 realistic runs; sign in as seed1-user00000@example.com / demo-password-1
+demo: install-dev
+	$(PY) -m bench.seed_runs --migrate --users 20 --runs 5000 --seed 1 --demo-password demo-password-1
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

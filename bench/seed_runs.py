@@ -352,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--migrate", action="store_true", help="run the migrations first")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--demo-password", default=None,
+                        help="let the first (admin) seeded user sign in with this password")
     args = parser.parse_args(argv)
     url = args.database_url
     if url is None:
@@ -367,6 +369,16 @@ def main(argv: list[str] | None = None) -> int:
         migrate=args.migrate,
         progress=not args.quiet,
     )
+    if args.demo_password:
+        from sqlalchemy import update
+
+        from core import db as core_db
+        from core.auth import hasher
+        from models import User
+
+        with core_db.system_session(engine=core_db.engine_for(url)) as s:
+            s.execute(update(User).where(User.id == result.admin_id)  # type: ignore[arg-type]
+                      .values(password_hash=hasher().hash(args.demo_password)))
     print(
         f"seeded {len(result.user_ids)} users (admin: seed{args.seed}-user00000@example.com), "
         f"{result.conversations} conversations, {result.runs} runs in {result.seconds:.1f} s"

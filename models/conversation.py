@@ -13,6 +13,9 @@ from sqlmodel import Field, SQLModel
 from models.types import JSONType, UTCDateTime, utcnow
 
 RUN_STATUSES = ("pending", "ok", "error", "interrupted")
+# Columns the analytics aggregates read: carried in the indexes so PostgreSQL answers from the index.
+_STATS = ["provider", "model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "ttft_ms",
+          "fallback_from"]
 
 
 class Conversation(SQLModel, table=True):
@@ -29,7 +32,9 @@ class Conversation(SQLModel, table=True):
 class AgentRun(SQLModel, table=True):
     __tablename__ = "agent_runs"
     __table_args__ = (
-        Index("ix_agent_runs_user_id_created_at", "user_id", "created_at"),
+        Index("ix_agent_runs_user_id_created_at", "user_id", "created_at",
+              postgresql_include=["conversation_id", *_STATS]),
+        Index("ix_agent_runs_created_at", "created_at", postgresql_include=["user_id", *_STATS]),
         Index("ix_agent_runs_conversation_id_created_at", "conversation_id", "created_at"),
         CheckConstraint(
             "status in ('pending', 'ok', 'error', 'interrupted')", name="ck_agent_runs_status"

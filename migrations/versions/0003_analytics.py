@@ -13,7 +13,12 @@ every row from it (it owns the tables but has no policy): a read-only policy for
 ``users`` and ``agent_runs`` lets the definer functions see the rows they aggregate. The role owns
 the tables anyway, so this grants it nothing it could not already take.
 
-SQLite: nothing to do (no RLS, no functions; the app aggregates in ``system_session`` there).
+Indexes (declared on ``AgentRun`` too, so autogenerate stays empty): the per-user index
+``ix_agent_runs_user_id_created_at`` becomes covering (``INCLUDE`` the aggregated columns, so a
+user's figures are index-only scans instead of thousands of heap pages of message text), and
+``ix_agent_runs_created_at`` (covering as well) serves the admin range scans across users.
+SQLite: only the plain ``created_at`` index (no INCLUDE there; no RLS, no functions; the app
+aggregates in ``system_session``).
 
 Revision ID: 0003
 Revises: 0002
@@ -37,10 +42,17 @@ FUNCTIONS = {
     "analytics_admin_usage": FILTER_TYPES,
 }
 DEFINER_POLICY_TABLES = ("users", "agent_runs")
+STATS_COLUMNS = [
+    "provider", "model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "ttft_ms",
+    "fallback_from",
+]
+USER_INCLUDE = ["conversation_id", *STATS_COLUMNS]
+RANGE_INCLUDE = ["user_id", *STATS_COLUMNS]
 
 _HEADER = """
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public
+    SET work_mem = '64MB'
     AS $fn$
     #variable_conflict use_column
     BEGIN
@@ -87,19 +99,47 @@ _SUM_COLUMNS = (
 _PCT_COLUMNS = "latency_p50 float8, latency_p95 float8, ttft_p50 float8, ttft_p95 float8"
 
 
+_KPI_NAMES = ("runs", "input_tokens", "output_tokens", "cost_usd", "errors", "fallbacks",
+              "latency_p50", "latency_p95", "ttft_p50", "ttft_p95")
+
+
+def _kpi_columns(prefix: str, cond: str) -> str:
+    f = f"FILTER (WHERE {cond})"
+    exprs = (
+        f"(count(*) {f})::bigint",
+        f"coalesce(sum(r.input_tokens) {f}, 0)::bigint",
+        f"coalesce(sum(r.output_tokens) {f}, 0)::bigint",
+        f"coalesce(sum(r.cost_usd) {f}, 0)::numeric",
+        f"(count(*) FILTER (WHERE r.status = 'error' AND {cond}))::bigint",
+        f"(count(r.fallback_from) {f})::bigint",
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) {f}",
+        f"percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms) {f}",
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ttft_ms) {f}",
+        f"percentile_cont(0.95) WITHIN GROUP (ORDER BY r.ttft_ms) {f}",
+    )
+    return ",\n                ".join(f"{e} AS {prefix}{n}" for e, n in zip(exprs, _KPI_NAMES, strict=True))
+
+
 def _kpis() -> str:
-    # The previous period [p_prev_start, p_start) and the current one [p_start, p_end) in one scan.
+    # The previous period [p_prev_start, p_start) and the current one [p_start, p_end) from one scan
+    # and one plain aggregate with FILTER clauses (no sort by period), then one row per period.
     where = _WHERE.replace("r.created_at >= p_start", "r.created_at >= p_prev_start")
+    cur = ", ".join(f"k.c_{n}" for n in _KPI_NAMES)
+    prev = ", ".join(f"k.p_{n}" for n in _KPI_NAMES)
     return f"""
     CREATE OR REPLACE FUNCTION app.analytics_admin_kpis(p_prev_start timestamptz, {FILTER_ARGS})
     RETURNS TABLE (period text, {_SUM_COLUMNS}, {_PCT_COLUMNS})
     {_HEADER}
         RETURN QUERY
-        SELECT CASE WHEN r.created_at >= p_start THEN 'current' ELSE 'previous' END,
-        {_SUMS}, {_PERCENTILES}
-        FROM public.agent_runs r
-        WHERE {where}
-        GROUP BY 1;
+        WITH k AS (
+            SELECT {_kpi_columns("c_", "r.created_at >= p_start")},
+                {_kpi_columns("p_", "r.created_at < p_start")}
+            FROM public.agent_runs r
+            WHERE {where}
+        )
+        SELECT 'current'::text, {cur} FROM k
+        UNION ALL
+        SELECT 'previous'::text, {prev} FROM k;
     {_FOOTER}
     """
 
@@ -167,7 +207,12 @@ def _usage() -> str:
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
+        op.create_index("ix_agent_runs_created_at", "agent_runs", ["created_at"])
         return
+    op.drop_index("ix_agent_runs_user_id_created_at", table_name="agent_runs")
+    op.create_index("ix_agent_runs_user_id_created_at", "agent_runs", ["user_id", "created_at"],
+                    postgresql_include=USER_INCLUDE)
+    op.create_index("ix_agent_runs_created_at", "agent_runs", ["created_at"], postgresql_include=RANGE_INCLUDE)
     for sql in (_kpis(), _series(), _quality(), _usage()):
         op.execute(sql)
     for name, args in FUNCTIONS.items():
@@ -187,8 +232,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_agent_runs_created_at", table_name="agent_runs")
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.drop_index("ix_agent_runs_user_id_created_at", table_name="agent_runs")
+    op.create_index("ix_agent_runs_user_id_created_at", "agent_runs", ["user_id", "created_at"])
     for table in DEFINER_POLICY_TABLES:
         op.execute(f"DROP POLICY IF EXISTS {table}_analytics_definer ON public.{table}")
     for name, args in FUNCTIONS.items():

@@ -183,7 +183,7 @@ def test_admin_functions_are_definer_pinned_and_not_public(pg_url):
     assert {r["proname"] for r in rows} == set(ADMIN_FUNCTIONS)
     for r in rows:
         assert r["prosecdef"] is True
-        assert r["proconfig"] == ["search_path=pg_catalog, public"]
+        assert r["proconfig"][0] == "search_path=pg_catalog, public"
         assert r["app_exec"] is True
         assert r["system_exec"] is False  # EXECUTE revoked from PUBLIC
         outputs = {a for a in r["proargnames"] if not a.startswith("p_")}

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import auth
 from core.db import NotFound, system_session
@@ -137,7 +137,7 @@ def test_sign_in_rehashes_outdated_hash(any_db_url: str) -> None:
     _sign_up(email)
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with system_session() as s:
-        s.execute(update(User).where(User.email == email).values(password_hash=weak))
+        s.execute(update(User).where(col(User.email) == email).values(password_hash=weak))
     auth.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s")
     stored = _row(email).password_hash
     assert stored is not None and stored != weak

@@ -223,7 +223,9 @@ def test_per_user_override_replaces_the_default(any_db_url: str, set_env) -> Non
     set_quota_override(acting_user_id=admin, data=QuotaOverrideIn(user_id=user, tokens_per_day=100))
     with pytest.raises(LimitExceeded, match="100 of 100 tokens"):
         check_turn_allowed(user_id=user, now=now)
-    set_quota_override(acting_user_id=admin, data=QuotaOverrideIn(user_id=user, cost_per_month_usd=Decimal(0)))
+    set_quota_override(
+        acting_user_id=admin, data=QuotaOverrideIn(user_id=user, cost_per_month_usd=Decimal(0))
+    )
     with pytest.raises(LimitExceeded) as info:  # tokens override cleared; a 0 cost quota blocks
         check_turn_allowed(user_id=user, now=now)
     assert info.value.limit == "cost_per_month"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -42,7 +43,7 @@ def test_profile_save_and_reload(any_db_url: str) -> None:
         ({"role": "CTO", "vertical": "v" * 61}, "vertical"),
     ],
 )
-def test_bad_profile_is_a_field_error(values: dict, field: str) -> None:
+def test_bad_profile_is_a_field_error(values: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         ProfileIn(**values)
     assert field in field_errors(info.value)
@@ -52,7 +53,7 @@ def test_bad_profile_is_a_field_error(values: dict, field: str) -> None:
     ("values", "field"),
     [({"playfulness": 11}, "playfulness"), ({"brevity": -1}, "brevity"), ({"name": "n" * 61}, "name")],
 )
-def test_bad_vibe_is_a_field_error(values: dict, field: str) -> None:
+def test_bad_vibe_is_a_field_error(values: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         VibeIn(**values)
     assert field in field_errors(info.value)
@@ -121,7 +122,9 @@ def test_another_users_vibe_id_is_not_found(any_db_url: str) -> None:
 
 
 def test_presets_are_valid_vibes() -> None:
-    assert {"Board update", "Pair programmer", "Exec brief", "Hiring manager", "Deep dive"} <= set(profiles.PRESETS)
+    assert {"Board update", "Pair programmer", "Exec brief", "Hiring manager", "Deep dive"} <= set(
+        profiles.PRESETS
+    )
     for name, values in profiles.PRESETS.items():
         assert set(values) == set(SLIDERS)
         VibeIn(name=name, **values)

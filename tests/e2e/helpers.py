@@ -95,12 +95,6 @@ class BrowserSession:
     def sidebar(self) -> Locator:
         return self.page.locator("[data-testid=stSidebar]")
 
-    def widget(self, testid: str, label: str) -> Locator:
-        """A widget container (``stSelectbox``, ``stSlider``, …) by its visible label."""
-        return self.page.locator(f"[data-testid={testid}]").filter(
-            has=self.page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(f"^{re.escape(label)}$"))
-        )
-
     # actions -----------------------------------------------------------------------------------
     def navigate(self, title: str) -> None:
         """Click a page in the sidebar navigation and wait for it to render."""
@@ -114,36 +108,40 @@ class BrowserSession:
 
     def choose(self, label: str, option: str) -> None:
         """Pick ``option`` in the selectbox labelled ``label``."""
-        box = self.widget("stSelectbox", label)
-        box.locator("[data-baseweb=select]").click()
+        box = self.main.get_by_role("combobox", name=label, exact=True)
+        box.click()
+        box.fill(option)  # the list is virtualised: filter it so the option is rendered
         self.act(self.page.get_by_role("option", name=option, exact=True).click)
-        expect(box).to_contain_text(option)
+        expect(box).to_have_value(option)
 
     def multi_choose(self, label: str, options: list[str]) -> None:
-        box = self.widget("stMultiSelect", label)
+        """Add ``options`` to the multiselect labelled ``label``, one rerun each."""
+        box = self.main.get_by_role("combobox", name=label, exact=True)
+        container = self.main.locator("[data-testid=stMultiSelect]").filter(
+            has=self.page.get_by_role("combobox", name=label, exact=True)
+        )
         for option in options:
-            box.locator("[data-baseweb=select]").click()
+            box.click()
+            box.fill(option)  # the list is virtualised: filter it so the option is rendered
             self.act(self.page.get_by_role("option", name=option, exact=True).click)
-        self.page.keyboard.press("Escape")
-        for option in options:
-            expect(box).to_contain_text(option)
+            self.page.keyboard.press("Escape")
+            expect(container.locator("[data-testid=stMultiSelectTagsContainer]")).to_contain_text(option)
 
     def slider_value(self, label: str) -> int:
-        thumb = self.widget("stSlider", label).get_by_role("slider")
-        return int(thumb.get_attribute("aria-valuenow") or "0")
+        return int(self.main.get_by_role("slider", name=label, exact=True).input_value())
 
     def move_slider(self, label: str, steps: int) -> int:
-        """Move the slider ``steps`` to the right (negative: left) with the keyboard; the new value."""
-        thumb = self.widget("stSlider", label).get_by_role("slider")
-        start = int(thumb.get_attribute("aria-valuenow") or "0")
+        """Move the slider ``steps`` to the right (negative: left) with the keyboard; the new value.
+
+        One key press per rerun, so no debounced change is still in flight when the next step starts.
+        """
+        thumb = self.main.get_by_role("slider", name=label, exact=True)
         key = "ArrowRight" if steps > 0 else "ArrowLeft"
-
-        def press() -> None:
+        value = int(thumb.input_value())
+        target = max(0, min(10, value + steps))
+        while value != target:
+            value += 1 if target > value else -1
             thumb.focus()
-            for _ in range(abs(steps)):
-                thumb.press(key)
-
-        self.act(press)
-        expected = str(max(0, min(10, start + steps)))
-        expect(thumb).to_have_attribute("aria-valuenow", expected)
-        return int(expected)
+            self.act(lambda: thumb.press(key))
+            expect(thumb).to_have_value(str(value))
+        return value

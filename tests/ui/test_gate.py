@@ -54,7 +54,7 @@ def assert_sign_in_only(at: AppTest) -> None:
 
 
 def _is_signed_in(at: AppTest) -> bool:
-    user = at.session_state[SESSION_USER_KEY] if SESSION_USER_KEY in at.session_state else None
+    user = at.session_state.get(SESSION_USER_KEY, None)
     return isinstance(user, SignedInUser) and [t.value for t in at.title] != ["Advisor"]
 
 
@@ -196,7 +196,7 @@ def test_password_not_in_logs(app, caplog) -> None:
 # ------------------------------------------------------------------------------------------------
 # OIDC mode (st.user seeded through AppTest.user)
 # ------------------------------------------------------------------------------------------------
-def _oidc_app(user: dict) -> AppTest:
+def _oidc_app(user: dict[str, object]) -> AppTest:
     at = new_app_test()
     at.user = user
     return at.run()

@@ -1,0 +1,203 @@
+"""Real-browser flows through the running app (Chromium, Streamlit server, PostgreSQL, provider stub).
+
+The main flow is one test because each step needs the previous one (an account, a profile, runs):
+sign up → profile and vibe → prompt preview → chat (streamed, then with a fallback) → analytics →
+export → delete account → signed out. Screenshots of every step go to the test's ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.e2e.conftest import AppServer, ProviderStub
+from tests.e2e.helpers import BrowserSession
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct-horse-42!"
+FIRST_ANSWER = "Start with a two-week discovery spike, then cut scope to the smallest shippable slice."
+FALLBACK_ANSWER = "Anthropic here: hire one senior SRE before the second platform engineer."
+SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+@pytest.fixture
+def session(
+    browser: Browser, app_server: AppServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[BrowserSession]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    bs = BrowserSession(page, app_server.url, tmp_path / "screenshots")
+    request.node.e2e_session = bs  # the failure hook in conftest.py screenshots it
+    request.node.e2e_server = app_server
+    try:
+        yield bs
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
+    provider_stub.reset()
+    yield provider_stub
+    provider_stub.reset()
+
+
+def sign_in_view_visible(s: BrowserSession) -> None:
+    expect(s.main.locator("h1", has_text="Advisor")).to_be_visible()
+    expect(s.page.get_by_role("tab", name="Sign in")).to_be_visible()
+    expect(s.page.get_by_role("tab", name="Create account")).to_be_visible()
+
+
+def send_chat(s: BrowserSession, text: str) -> None:
+    box = s.page.locator("[data-testid=stChatInputTextArea]")
+    box.fill(text)
+    s.act(lambda: box.press("Enter"))
+
+
+def test_unauthenticated_visitor_sees_only_sign_in(session: BrowserSession) -> None:
+    s = session
+    for path in ("/analytics", "/privacy", "/chat", "/"):
+        s.goto(path)
+        sign_in_view_visible(s)
+        for title in ("Chat", "Usage analytics", "Privacy", "Profile & vibe", "Prompt preview", "Admin"):
+            expect(s.main.locator("h1", has_text=title)).to_have_count(0)
+        expect(s.page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
+        expect(s.page.get_by_role("button", name="Sign out")).to_have_count(0)
+        s.shot(f"anonymous{path.replace('/', '-') or '-root'}")
+
+
+def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) -> None:
+    s = session
+    page = s.page
+    email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
+
+    # -- sign up: the first user becomes an admin -------------------------------------------------
+    s.goto("/")
+    sign_in_view_visible(s)
+    s.shot("sign-in")
+    page.get_by_role("tab", name="Create account").click()
+    form = page.locator("[data-testid=stForm]").filter(
+        has=page.get_by_role("button", name="Create account", exact=True)
+    )
+    form.get_by_label("Email", exact=True).fill(email)
+    form.get_by_label("Password", exact=True).fill(PASSWORD)
+    form.get_by_label("Repeat password", exact=True).fill(PASSWORD)
+    s.shot("sign-up-filled")
+    s.click_button("Create account", within=form)
+    expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
+    expect(s.sidebar).to_contain_text(f"Signed in as {email} · admin")
+    expect(page.locator("[data-testid=stSidebarNav] a", has_text="Admin")).to_be_visible()
+    s.shot("chat-empty")
+
+    # -- profile and vibe -------------------------------------------------------------------------
+    s.navigate("Profile & vibe")
+    s.choose("Role", "VP Engineering")
+    s.multi_choose("Stack", ["Python", "PostgreSQL"])
+    s.choose("Vertical", "Fintech")
+    s.click_button("Save profile")
+    expect(s.main.get_by_text("Profile saved.")).to_be_visible()
+
+    name_box = s.main.get_by_role("textbox", name="Name", exact=True)
+    name_box.fill("E2E vibe")
+    s.act(lambda: name_box.press("Enter"))
+    playfulness = s.move_slider("Playfulness", 3)
+    s.wait_idle()
+    s.shot("vibe-edited")
+    s.click_button("Save")
+    expect(s.main.get_by_text("Saved “E2E vibe”.")).to_be_visible()
+    expect(s.main.get_by_role("combobox", name="Vibe config", exact=True)).to_have_value("E2E vibe · active")
+    assert s.slider_value("Playfulness") == playfulness
+    s.shot("vibe-saved")
+
+    # -- prompt preview: the prompt and its sha256 -----------------------------------------------
+    s.navigate("Prompt preview")
+    expect(s.main.get_by_text("Active vibe: E2E vibe")).to_be_visible()
+    codes = s.main.locator("[data-testid=stCode]")
+    expect(codes.first).to_be_visible()
+    sha = (codes.nth(0).inner_text()).strip()
+    assert SHA256.fullmatch(sha), f"first code block is not a sha256: {sha!r}"
+    prompt_text = codes.nth(1).inner_text()
+    assert "VP Engineering" in prompt_text, prompt_text[:500]
+    assert "Fintech" in prompt_text, prompt_text[:500]
+    s.shot("prompt-preview")
+
+    # -- chat: a streamed answer with its metadata line -------------------------------------------
+    stub.reply("*", {"text": FIRST_ANSWER, "input_tokens": 120, "output_tokens": 17})
+    s.navigate("Chat")
+    send_chat(s, "How should we plan the next quarter?")
+    answers = s.main.locator("[data-testid=stChatMessage]")
+    expect(answers.filter(has_text=FIRST_ANSWER)).to_have_count(1)
+    first_meta = answers.filter(has_text=FIRST_ANSWER).locator("[data-testid=stCaptionContainer]").last
+    expect(first_meta).to_contain_text(re.compile(r"^openai · gpt-4o-mini · .*tokens"))
+    expect(first_meta).not_to_contain_text("fell back")
+    s.shot("chat-first-answer")
+
+    # -- the primary provider fails: the answer still arrives, from the fallback ------------------
+    stub.fault("openai", {"kind": "unavailable"})  # every OpenAI request → 503
+    stub.reply("anthropic", {"text": FALLBACK_ANSWER, "input_tokens": 130, "output_tokens": 12})
+    send_chat(s, "And who should we hire first?")
+    fallback = answers.filter(has_text=FALLBACK_ANSWER)
+    expect(fallback).to_have_count(1)
+    fallback_meta = fallback.locator("[data-testid=stCaptionContainer]").last
+    expect(fallback_meta).to_contain_text("anthropic")
+    expect(fallback_meta).to_contain_text("fell back from openai")
+    s.shot("chat-fallback-answer")
+    stub.fault("openai", None)
+    seen = {r["api"] for r in stub.requests()}
+    assert seen == {"openai", "anthropic"}, seen
+
+    # -- analytics: both runs ---------------------------------------------------------------------
+    s.navigate("Usage analytics")
+    runs_tile = s.main.locator("[data-testid=stMetric]").filter(
+        has=page.locator("[data-testid=stMetricLabel]", has_text=re.compile(r"^Runs$"))
+    )
+    expect(runs_tile.first.locator("[data-testid=stMetricValue]")).to_have_text("2")
+    expect(s.main.get_by_role("heading", name="Recent runs")).to_be_visible()
+    s.shot("analytics")
+
+    # -- privacy: export a ZIP that opens ---------------------------------------------------------
+    s.navigate("Privacy")
+    s.click_button("Prepare my export")
+    download_button = s.main.get_by_role("button", name=re.compile(r"^Download advisor.*\.zip"))
+    expect(download_button).to_be_visible()
+    s.shot("privacy-export-ready")
+    with page.expect_download() as info:
+        download_button.click()
+    archive = tmp_path / (info.value.suggested_filename or "export.zip")
+    info.value.save_as(archive)
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.testzip() is None
+        names = zf.namelist()
+        assert "manifest.json" in names, names
+        manifest = json.loads(zf.read("manifest.json"))
+        assert manifest["row_counts"].get("agent_runs") == 2, manifest["row_counts"]
+        runs = [json.loads(line) for line in zf.read("agent_runs.jsonl").decode().splitlines() if line]
+    assert {r.get("prompt_sha256") for r in runs} == {sha}, "runs were not built from the previewed prompt"
+
+    # -- delete the account: signed out ------------------------------------------------------------
+    confirm = s.main.get_by_label(f"To confirm, type your email address ({email})")
+    confirm.fill(email)
+    s.click_button("Delete my account permanently")
+    expect(s.main.get_by_text("Your account was deleted")).to_be_visible()
+    s.shot("privacy-deleted")
+    s.click_button("Continue to sign in")
+    sign_in_view_visible(s)
+    expect(page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
+    s.shot("signed-out")
+
+    # the account is gone: signing in with it fails with the generic message
+    form = page.locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Sign in"))
+    form.get_by_label("Email", exact=True).fill(email)
+    form.get_by_label("Password", exact=True).fill(PASSWORD)
+    s.click_button("Sign in", within=form)
+    expect(s.main.locator("[data-testid=stAlert]")).to_be_visible()
+    sign_in_view_visible(s)
+    s.shot("sign-in-after-delete")

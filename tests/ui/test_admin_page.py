@@ -1,0 +1,76 @@
+"""The admin page: admins only (checked in the page too), users list, grant admin, quota overrides."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import select
+
+from core.db import system_session
+from models import User
+from tests.factories import make_user, random_email
+from tests.ui.conftest import ROOT, TIMEOUT, create_signed_in_user, sign_in_directly
+
+PAGE = "pages/admin.py"
+
+
+def _user(email: str) -> User:
+    with system_session() as s:
+        return s.exec(select(User).where(User.email == email)).one()
+
+
+def test_member_has_no_admin_page(app) -> None:
+    at = app()
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(PAGE)
+
+
+def test_page_checks_admin_again(app) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    app(signed_in=False)  # migrate
+    member = create_signed_in_user()
+    forged = type(member)(id=member.id, email=member.email, is_admin=True)  # stale/forged session flag
+    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=TIMEOUT)
+    sign_in_directly(at, forged)
+    at.run()
+    assert [e.value for e in at.error] == ["Only admins can see this page."]
+    assert not at.dataframe and not at.text_input
+
+
+def test_admin_lists_grants_and_sets_quotas(app) -> None:
+    member_email = random_email()
+    make_user(email=member_email)
+    at = app(PAGE, admin=True)
+    assert not at.exception
+    (table,) = at.dataframe
+    emails = set(table.value["email"])
+    assert emails == {member_email, at.advisor_user.email}
+    assert "user_message" not in table.value.columns and "password_hash" not in table.value.columns
+
+    at.text_input(key="grant_email").input(member_email.upper())
+    at.button(key="FormSubmitter:grant_admin_form-Grant admin").click().run()
+    assert [s.value for s in at.success] == [f"{member_email} is now an admin."]
+    assert _user(member_email).is_admin
+    at.text_input(key="grant_email").input(random_email())
+    at.button(key="FormSubmitter:grant_admin_form-Grant admin").click().run()
+    assert [e.value for e in at.error] == ["No user with that email."]
+
+    at.selectbox(key="quota_user").set_value(member_email).run()
+    at.number_input(key="quota_tokens").set_value(1234)
+    at.number_input(key="quota_cost").set_value(7.5)
+    at.button(key="FormSubmitter:quota_form-Save overrides").click().run()
+    assert not at.error
+    row = _user(member_email)
+    assert row.quota_tokens_per_day == 1234 and row.quota_cost_per_month_usd == Decimal("7.5")
+
+
+def test_revoked_admin_loses_the_page(app) -> None:
+    at = app(PAGE, admin=True)
+    assert at.dataframe
+    with system_session() as s:
+        s.execute(update(User).where(User.id == at.advisor_user.id).values(is_admin=False))
+    at.run()
+    assert [e.value for e in at.error] == ["Only admins can see this page."] and not at.dataframe
