@@ -37,7 +37,7 @@ def load_settings() -> Settings:
 settings = load_settings()
 boot(settings.database_url)
 
-from ui.auth_view import render_sign_in, render_account_box, resolve_user  # noqa: E402
+from ui.auth_view import render_account_box, render_sign_in, resolve_user  # noqa: E402
 from ui.frame import guarded  # noqa: E402
 
 with guarded("gate"):

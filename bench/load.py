@@ -22,8 +22,9 @@ sharing PostgreSQL and Redis (what several Streamlit replicas behind a load bala
   delta to the end of iteration (final UPDATE). Also reported: TTFT and turn latency.
 - ``--replicas 2``: the rate limiter lives in Redis (``--redis``, default
   ``redis://127.0.0.1:6379/0``, keys under a unique prefix, deleted at the end). Probes:
-  (1) ``chat_turns_per_minute`` = 7 and every process fires 10 turns at once for one probe user:
-  the processes together must admit exactly 7; (2) a user with ``quota_tokens_per_day`` override
+  (1) ``chat_turns_per_minute`` = 7 and every process sends 10 turns for one probe user, the
+  attempts alternating between the processes every 0.25 s (r0, r1, r0, ...; 20 in 5 s, well inside
+  the one-minute window): the processes together must admit exactly 7 and refuse the other 13; (2) a user with ``quota_tokens_per_day`` override
   is filled up by one process until refused, then another process must be refused too.
 """
 
@@ -136,8 +137,11 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     lock = threading.Lock()
     errors: list[str] = []
 
-    def run_user(index: int, user_id: uuid.UUID, conv_id: uuid.UUID) -> None:
+    def run_user(index: int, user_id: uuid.UUID, conv_id: uuid.UUID, copy: int = 0) -> None:
         nonlocal injected
+        if phase == "rate_probe":  # attempts alternate between the processes: r0, r1, r0, r1, ...
+            slot = copy * spec["replicas"] + spec["replica"]
+            time.sleep(max(0.0, spec["start_at"] + slot * spec["stagger_s"] - time.time()))
         plan = fault_plan(spec["seed"], index, spec["turns"], spec["fault_rate"]) if phase == "load" else []
         for t in range(spec["turns"]):
             try:
@@ -155,15 +159,18 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             if phase == "quota_fill" and "rejected" in res:
                 break
 
-    if spec.get("start_at"):
-        time.sleep(max(0.0, spec["start_at"] - time.time()))
+    # handshake: tell the parent we are warm, wait for the common start time
+    print("READY", flush=True)
+    go = sys.stdin.readline().split()
+    spec["start_at"] = float(go[1]) if len(go) == 2 and go[0] == "GO" else time.time()
+    time.sleep(max(0.0, spec["start_at"] - time.time()))
     t0 = time.time()
     if phase in ("load", "rate_probe"):
         threads = []
         for index, user_id, conv_id in users:
             copies = spec.get("threads_per_user", 1)
-            for _ in range(copies):
-                threads.append(threading.Thread(target=run_user, args=(index, user_id, conv_id)))
+            for copy in range(copies):
+                threads.append(threading.Thread(target=run_user, args=(index, user_id, conv_id, copy)))
         for th in threads:
             th.start()
         for th in threads:
@@ -221,7 +228,17 @@ def run_workers(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         f.close()
         files.append(f.name)
         procs.append(subprocess.Popen([sys.executable, "-m", "bench.load", "--worker", f.name], cwd=ROOT,
-                                      stdout=subprocess.PIPE, text=True))
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    for p in procs:  # every worker imports, connects and warms up first
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        if line.strip() != "READY":
+            raise RuntimeError(f"worker did not get ready: {line!r}")
+    start_at = time.time() + 0.5  # then all start together
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write(f"GO {start_at}\n")
+        p.stdin.flush()
     out = []
     for p, name in zip(procs, files, strict=True):
         stdout, _ = p.communicate(timeout=1800)
@@ -303,8 +320,7 @@ def main() -> int:
 
         # ---------------------------------------------------------------- load phase
         users = _setup_users(url, users_n, tag)
-        start_at = time.time() + 4.0  # every worker imports and connects first, then all start together
-        specs = [{**base, "phase": "load", "users": users[r::replicas], "turns": turns, "start_at": start_at}
+        specs = [{**base, "phase": "load", "users": users[r::replicas], "turns": turns}
                  for r in range(replicas)]
         outs = run_workers(specs)
         wall = max(o["end"] for o in outs) - min(o["start"] for o in outs)
@@ -348,17 +364,18 @@ def main() -> int:
         quota_ok = None
         if replicas > 1:
             probe = _setup_users(url, 1, tag + "-rate")
-            start_at = time.time() + 4.0
             extra = {"CHAT_TURNS_PER_MINUTE": str(RATE_PROBE_LIMIT)}
-            specs = [{**base, "tag": tag + "-rate", "phase": "rate_probe", "users": probe, "turns": 1, "start_at": start_at,
-                      "threads_per_user": RATE_PROBE_ATTEMPTS_PER_PROCESS, "extra_env": extra}
-                     for _ in range(replicas)]
+            specs = [{**base, "tag": tag + "-rate", "phase": "rate_probe", "users": probe, "turns": 1,
+                      "threads_per_user": RATE_PROBE_ATTEMPTS_PER_PROCESS, "extra_env": extra,
+                      "replica": r, "replicas": replicas, "stagger_s": 0.25}
+                     for r in range(replicas)]
             outs = run_workers(specs)
             per_proc = [sum(1 for r in o["results"] if "status" in r) for o in outs]
             refused = [sum(1 for r in o["results"] if r.get("rejected") == "chat_turns") for o in outs]
             admitted = sum(per_proc)
+
             print(f"\n[rate-limit probe] chat_turns_per_minute={RATE_PROBE_LIMIT}; {replicas} processes x "
-                  f"{RATE_PROBE_ATTEMPTS_PER_PROCESS} simultaneous turns for one user: admitted per process "
+                  f"{RATE_PROBE_ATTEMPTS_PER_PROCESS} turns for one user (alternating every 0.25 s): admitted per process "
                   f"{per_proc} (total {admitted}), refused per process {refused}")
 
             qusers = _setup_users(url, 1, tag + "-quota", quota=QUOTA_PROBE_TOKENS)

@@ -165,13 +165,18 @@ def _lock_user_creation(session: Session) -> None:
         session.execute(update(User).where(text("1 = 0")).values(is_admin=False))
 
 
+GENERIC_SIGNUP_ERROR = (
+    "We could not create an account with these details. If you already have an account, sign in instead."
+)
+
+
 def _create_user(*, email: str, password_hash: str | None, provider: str, subject: str | None) -> AuthUser:
     try:
         with system_session() as s:
             _lock_user_creation(s)
             existing = s.exec(select(User.id).where(User.email == email)).first()
             if existing is not None:
-                raise AuthError("An account with this email already exists.", field="email")
+                raise AuthError(GENERIC_SIGNUP_ERROR, field="email")
             count = s.exec(select(func.count()).select_from(User)).one()
             user = User(
                 email=email,
@@ -184,7 +189,7 @@ def _create_user(*, email: str, password_hash: str | None, provider: str, subjec
             s.flush()
             created = _auth_user(user)
     except IntegrityError:
-        raise AuthError("An account with this email already exists.", field="email") from None
+        raise AuthError(GENERIC_SIGNUP_ERROR, field="email") from None
     log.info("user created id=%s provider=%s admin=%s", created.id, provider, created.is_admin)
     return created
 
@@ -192,12 +197,26 @@ def _create_user(*, email: str, password_hash: str | None, provider: str, subjec
 # ------------------------------------------------------------------------------------------------
 # local accounts
 # ------------------------------------------------------------------------------------------------
-def sign_up(data: SignUpIn) -> SignedUp:
-    """Create a local account. Raises ``PasswordRuleError`` or ``AuthError`` (email taken)."""
+def sign_up(data: SignUpIn, *, session_key: str | None = None) -> SignedUp:
+    """Create a local account. Raises ``PasswordRuleError``, ``AuthError`` or ``LimitExceeded``.
+
+    An address that is already registered gets the same neutral message as any refused sign-up
+    (never "this email exists"), and each refusal counts against the same per-email and
+    per-session attempt limit as failed sign-ins, so the form cannot be used to probe for
+    accounts at speed. (A sign-up that succeeds necessarily tells that the address was free.)
+    """
+    if session_key:
+        limits.check_signin_allowed(email=data.email, session_key=session_key)
     password = data.password
     check_password_rules(password, email=data.email)
-    password_hash = _hasher.hash(password)
-    return _create_user(email=data.email, password_hash=password_hash, provider="local", subject=None)
+    password_hash = _hasher.hash(password)  # before the lookup: the same work either way
+    try:
+        return _create_user(email=data.email, password_hash=password_hash, provider="local", subject=None)
+    except AuthError:
+        if session_key:
+            limits.record_signin_failure(email=data.email, session_key=session_key)
+        log.info("sign-up refused email_ref=%s", _email_ref(data.email))
+        raise
 
 
 def _verify(password_hash: str | None, password: str) -> bool:

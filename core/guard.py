@@ -232,6 +232,19 @@ def _parse_extra(item: Endpoint | tuple[str, int] | str) -> Endpoint:
 # --------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------
+def _warm_stdlib_caches() -> None:
+    """Fill caches of stdlib calls that would otherwise start a process later.
+
+    ``platform.platform()`` / ``platform.processor()`` run ``uname -p`` on first use (the openai
+    SDK calls ``platform.platform()`` for its telemetry headers); both are cached by the stdlib, so
+    computing them once before the hook is installed means no command ever runs afterwards.
+    """
+    import platform
+
+    platform.platform()
+    platform.processor()
+
+
 def install_guard(
     settings: Settings,
     *,
@@ -265,6 +278,8 @@ def install_guard(
         writable=tuple(dict.fromkeys(w.rstrip(os.sep) or os.sep for w in writable)),
         writable_files=frozenset(writable_files),
     )
+    if active != "off":
+        _warm_stdlib_caches()
     with state.lock:
         state.config = config
         if active != "off" and not state.installed:

@@ -9,14 +9,19 @@ exported (as ``extra/<table>.jsonl``) and deleted without a change here. Known t
 their model column types, so values come back as uuids, UTC datetimes, decimals and JSON.
 
 **Export.** ``iter_export_zip()`` yields the bytes of a ZIP archive as it is built: rows are read in
-batches through a server-side cursor (``yield_per``), serialised, compressed and handed out, so memory
-stays flat however many runs a user has, and nothing is written to disk (the runtime guard forbids it
-outside the data directory anyway). It reads in ``user_session(user_id)`` (row-level security on
-PostgreSQL), in one REPEATABLE READ transaction there (one consistent snapshot), and also filters every
-query by the user id. Contents: ``profile.json``, ``vibe_configs.json``, ``conversations.json``,
-``agent_runs.jsonl``, ``agent_runs.csv``, ``extra/<table>.jsonl`` for unknown tables, ``README.txt``
-and, last, ``manifest.json`` (schema revision, export time, row counts, sha256 and size of every file).
-``users.password_hash`` is the one value left out (README.txt says so).
+batches through a server-side cursor, serialised, compressed and handed out, so memory stays flat
+however many runs a user has, and nothing is written to disk (the runtime guard forbids it outside the
+data directory anyway). On PostgreSQL the database renders the lines of the large files
+(``agent_runs.jsonl``, ``agent_runs.csv``, ``extra/*.jsonl``) itself, byte for byte as the Python
+serialiser would (``_pg_line_query``; a table with a column type it does not know takes the Python
+path), and a worker thread hashes and compresses one batch while the next is fetched; on SQLite
+the rows are read with ``yield_per`` and serialised in Python. It reads in ``user_session(user_id)``
+(row-level security on PostgreSQL), in one REPEATABLE READ transaction there (one consistent
+snapshot), and also filters every query by the user id. Contents: ``profile.json``,
+``vibe_configs.json``, ``conversations.json``, ``agent_runs.jsonl``, ``agent_runs.csv``,
+``extra/<table>.jsonl`` for unknown tables, ``README.txt`` and, last, ``manifest.json`` (schema
+revision, export time, row counts, sha256 and size of every file). ``users.password_hash`` is the one
+value left out (README.txt says so).
 
 **Deletion.** ``delete_user()`` removes, in one ``user_session(user_id)`` transaction, every row that
 carries the user id in every catalogued table, children before parents (foreign-key order), then the
@@ -38,21 +43,46 @@ import logging
 import uuid
 import zipfile
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import IO, Any, BinaryIO, Final, overload
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Literal, overload
 
-from sqlalchemy import ColumnElement, MetaData, Table, Uuid, bindparam, func, or_, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import (
+    CHAR,
+    JSON,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Enum,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.expression import TableClause, column, table
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from core.db import NotFound, get_engine, user_session
 from core.settings import get_settings
 from models import DeletionRecord
 from models import metadata as model_metadata
-from models.types import utcnow
+from models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql as pgsql
 
 __all__ = [
     "EXCLUDED_COLUMNS",
@@ -189,6 +219,150 @@ def _dumps(obj: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# PostgreSQL renders the lines itself
+# --------------------------------------------------------------------------------------------
+# Per row, Python's JSON and CSV serialisation costs more than everything else together, so on
+# PostgreSQL one SQL expression renders each line of a JSONL or CSV file, equal byte for byte to what
+# ``_plain``, ``_dumps``, ``csv_cell`` and ``csv.writer`` make of the row: ``to_json(text)`` escapes
+# exactly like ``json.dumps(ensure_ascii=False)`` (short escapes for \b \f \n \r \t " \\, \u00xx
+# for the other control characters), numbers and uuids print alike, timestamps go through to_char
+# (ISO 8601 in UTC, microseconds only when there are some, as ``datetime.isoformat``), and jsonb's
+# text form loses its ", " / ": " separators outside strings. Only the column types below qualify;
+# a table with any other type (float, naive timestamp, json, arrays, ...) is rendered in Python.
+PgKind = Literal["bool", "int", "numeric", "uuid", "text", "timestamptz", "jsonb"]
+
+# jsonb::text separates with ", " and ": "; a match is either a whole string (kept as it is) or one
+# of those separators (kept without its space), which makes the compact form of json.dumps.
+_JSONB_COMPACT_RE: Final = r'("(?:[^"\\]|\\.)*")|(,) |(:) '
+_JSONB_COMPACT_TO: Final = r"\1\2\3"
+_CSV_QUOTE_RE: Final = '[",\r\n]'  # csv.writer (QUOTE_MINIMAL, lineterminator CRLF) quotes these
+_TS_SECONDS: Final = 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'
+_TS_MICROS: Final = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+_CONCAT_MAX_ARGS: Final = 90  # PostgreSQL functions take at most 100 arguments
+
+
+def _pg_kind(typ: TypeEngine[Any], dialect: Dialect) -> PgKind | None:
+    """How PostgreSQL can render a column exactly as the Python path does; None: it cannot."""
+    if isinstance(typ, UTCDateTime):
+        return "timestamptz"
+    if isinstance(typ, TypeDecorator):
+        cls = type(typ)
+        if (
+            cls.process_result_value is not TypeDecorator.process_result_value
+            or cls.result_processor is not TypeDecorator.result_processor
+        ):
+            return None  # converts values in Python: only Python knows the result
+        typ = typ.impl_instance
+    if isinstance(typ, Boolean):
+        return "bool"
+    if isinstance(typ, Integer):
+        return "int"
+    if isinstance(typ, Numeric):
+        return "numeric" if typ.asdecimal and not isinstance(typ, Float) else None
+    if isinstance(typ, Uuid):
+        return "uuid"
+    if isinstance(typ, String):
+        return None if isinstance(typ, Enum | CHAR) else "text"
+    if isinstance(typ, DateTime):
+        return "timestamptz" if typ.timezone else None
+    if isinstance(typ, JSON):
+        return "jsonb" if isinstance(typ.dialect_impl(dialect), JSONB) else None
+    return None
+
+
+def _pg_concat(parts: Sequence[pgsql.Composable]) -> pgsql.Composable:
+    from psycopg import sql
+
+    if len(parts) > _CONCAT_MAX_ARGS:
+        groups = [parts[i : i + _CONCAT_MAX_ARGS] for i in range(0, len(parts), _CONCAT_MAX_ARGS)]
+        parts = [_pg_concat(g) for g in groups]
+    return sql.SQL("concat({})").format(sql.SQL(", ").join(parts))
+
+
+def _pg_values(kind: PgKind, col: pgsql.Composable) -> tuple[pgsql.Composable, pgsql.Composable]:
+    """(JSON value, CSV cell) of one column as SQL text expressions, neither ever NULL."""
+    from psycopg import sql
+
+    lit = sql.Literal
+    quoted: pgsql.Composable  # JSON string form of a value that needs no escaping
+    if kind == "timestamptz":
+        utc = sql.SQL("({} AT TIME ZONE 'UTC')").format(col)
+        text: pgsql.Composable = sql.SQL(
+            "CASE WHEN date_trunc('second', {u}) = {u} THEN to_char({u}, {s}) ELSE to_char({u}, {us}) END"
+        ).format(u=utc, s=lit(_TS_SECONDS), us=lit(_TS_MICROS))
+    elif kind == "jsonb":
+        text = sql.SQL("regexp_replace({}::text, {}, {}, 'g')").format(
+            col, lit(_JSONB_COMPACT_RE), lit(_JSONB_COMPACT_TO)
+        )
+    elif kind == "bool":
+        text = sql.SQL("CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END").format(c=col)
+    else:
+        text = sql.SQL("{}::text").format(col)
+
+    if kind in ("uuid", "numeric", "timestamptz"):  # strings in JSON; never quoted in CSV
+        quoted = sql.SQL("""'"' || {} || '"'""").format(text)
+        return (
+            sql.SQL("coalesce({}, 'null')").format(quoted),
+            sql.SQL("coalesce({}, '')").format(text),
+        )
+    if kind in ("int", "bool"):
+        return sql.SQL("coalesce({}, 'null')").format(text), sql.SQL("coalesce({}, '')").format(text)
+    if kind == "text":
+        json_value: pgsql.Composable = sql.SQL("coalesce(to_json({})::text, 'null')").format(col)
+        cell = col
+    else:  # jsonb: a JSON string is written bare in CSV, JSON null as an empty cell (csv_cell)
+        json_value = sql.SQL("coalesce({}, 'null')").format(text)
+        cell = sql.SQL(
+            "CASE jsonb_typeof({c}) WHEN 'string' THEN {c} #>> '{{}}' WHEN 'null' THEN NULL ELSE {t} END"
+        ).format(c=col, t=text)
+    csv_value = sql.SQL(
+        """CASE WHEN {v} ~ {re} THEN '"' || replace({v}, '"', '""') || '"' ELSE coalesce({v}, '') END"""
+    ).format(v=cell, re=lit(_CSV_QUOTE_RE))
+    return json_value, csv_value
+
+
+def _pg_line_query(t: OwnedTable, fmt: Literal["jsonl", "csv"], dialect: Dialect) -> pgsql.Composed | None:
+    """SELECT one text column per row of ``t`` (owner ``%(owner_uid)s``): the row's line of ``fmt``.
+
+    None when a column has a type that only the Python path renders exactly.
+    """
+    from psycopg import sql
+
+    kinds = [_pg_kind(c.type, dialect) for c in t.clause.columns]
+    names = t.column_names
+    if not names or any(k is None for k in kinds) or (fmt == "csv" and len(names) < 2):
+        return None  # (csv.writer quotes a lone empty cell; not worth a special case)
+    parts: list[pgsql.Composable] = []
+    for i, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+        assert kind is not None
+        json_value, csv_value = _pg_values(kind, sql.SQL("t.{}").format(sql.Identifier(name)))
+        if fmt == "jsonl":
+            parts += [sql.Literal(("{" if i == 0 else ",") + _dumps(name) + ":"), json_value]
+        else:
+            parts += [csv_value] if i == 0 else [sql.Literal(","), csv_value]
+    parts.append(sql.Literal("}\n" if fmt == "jsonl" else "\r\n"))
+    owner = sql.SQL(" OR ").join(
+        sql.SQL("t.{} = %(owner_uid)s").format(sql.Identifier(name)) for name in t.owner_columns
+    )
+    order = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(name)) for name in t.order_by)
+    return sql.SQL("SELECT {line} FROM {table} AS t WHERE {owner} ORDER BY {order}").format(
+        line=_pg_concat(parts), table=sql.Identifier(t.name), owner=owner, order=order
+    )
+
+
+def _psycopg_connection(conn: Connection) -> psycopg.Connection[Any] | None:
+    """The psycopg connection under ``conn`` when the database can render lines (UTF-8 PostgreSQL)."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        return None
+    import psycopg
+
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection) or raw.info.encoding != "utf-8":
+        return None
+    return raw
+
+
+# --------------------------------------------------------------------------------------------
 # the ZIP stream
 # --------------------------------------------------------------------------------------------
 class _Sink:
@@ -234,7 +408,10 @@ class _Writer:
         self._fh: IO[bytes] = zf.open(name, "w", force_zip64=large)
 
     def write(self, text: str, rows: int = 0) -> None:
-        data = text.encode("utf-8")
+        self.write_bytes(text.encode("utf-8"), rows)
+
+    def write_bytes(self, data: bytes, rows: int = 0) -> None:
+        """UTF-8 text; thread-safe for one writer at a time (zlib and hashlib release the GIL)."""
         self.stats.sha256.update(data)
         self.stats.size += len(data)
         self.stats.rows += rows
@@ -258,6 +435,8 @@ class _Export:
         self.row_counts: dict[str, int] = {}
         self.done = 0
         self.total = 0
+        self.pg = _psycopg_connection(conn)  # None: every row is rendered in Python
+        self._worker: ThreadPoolExecutor | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _ready(self) -> Iterator[bytes]:
@@ -295,6 +474,47 @@ class _Export:
     def _count(self, t: OwnedTable) -> int:
         return _count(self.conn, t, self.user_id)
 
+    def _line_query(self, t: OwnedTable, fmt: Literal["jsonl", "csv"]) -> pgsql.Composed | None:
+        return None if self.pg is None else _pg_line_query(t, fmt, self.conn.dialect)
+
+    def _line_batches(self, query: pgsql.Composed) -> Generator[tuple[bytes, int], None, None]:
+        """(lines, number of rows) per batch of a ``_pg_line_query``, as UTF-8 bytes.
+
+        A server-side cursor in the session's transaction: the same snapshot, role and RLS identity.
+        """
+        from psycopg.types.string import ByteaBinaryLoader
+
+        assert self.pg is not None
+        name = f"advisor_export_{uuid.uuid4().hex}"
+        with self.pg.cursor(name=name, binary=True) as cur:
+            cur.adapters.register_loader("text", ByteaBinaryLoader)  # raw UTF-8, no str round trip
+            cur.execute(query, {"owner_uid": self.user_id})
+            while rows := cur.fetchmany(BATCH_ROWS):
+                yield b"".join([row[0] for row in rows]), len(rows)
+
+    def _pipelined(self, w: _Writer, batches: Generator[tuple[bytes, int], None, None]) -> Iterator[bytes]:
+        """Write the batches into ``w``: the worker hashes and compresses one while the next is read."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="advisor-export")
+        pending: Future[None] | None = None
+        try:
+            for data, rows in batches:
+                if pending is not None:
+                    pending.result()
+                # the worker is idle: the sink may be read
+                ready = self.sink.take() if self.sink.pending >= CHUNK_BYTES else b""
+                pending = self._worker.submit(w.write_bytes, data, rows)
+                self._tick(rows)
+                if ready:
+                    yield ready
+            if pending is not None:
+                pending.result()
+                pending = None
+        finally:
+            batches.close()
+            if pending is not None:  # closed early or failed: let the worker finish with the writer
+                wait_futures([pending])
+
     # -- members ---------------------------------------------------------------------------
     def _profile(self, tables: dict[str, OwnedTable]) -> Iterator[bytes]:
         users = [r for batch in self._batches(tables["users"]) for r in batch]
@@ -329,10 +549,14 @@ class _Export:
 
     def _jsonl(self, t: OwnedTable, name: str) -> Iterator[bytes]:
         w = self._open(name, [t.name], large=True)
-        for batch in self._batches(t):
-            w.write("".join(_dumps(row) + "\n" for row in batch), rows=len(batch))
-            self._tick(len(batch))
-            yield from self._ready()
+        query = self._line_query(t, "jsonl")
+        if query is not None:
+            yield from self._pipelined(w, self._line_batches(query))
+        else:
+            for batch in self._batches(t):
+                w.write("".join(_dumps(row) + "\n" for row in batch), rows=len(batch))
+                self._tick(len(batch))
+                yield from self._ready()
         self._close(w)
         self.row_counts[t.name] = w.stats.rows
         yield from self._ready()
@@ -343,13 +567,17 @@ class _Export:
         out = csv.writer(buf, lineterminator="\r\n")
         out.writerow(t.column_names)
         w.write(buf.getvalue())
-        for batch in self._batches(t):
-            buf.seek(0)
-            buf.truncate(0)
-            out.writerows([csv_cell(v) for v in row.values()] for row in batch)
-            w.write(buf.getvalue(), rows=len(batch))
-            self._tick(len(batch))
-            yield from self._ready()
+        query = self._line_query(t, "csv")
+        if query is not None:
+            yield from self._pipelined(w, self._line_batches(query))
+        else:
+            for batch in self._batches(t):
+                buf.seek(0)
+                buf.truncate(0)
+                out.writerows([csv_cell(v) for v in row.values()] for row in batch)
+                w.write(buf.getvalue(), rows=len(batch))
+                self._tick(len(batch))
+                yield from self._ready()
         self._close(w)
         yield from self._ready()
 
@@ -361,6 +589,13 @@ class _Export:
 
     # -- the archive -----------------------------------------------------------------------
     def run(self) -> Iterator[bytes]:
+        try:
+            yield from self._archive()
+        finally:
+            if self._worker is not None:
+                self._worker.shutdown(wait=True)
+
+    def _archive(self) -> Iterator[bytes]:
         catalogue = user_data_tables(self.conn)
         tables = {t.name: t for t in catalogue}
         missing = [n for n in (*_PROFILE_TABLES, *_JSON_ARRAY_FILES, _RUNS_TABLE) if n not in tables]

@@ -7,7 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import text
 
-import models  # noqa: F401  (registers every table on the metadata)
+import models
 from core.db import MIGRATION_LOCK_ID, engine_for
 from core.settings import get_settings
 

@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from core import db as core_db
 from core.settings import reset_settings_cache
 
+pytest_plugins = ["tests.chat_fixtures"]
+
 PG_ADMIN_DSN = os.environ.get("ADVISOR_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ADVISOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

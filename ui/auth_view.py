@@ -157,7 +157,10 @@ def _sign_up_form() -> None:
         confirm_error.error("The two passwords differ.")
         return
     try:
-        user = auth.sign_up(data)
+        user = auth.sign_up(data, session_key=_session_key())
+    except LimitExceeded as exc:
+        email_error.error(exc.message)
+        return
     except auth.AuthError as exc:
         slots.get(exc.field, email_error).error(exc.message)
         return

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from core import auth
 from core.db import NotFound, system_session
 from core.limits import LimitExceeded, reset_limiter_cache
+from core.settings import get_settings
 from models import User
 from models.schemas import QuotaOverrideIn, SignInIn, SignUpIn
 from tests.factories import make_user, random_email
@@ -82,9 +83,26 @@ def test_first_admin_is_race_safe(any_db_url: str) -> None:
 def test_duplicate_email_is_refused(any_db_url: str) -> None:
     email = random_email()
     _sign_up(email)
-    with pytest.raises(auth.AuthError, match="already exists") as info:
+    with pytest.raises(auth.AuthError) as info:
         _sign_up(email)
-    assert info.value.field == "email"
+    assert info.value.field == "email" and info.value.message == auth.GENERIC_SIGNUP_ERROR
+    assert "exist" not in info.value.message and email not in info.value.message
+
+
+def test_repeated_refused_sign_ups_are_rate_limited(any_db_url: str) -> None:
+    from core.limits import LimitExceeded, reset_limiter_cache
+
+    reset_limiter_cache()
+    email = random_email()
+    _sign_up(email)
+    attempts = get_settings().signin_attempts_per_window
+    for _ in range(attempts):
+        with pytest.raises(auth.AuthError):
+            auth.sign_up(SignUpIn(email=email, password=PASSWORD), session_key="probe")
+    with pytest.raises(LimitExceeded) as info:
+        auth.sign_up(SignUpIn(email=email, password=PASSWORD), session_key="probe")
+    assert "try again in" in info.value.message.lower()
+    reset_limiter_cache()
 
 
 def test_weak_password_is_refused_and_nothing_stored(any_db_url: str) -> None:

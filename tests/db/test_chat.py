@@ -22,7 +22,7 @@ from core.profiles import save_profile
 from core.providers.base import Usage
 from models import AgentRun
 from models.schemas import ProfileIn, VibeIn
-from tests.chat_fixtures import ChatEnv, chat_env, stub_server  # noqa: F401
+from tests.chat_fixtures import ChatEnv
 from tests.factories import make_user
 from tests.stubs.provider_server import Fault, Reply
 
@@ -91,7 +91,7 @@ FALLBACK_FAULTS = [
 def test_primary_fault_falls_back_to_secondary(chat_env: ChatEnv, fault: Fault):
     chat_env.stub.set_fault("openai", fault)
     chat_env.stub.set_reply("anthropic", Reply(text="From the fallback provider.", input_tokens=30))
-    result, streamed = _turn(chat_env)
+    _, streamed = _turn(chat_env)
     assert streamed == "From the fallback provider."
     [run] = _runs(chat_env.user_id)
     assert run.status == "ok" and run.provider == "anthropic" and run.fallback_from == "openai"
@@ -123,7 +123,7 @@ def test_cut_mid_stream_is_interrupted_with_partial_output(chat_env: ChatEnv):
 
 def test_auth_error_does_not_fall_back(chat_env: ChatEnv):
     chat_env.stub.set_fault("openai", Fault("unauthorized"))
-    result, _ = _turn(chat_env)
+    _turn(chat_env)
     [run] = _runs(chat_env.user_id)
     assert run.status == "error" and run.error_code == "auth"
     assert chat_env.stub.requests("anthropic") == []
@@ -212,9 +212,7 @@ def test_no_loss_when_the_consumer_dies_at_random_points(chat_env: ChatEnv):
                 if n == kill_at:
                     raise RuntimeError("consumer died")
         except RuntimeError:
-            if mode == "close":
-                stream.close()  # type: ignore[attr-defined]
-            elif mode == "raise":
+            if mode == "close" or mode == "raise":
                 stream.close()  # type: ignore[attr-defined]
             # "abandon": the generator is left unfinished, as if the process had died
         if mode == "abandon":
@@ -269,7 +267,7 @@ def test_fifty_concurrent_turns_lose_nothing(chat_env: ChatEnv):
                             router=chat_env.router)
             assert "".join(turn)
             assert turn.result.status == "ok"
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(users[i % 10], i)) for i in range(50)]

@@ -14,6 +14,7 @@ import models
 from core import db as core_db
 from core.settings import ROOT
 
+
 def _head() -> str:
     from alembic.script import ScriptDirectory
 

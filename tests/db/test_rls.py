@@ -31,7 +31,7 @@ def _owner_ids(session, table: str) -> set[uuid.UUID]:
 
 
 def test_unfiltered_select_sees_only_own_rows(two_users):
-    a, b = two_users
+    a, _b = two_users
     with user_session(a) as s:
         for table in OWNED:
             assert _owner_ids(s, table) == {a}, table

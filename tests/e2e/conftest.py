@@ -223,7 +223,7 @@ def app_server(
             "ADVISOR_ANTHROPIC_BASE_URL": provider_stub.anthropic_base_url,
             "ADVISOR_ANTHROPIC_API_KEY": "sk-ant-e2e-fake-anthropic-key",
             "ADVISOR_DATA_DIR": str(data_dir),
-            "ADVISOR_GUARD": "enforce",
+            "ADVISOR_GUARD": os.environ.get("E2E_GUARD_TMP", "enforce"),
             "ADVISOR_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
@@ -275,10 +275,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     try:
         path = session.shot("FAILED")
         lines.append(f"screenshot at failure: {path}")
+        html = path.with_suffix(".html")
+        html.write_text(session.page.content())
+        lines.append(f"page HTML at failure: {html}")
     except Exception as exc:  # the browser may be gone
         lines.append(f"could not take a screenshot at failure: {exc}")
     if session.shots:
         lines.append("earlier screenshots:\n" + "\n".join(f"  {p}" for p in session.shots))
+    if session.log:
+        lines.append("steps:\n" + "\n".join(f"  {entry}" for entry in session.log))
     server = getattr(item, "e2e_server", None)
     if server is not None:
         lines.append("streamlit server output (tail):\n" + _tail(server.log, 4000))

@@ -9,6 +9,7 @@ counts the runs by watching that attribute, so a fast rerun is not missed betwee
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from playwright.sync_api import Locator, Page, expect
 
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 STEP_TIMEOUT_MS = 30_000
+# First visits import heavy modules (plotly, the provider SDKs): give assertions the same patience.
+expect.set_options(timeout=STEP_TIMEOUT_MS)
 
 COUNT_RUNS = """
 (() => {
@@ -35,6 +38,19 @@ COUNT_RUNS = """
 })();
 """
 
+CONTENT_HEIGHT = """
+(() => {
+  const ids = ['stMain', 'stAppScrollToBottomContainer', 'stSidebarContent'];
+  let h = 0;
+  for (const id of ids) {
+    const el = document.querySelector(`[data-testid=${id}]`);
+    if (el) h = Math.max(h, el.scrollHeight);
+  }
+  const bottom = document.querySelector('[data-testid=stBottom]');
+  return h + (bottom ? bottom.offsetHeight : 0);
+})()
+"""
+
 
 class BrowserSession:
     """One browser context on the app, with numbered screenshots under ``shots_dir``."""
@@ -44,6 +60,8 @@ class BrowserSession:
         self.base_url = base_url
         self.shots_dir = shots_dir
         self.shots: list[Path] = []
+        self.log: list[str] = []
+        self.started = time.monotonic()
         shots_dir.mkdir(parents=True, exist_ok=True)
         page.set_default_timeout(STEP_TIMEOUT_MS)
         page.add_init_script(COUNT_RUNS)
@@ -69,8 +87,11 @@ class BrowserSession:
     def act(self, action: Callable[[], Any]) -> None:
         """Do something that reruns the script, then wait until that rerun has finished."""
         before = self.runs()
+        t0 = time.monotonic()
         action()
+        t1 = time.monotonic()
         self.wait_idle(after=before)
+        self.log.append(f"act {getattr(action, '__name__', action)}: action {t1 - t0:.2f}s, rerun {time.monotonic() - t1:.2f}s")
 
     def goto(self, path: str = "/") -> None:
         self.page.goto(self.base_url + path)
@@ -82,14 +103,26 @@ class BrowserSession:
     # screenshots -------------------------------------------------------------------------------
     def shot(self, name: str) -> Path:
         path = self.shots_dir / f"{len(self.shots) + 1:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        t0 = time.monotonic()
+        # Streamlit scrolls inside its own containers, so full_page alone shows one viewport:
+        # grow the viewport to the content for the shot, then put it back.
+        size = self.page.viewport_size
+        height = int(self.page.evaluate(CONTENT_HEIGHT))
+        if size is not None and height > size["height"]:
+            self.page.set_viewport_size({"width": size["width"], "height": min(height, 8000)})
+        try:
+            self.page.screenshot(path=str(path), full_page=True, animations="disabled")
+        finally:
+            if size is not None and height > size["height"]:
+                self.page.set_viewport_size(size)
         self.shots.append(path)
+        self.log.append(f"shot {path.name} at {t0 - self.started:.1f}s (took {time.monotonic() - t0:.2f}s)")
         return path
 
     # locating ----------------------------------------------------------------------------------
     @property
     def main(self) -> Locator:
-        return self.page.locator("[data-testid=stMain]")
+        return self.page.locator("[data-testid=stMainBlockContainer]")
 
     @property
     def sidebar(self) -> Locator:
@@ -127,15 +160,18 @@ class BrowserSession:
             self.page.keyboard.press("Escape")
             expect(container.locator("[data-testid=stMultiSelectTagsContainer]")).to_contain_text(option)
 
+    def slider(self, label: str) -> Locator:
+        return self.main.locator(f'input[type=range][aria-label="{label}"]')
+
     def slider_value(self, label: str) -> int:
-        return int(self.main.get_by_role("slider", name=label, exact=True).input_value())
+        return int(self.slider(label).input_value())
 
     def move_slider(self, label: str, steps: int) -> int:
         """Move the slider ``steps`` to the right (negative: left) with the keyboard; the new value.
 
         One key press per rerun, so no debounced change is still in flight when the next step starts.
         """
-        thumb = self.main.get_by_role("slider", name=label, exact=True)
+        thumb = self.slider(label)
         key = "ArrowRight" if steps > 0 else "ArrowLeft"
         value = int(thumb.input_value())
         target = max(0, min(10, value + steps))

@@ -201,3 +201,11 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
     expect(s.main.locator("[data-testid=stAlert]")).to_be_visible()
     sign_in_view_visible(s)
     s.shot("sign-in-after-delete")
+
+
+@pytest.fixture(autouse=True)
+def _dump_log(request):
+    yield
+    s = getattr(request.node, "e2e_session", None)
+    if s:
+        print("\n".join(s.log))

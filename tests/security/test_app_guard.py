@@ -84,7 +84,11 @@ def run_child(
     body: str, tmp_path: Path, mode: str, env_extra: dict[str, str] | None = None, early: str = ""
 ) -> dict[str, Any]:
     """Run PRELUDE (``early`` goes in before the settings are read) + ``body`` in a child process."""
-    code = PRELUDE.replace("#EARLY", early) + textwrap.dedent(body) + "\nprint('RESULTS ' + json.dumps(results, default=str))\n"
+    code = (
+        PRELUDE.replace("#EARLY", early)
+        + textwrap.dedent(body)
+        + "\nprint('RESULTS ' + json.dumps(results, default=str))\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
     env.update(env_extra or {})
     env["PYTHONPATH"] = str(ROOT)
@@ -113,7 +117,8 @@ def test_every_page_and_a_chat_turn_work_with_the_guard_enforcing(tmp_path: Path
         results["guard_after_boot"] = guard_mode()
         results["signed_out"] = [titles(at), problems(at)]
         user_id = make_user(email="guarded@example.com", is_admin=True)
-        at.session_state[SESSION_USER_KEY] = SignedInUser(id=user_id, email="guarded@example.com", is_admin=True)
+        admin = SignedInUser(id=user_id, email="guarded@example.com", is_admin=True)
+        at.session_state[SESSION_USER_KEY] = admin
         at.run()
         pages = {}
         for path in PAGES:
@@ -233,7 +238,8 @@ def test_full_session_connects_only_to_configured_endpoints(tmp_path: Path, pg_u
         sentry_sdk.flush(timeout=5)
         results["steps"] = steps
         results["sentry_envelopes"] = len(envelopes)
-        results["observed"] = [[c.event, c.host, c.port, c.allowed, c.hostname] for c in observed_connections()]
+        results["observed"] = [[c.event, c.host, c.port, c.allowed, c.hostname]
+                               for c in observed_connections()]
         results["provider_calls"] = len(stub.requests())
 
         # control: an off-list connection is observed (log mode lets it through; nothing listens)
@@ -274,7 +280,10 @@ def test_full_session_connects_only_to_configured_endpoints(tmp_path: Path, pg_u
     assert all(allowed for _, _, _, allowed, _ in observed), observed
     assert connects <= configured, connects - configured
     # the session really used the network: provider stub, Redis (limits) and Sentry were seen
-    assert {(str(results["stub"][0]), int(results["stub"][1])), (str(redis.host), int(redis.port or 6379)),
-            (str(results["sentry"][0]), int(results["sentry"][1]))} <= connects
+    assert {
+        (str(results["stub"][0]), int(results["stub"][1])),
+        (str(redis.host), int(redis.port or 6379)),
+        (str(results["sentry"][0]), int(results["sentry"][1])),
+    } <= connects
     # and the observer does see an endpoint that is not configured
     assert results["control"] and all(not allowed for _, _, allowed in results["control"])

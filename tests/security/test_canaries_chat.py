@@ -93,7 +93,11 @@ class Capture:
 
 
 @pytest.fixture
-def canary_chat(chat_env: ChatEnv, canaries: Canaries, set_env) -> Iterator[tuple[ChatEnv, Capture]]:
+def canary_chat(
+    chat_env: ChatEnv,  # noqa: F811
+    canaries: Canaries,
+    set_env,
+) -> Iterator[tuple[ChatEnv, Capture]]:
     """chat_env with canary keys, the app's logging (DEBUG) and Sentry through a capturing transport."""
     set_env(
         OPENAI_API_KEY=canaries.openai_key,
@@ -136,8 +140,14 @@ def message_with_secrets(c: Canaries, marker: str) -> tuple[str, str]:
 def turn(env: ChatEnv, text: str) -> TurnResult:
     """One turn the way the chat page runs it: inside its own request context."""
     with request_context(page="chat") as rid:
-        t = run_turn(user_id=env.user_id, conversation_id=env.conversation_id, text=text,
-                     settings=env.settings, router=env.router, request_id=rid)
+        t = run_turn(
+            user_id=env.user_id,
+            conversation_id=env.conversation_id,
+            text=text,
+            settings=env.settings,
+            router=env.router,
+            request_id=rid,
+        )
         for _ in t:
             pass
     assert t.result.request_id == rid
@@ -169,13 +179,16 @@ def test_failing_turns_log_no_secret_and_carry_the_request_id(
     env, capture = canary_chat
     text, leaked = message_with_secrets(canaries, "fail")
     capture.secrets.append(leaked)
-    echo = f"Incorrect API key provided: {canaries.openai_key}. You sent: {leaked} password={canaries.body_password}"
+    echo = (
+        f"Incorrect API key provided: {canaries.openai_key}. "
+        f"You sent: {leaked} password={canaries.body_password}"
+    )
     anthropic_echo = f"invalid x-api-key {canaries.anthropic_key}; body had {leaked}"
 
     # 1. primary fails with a body echoing secrets, the secondary answers (fallback is logged)
     env.stub.queue_faults("openai", Fault("server_error", message=echo))
     fallback = turn(env, text)
-    assert fallback.status == "ok" and fallback.fallback_from == ("openai",)
+    assert fallback.status == "ok" and fallback.fallback_from == ("openai",), fallback
 
     # 2. every provider fails, both error bodies echo secrets
     env.stub.queue_faults("openai", Fault("unavailable", message=echo))

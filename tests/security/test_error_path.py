@@ -24,7 +24,7 @@ from core import observability
 from core.settings import get_settings
 from tests.conftest import drop_pg_database
 from tests.ui.conftest import ROOT
-from tests.ui.conftest import app as app  # noqa: F401  (the AppTest factory fixture)
+from tests.ui.conftest import app as app  # the AppTest factory fixture
 
 pytestmark = pytest.mark.usefixtures("clean_observability")
 

@@ -6,7 +6,7 @@ from sqlmodel import select
 
 from core.db import system_session
 from models import AgentRun, Conversation
-from tests.chat_fixtures import ChatEnv, chat_env, stub_server  # noqa: F401
+from tests.chat_fixtures import ChatEnv
 from tests.stubs.provider_server import Fault, Reply
 
 
