@@ -10,8 +10,9 @@ session key, never an email, a password or message content.
 - failed sign-ins: ``settings.signin_attempts_per_window`` per ``settings.signin_window_s``,
   counted per email and per session key;
 - quotas (no Redis involved; read from ``agent_runs`` on every turn): tokens per UTC day
-  (input + output) and cost per UTC calendar month, defaults from settings, per-user overrides
-  from ``users.quota_tokens_per_day`` / ``users.quota_cost_per_month_usd``. A quota of 0 blocks.
+  (input, cached input, cache writes and output) and cost per UTC calendar month, defaults from
+  settings, per-user overrides from ``users.quota_tokens_per_day`` /
+  ``users.quota_cost_per_month_usd``. A quota of 0 blocks.
 
 ``check_turn_allowed()`` is what the chat layer calls before it stores anything; it raises
 ``LimitExceeded`` whose ``message`` names the limit, the usage and when it resets.
@@ -32,12 +33,13 @@ from typing import Literal
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, StorageTypes, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import func
+from sqlalchemy import Uuid, bindparam, func
 from sqlmodel import col, select
 
 from core.db import NotFound, user_session
 from core.settings import get_settings
 from models import AgentRun, User
+from models.types import UTCDateTime
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
@@ -235,44 +237,46 @@ class _Usage:
     month_end: datetime
 
 
+_UID = bindparam("uid", type_=Uuid())
+_TOKENS = func.coalesce(col(AgentRun.input_tokens), 0) + func.coalesce(col(AgentRun.cached_input_tokens), 0) \
+    + func.coalesce(col(AgentRun.cache_write_tokens), 0) + func.coalesce(col(AgentRun.output_tokens), 0)
+# One round trip: the user's overrides, today's tokens and this month's cost (both index range scans
+# on agent_runs (user_id, created_at)).
+_USAGE_SQL = select(
+    col(User.quota_tokens_per_day),
+    col(User.quota_cost_per_month_usd),
+    select(func.coalesce(func.sum(_TOKENS), 0))
+    .where(
+        col(AgentRun.user_id) == _UID,
+        col(AgentRun.created_at) >= bindparam("start", type_=UTCDateTime()),
+        col(AgentRun.created_at) < bindparam("end", type_=UTCDateTime()),
+    )
+    .scalar_subquery(),
+    select(func.coalesce(func.sum(col(AgentRun.cost_usd)), 0))
+    .where(
+        col(AgentRun.user_id) == _UID,
+        col(AgentRun.created_at) >= bindparam("mstart", type_=UTCDateTime()),
+        col(AgentRun.created_at) < bindparam("mend", type_=UTCDateTime()),
+    )
+    .scalar_subquery(),
+).where(col(User.id) == _UID)
+
+
 def _usage(user_id: uuid.UUID, now: datetime) -> _Usage:
+    """Tokens used today (input, cached, cache-write and output) and cost this month, in one query."""
     settings = get_settings()
     day_start, day_end = _day_bounds(now)
     month_start, month_end = _month_bounds(now)
     with user_session(user_id) as s:
-        user = s.exec(select(User).where(User.id == user_id)).first()
-        if user is None:
-            raise NotFound("user")
-        tokens = s.exec(
-            select(
-                func.coalesce(
-                    func.sum(
-                        func.coalesce(col(AgentRun.input_tokens), 0)
-                        + func.coalesce(col(AgentRun.output_tokens), 0)
-                    ),
-                    0,
-                )
-            ).where(
-                AgentRun.user_id == user_id,
-                col(AgentRun.created_at) >= day_start,
-                col(AgentRun.created_at) < day_end,
-            )
-        ).one()
-        cost = s.exec(
-            select(func.coalesce(func.sum(col(AgentRun.cost_usd)), 0)).where(
-                AgentRun.user_id == user_id,
-                col(AgentRun.created_at) >= month_start,
-                col(AgentRun.created_at) < month_end,
-            )
-        ).one()
-        tokens_allowed = (
-            user.quota_tokens_per_day if user.quota_tokens_per_day is not None else settings.tokens_per_day
-        )
-        cost_allowed = (
-            Decimal(user.quota_cost_per_month_usd)
-            if user.quota_cost_per_month_usd is not None
-            else settings.cost_per_month_usd
-        )
+        row = s.execute(
+            _USAGE_SQL,
+            {"uid": user_id, "start": day_start, "end": day_end, "mstart": month_start, "mend": month_end},
+        ).first()
+    if row is None:
+        raise NotFound("user")
+    quota_tokens, quota_cost, tokens, cost = row
+    tokens_allowed = quota_tokens if quota_tokens is not None else settings.tokens_per_day
+    cost_allowed = Decimal(quota_cost) if quota_cost is not None else settings.cost_per_month_usd
     return _Usage(
         tokens_today=int(tokens or 0),
         tokens_allowed=int(tokens_allowed),
