@@ -24,8 +24,9 @@ sharing PostgreSQL and Redis (what several Streamlit replicas behind a load bala
   ``redis://127.0.0.1:6379/0``, keys under a unique prefix, deleted at the end). Probes:
   (1) ``chat_turns_per_minute`` = 7 and every process sends 10 turns for one probe user, the
   attempts alternating between the processes every 0.25 s (r0, r1, r0, ...; 20 in 5 s, well inside
-  the one-minute window): the processes together must admit exactly 7 and refuse the other 13; (2) a user with ``quota_tokens_per_day`` override
-  is filled up by one process until refused, then another process must be refused too.
+  the one-minute window): the processes together must admit exactly 7 and refuse the other 13;
+  (2) a user with a ``quota_tokens_per_day`` override is filled up by one process until refused,
+  then another process must be refused too.
 """
 
 from __future__ import annotations
@@ -116,12 +117,13 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
                   anthropic_base_url=spec["stub_url"], redis_url=spec.get("redis_url"),
                   key_prefix=spec.get("key_prefix"), extra=spec.get("extra_env"))
     # warm up what a running replica has warm after its first request: atoms, router, pools
-    from core.chat import _atoms  # noqa: PLC2701
+    from sqlalchemy import text as sql_text
+
+    from core.chat import _atoms
     from core.db import get_engine
-    from core.limits import _limiter  # noqa: PLC2701
+    from core.limits import _limiter
     from core.providers.router import build_router
     from core.settings import get_settings
-    from sqlalchemy import text as sql_text
 
     _atoms()
     build_router(get_settings())
@@ -150,7 +152,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
                     with lock:
                         injected += 1
                 res = _one_turn(user_id, conv_id, message_text(spec["tag"], index, t))
-            except Exception as exc:  # noqa: BLE001 - counted as an error and reported
+            except Exception as exc:
                 res = {"exception": f"{type(exc).__name__}: {exc}"}
                 with lock:
                     errors.append(res["exception"])
@@ -223,9 +225,8 @@ def run_workers(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     procs = []
     files = []
     for spec in specs:
-        f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-        json.dump(spec, f)
-        f.close()
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(spec, f)
         files.append(f.name)
         procs.append(subprocess.Popen([sys.executable, "-m", "bench.load", "--worker", f.name], cwd=ROOT,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
@@ -375,12 +376,14 @@ def main() -> int:
             admitted = sum(per_proc)
 
             print(f"\n[rate-limit probe] chat_turns_per_minute={RATE_PROBE_LIMIT}; {replicas} processes x "
-                  f"{RATE_PROBE_ATTEMPTS_PER_PROCESS} turns for one user (alternating every 0.25 s): admitted per process "
-                  f"{per_proc} (total {admitted}), refused per process {refused}")
+                  f"{RATE_PROBE_ATTEMPTS_PER_PROCESS} turns for one user (alternating every 0.25 s): "
+                  f"admitted per process {per_proc} (total {admitted}), refused per process {refused}")
 
             qusers = _setup_users(url, 1, tag + "-quota", quota=QUOTA_PROBE_TOKENS)
-            fill = run_workers([{**base, "tag": tag + "-quota", "phase": "quota_fill", "users": qusers, "turns": 20}])[0]
-            check = run_workers([{**base, "tag": tag + "-quota2", "phase": "quota_check", "users": qusers, "turns": 2}])[0]
+            fill = run_workers([{**base, "tag": tag + "-quota", "phase": "quota_fill", "users": qusers,
+                                 "turns": 20}])[0]
+            check = run_workers([{**base, "tag": tag + "-quota2", "phase": "quota_check", "users": qusers,
+                                  "turns": 2}])[0]
             filled = sum(1 for r in fill["results"] if "status" in r)
             fill_refused = [r.get("rejected") for r in fill["results"] if "rejected" in r]
             check_res = [r.get("rejected") or r.get("status") for r in check["results"]]

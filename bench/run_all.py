@@ -112,7 +112,8 @@ def parse(label: str, stdout: str) -> list[Row]:
             unmatched.append((name, value))
     if len(goals) == 1 and len(unmatched) == 1 and not goals[0].ratio:
         goals[0].ratio = unmatched.pop()[1]
-    extra = [Row(label, f"ratio {name}", value, ratio=value, target="—", result="reported") for name, value in unmatched]
+    extra = [Row(label, f"ratio {name}", value, ratio=value, target="—", result="reported")
+             for name, value in unmatched]
     return goals + extra + figures
 
 
@@ -138,7 +139,8 @@ def run_one(label: str, module: str, args: list[str], quick: bool, timeout: floa
     if proc.returncode != 0 or not any(r.result in ("met", "missed") for r in out.rows):
         out.failed = True
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        out.note = f"exit {proc.returncode}, no goal line" if proc.returncode == 0 else f"exit {proc.returncode}: {tail[0][:160]}"
+        out.note = (f"exit {proc.returncode}, no goal line" if proc.returncode == 0
+                    else f"exit {proc.returncode}: {tail[0][:160]}")
         print(f"   FAILED ({out.note})\n" + "\n".join("   | " + ln for ln in (proc.stderr or "").splitlines()[-15:]))
     return out
 

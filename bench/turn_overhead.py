@@ -239,7 +239,8 @@ class CaseResult:
             print(f"  {label} run_turn  p50 {pct(t, 50):7.3f} ms  p95 {pct(t, 95):7.3f} ms")
             print(f"  {label} added     p50 {pct(a, 50):7.3f} ms  p95 {pct(a, 95):7.3f} ms (per-pair differences);"
                   f" difference of p50s {pct(t, 50) - pct(b, 50):.3f} ms")
-            print(f"  {label} ratio run_turn/bare p50 {pct(t, 50) / pct(b, 50):.2f}x  p95 {pct(t, 95) / pct(b, 95):.2f}x")
+            print(f"  {label} ratio run_turn/bare p50 {pct(t, 50) / pct(b, 50):.2f}x  "
+                  f"p95 {pct(t, 95) / pct(b, 95):.2f}x")
 
 
 def run_case(
@@ -281,10 +282,11 @@ def run_case(
 def concurrent_turns(n: int) -> tuple[int, int, int, float]:
     """``n`` users send one turn each, all at once on ``n`` threads. Returns
     (errors, rows missing or not ok, rows stuck pending, wall seconds)."""
+    from sqlmodel import col, select
+
     from core.chat import run_turn
     from core.db import system_session
     from models import AgentRun
-    from sqlmodel import col, select
 
     tag = uuid.uuid4().hex[:8]
     users = [make_user(f"concurrent-{tag}-{i}@example.com") for i in range(n)]
@@ -302,7 +304,7 @@ def concurrent_turns(n: int) -> tuple[int, int, int, float]:
                 pass
             if turn.result.status != "ok":
                 raise RuntimeError(f"{turn.result.status}/{turn.result.error_code}")
-        except Exception as exc:  # noqa: BLE001 - counted and reported
+        except Exception as exc:
             with lock:
                 errors.append(f"{type(exc).__name__}: {exc}")
 

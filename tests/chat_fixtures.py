@@ -49,7 +49,7 @@ def chat_env(pg_url: str, stub_server: ProviderStubServer, set_env) -> Iterator[
         ANTHROPIC_API_KEY=ANTHROPIC_KEY,
         ANTHROPIC_BASE_URL=stub_server.anthropic_base_url,
         ANTHROPIC_MODEL="claude-sonnet-4-5",
-        PROVIDER_FIRST_TOKEN_TIMEOUT_S="1.0",
+        PROVIDER_FIRST_TOKEN_TIMEOUT_S="3.0",
         PROVIDER_TOTAL_TIMEOUT_S="10",
         CHAT_TURNS_PER_MINUTE="10000",
         BREAKER_FAILURES="100",

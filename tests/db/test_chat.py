@@ -82,7 +82,7 @@ def test_message_is_committed_before_the_provider_is_called(chat_env: ChatEnv):
 
 FALLBACK_FAULTS = [
     Fault("rate_limited", retry_after=1), Fault("server_error"), Fault("unavailable"), Fault("overloaded"),
-    Fault("slow_first_byte", delay_s=2.0), Fault("reset"), Fault("cut", after_chunks=0),
+    Fault("slow_first_byte", delay_s=5.0), Fault("reset"), Fault("cut", after_chunks=0),
     Fault("malformed", after_chunks=0),
 ]
 

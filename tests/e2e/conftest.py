@@ -223,7 +223,7 @@ def app_server(
             "ADVISOR_ANTHROPIC_BASE_URL": provider_stub.anthropic_base_url,
             "ADVISOR_ANTHROPIC_API_KEY": "sk-ant-e2e-fake-anthropic-key",
             "ADVISOR_DATA_DIR": str(data_dir),
-            "ADVISOR_GUARD": os.environ.get("E2E_GUARD_TMP", "enforce"),
+            "ADVISOR_GUARD": "enforce",
             "ADVISOR_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
@@ -257,6 +257,21 @@ def app_server(
         if proc is not None:
             stop_process(proc)
         drop_pg_database(database)
+
+
+@pytest.fixture
+def session(browser: Any, app_server: AppServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context (no cookies, no session) on the app; screenshots under tmp_path."""
+    from tests.e2e.helpers import BrowserSession
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    try:
+        bs = BrowserSession(context.new_page(), app_server.url, tmp_path / "screenshots")
+        request.node.e2e_session = bs  # the failure hook below screenshots it
+        request.node.e2e_server = app_server
+        yield bs
+    finally:
+        context.close()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -128,6 +128,13 @@ class BrowserSession:
     def sidebar(self) -> Locator:
         return self.page.locator("[data-testid=stSidebar]")
 
+    def expect_sign_in_view(self) -> None:
+        """The sign-in gate: the title, both tabs, and nothing of the signed-in app."""
+        expect(self.main.locator("h1", has_text="Advisor")).to_be_visible()
+        expect(self.page.get_by_role("tab", name="Sign in")).to_be_visible()
+        expect(self.page.get_by_role("tab", name="Create account")).to_be_visible()
+        expect(self.page.get_by_role("button", name="Sign out")).to_have_count(0)
+
     # actions -----------------------------------------------------------------------------------
     def navigate(self, title: str) -> None:
         """Click a page in the sidebar navigation and wait for it to render."""

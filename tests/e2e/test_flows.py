@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
-from tests.e2e.conftest import AppServer, ProviderStub
+from tests.e2e.conftest import ProviderStub
 from tests.e2e.helpers import BrowserSession
 
 pytestmark = pytest.mark.e2e
@@ -29,49 +29,16 @@ SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
 
 
 @pytest.fixture
-def session(
-    browser: Browser, app_server: AppServer, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[BrowserSession]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    bs = BrowserSession(page, app_server.url, tmp_path / "screenshots")
-    request.node.e2e_session = bs  # the failure hook in conftest.py screenshots it
-    request.node.e2e_server = app_server
-    try:
-        yield bs
-    finally:
-        context.close()
-
-
-@pytest.fixture
 def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
     provider_stub.reset()
     yield provider_stub
     provider_stub.reset()
 
 
-def sign_in_view_visible(s: BrowserSession) -> None:
-    expect(s.main.locator("h1", has_text="Advisor")).to_be_visible()
-    expect(s.page.get_by_role("tab", name="Sign in")).to_be_visible()
-    expect(s.page.get_by_role("tab", name="Create account")).to_be_visible()
-
-
 def send_chat(s: BrowserSession, text: str) -> None:
     box = s.page.locator("[data-testid=stChatInputTextArea]")
     box.fill(text)
     s.act(lambda: box.press("Enter"))
-
-
-def test_unauthenticated_visitor_sees_only_sign_in(session: BrowserSession) -> None:
-    s = session
-    for path in ("/analytics", "/privacy", "/chat", "/"):
-        s.goto(path)
-        sign_in_view_visible(s)
-        for title in ("Chat", "Usage analytics", "Privacy", "Profile & vibe", "Prompt preview", "Admin"):
-            expect(s.main.locator("h1", has_text=title)).to_have_count(0)
-        expect(s.page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
-        expect(s.page.get_by_role("button", name="Sign out")).to_have_count(0)
-        s.shot(f"anonymous{path.replace('/', '-') or '-root'}")
 
 
 def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) -> None:
@@ -81,7 +48,7 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
 
     # -- sign up: the first user becomes an admin -------------------------------------------------
     s.goto("/")
-    sign_in_view_visible(s)
+    s.expect_sign_in_view()
     s.shot("sign-in")
     page.get_by_role("tab", name="Create account").click()
     form = page.locator("[data-testid=stForm]").filter(
@@ -161,6 +128,10 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
     )
     expect(runs_tile.first.locator("[data-testid=stMetricValue]")).to_have_text("2")
     expect(s.main.get_by_role("heading", name="Recent runs")).to_be_visible()
+    my_usage = page.get_by_role("tabpanel", name="My usage")
+    expect(my_usage.locator("[data-testid=stDataFrame]").last).to_be_visible()
+    expect(my_usage.locator(".js-plotly-plot .main-svg").first).to_be_visible()  # charts drawn
+    expect(my_usage.locator(".js-plotly-plot")).to_have_count(3)
     s.shot("analytics")
 
     # -- privacy: export a ZIP that opens ---------------------------------------------------------
@@ -189,7 +160,7 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
     expect(s.main.get_by_text("Your account was deleted")).to_be_visible()
     s.shot("privacy-deleted")
     s.click_button("Continue to sign in")
-    sign_in_view_visible(s)
+    s.expect_sign_in_view()
     expect(page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
     s.shot("signed-out")
 
@@ -199,13 +170,6 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
     form.get_by_label("Password", exact=True).fill(PASSWORD)
     s.click_button("Sign in", within=form)
     expect(s.main.locator("[data-testid=stAlert]")).to_be_visible()
-    sign_in_view_visible(s)
+    s.expect_sign_in_view()
     s.shot("sign-in-after-delete")
 
-
-@pytest.fixture(autouse=True)
-def _dump_log(request):
-    yield
-    s = getattr(request.node, "e2e_session", None)
-    if s:
-        print("\n".join(s.log))
