@@ -3,15 +3,18 @@
     python -m bench.analytics            # 1,000 users, 1,000,000 runs over 90 days
     python -m bench.analytics --quick    # 100,000 runs
     python -m bench.analytics --keep     # keep the database advisor_bench_analytics afterwards
+    python -m bench.analytics --reuse    # time a kept database again (migrated to head, not reseeded)
+    python -m bench.analytics --db-name advisor_bench_analytics_mine --keep   # a private database
 
 Creates its own PostgreSQL database ``advisor_bench_analytics``, migrates it, seeds it with
 ``bench.seed_runs`` (COPY, in a child process so the seeding's memory does not count against this
 one), runs ``VACUUM (ANALYZE)``, then times the queries of one analytics page load (the default
 view: the last 30 days by day) — for the busiest non-admin user (``load_dashboard`` +
 ``filter_options`` + ``recent_runs`` + ``core.limits.usage_summary``) and for the admin view
-(``load_admin_dashboard``: the four SECURITY DEFINER functions) — with ``--reps`` repetitions
-after two warm-up runs, and prints p50/p95, the peak RSS of this process, and an
-``EXPLAIN (ANALYZE, BUFFERS)`` summary of the main user query and of the admin scan.
+(``load_admin_dashboard``: the SECURITY DEFINER function ``app.analytics_admin_dashboard``) — with
+``--reps`` repetitions after two warm-up runs, and prints p50/p95, the load average, the peak RSS
+of this process, and an ``EXPLAIN (ANALYZE, BUFFERS)`` summary of the main user query and of the
+admin function's statement (through auto_explain, so with the function's own settings).
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ def _admin(sql: str) -> None:
         conn.execute(sql)  # type: ignore[arg-type]
 
 
-def _url() -> str:
+def _url(db_name: str = DB_NAME) -> str:
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{base}/{DB_NAME}"
+    return f"{base}/{db_name}"
 
 
 def _time(fn: Callable[[], object], reps: int) -> list[float]:
@@ -80,18 +83,62 @@ def _explain(session: object, sql: str, params: dict[str, object], label: str) -
             print("   " + line)
 
 
+_PLAN_KEYS = (
+    "Scan", "Aggregate", "Sort", "Buffers", "Execution Time", "Planning Time", "Index Cond", "Filter:",
+    "Rows Removed", "Gather", "Append", "Workers", "Duration", "Group Key", "Hash Key",
+)  # fmt: skip
+
+
+def _explain_admin(db_name: str, admin_id: uuid.UUID, filters: object) -> None:
+    """The plan of the statement inside ``app.analytics_admin_dashboard``, as it really runs (with the
+    function's own settings): auto_explain, nested statements, sent back as NOTICEs."""
+    from core.analytics import _pg_admin_params
+
+    params = _pg_admin_params(filters, granularity="day")  # type: ignore[arg-type]
+    notices: list[str] = []
+    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
+    with psycopg.connect(dsn, autocommit=True) as pg:
+        pg.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        pg.execute("LOAD 'auto_explain'")
+        for name, value in (
+            ("log_min_duration", "0"), ("log_analyze", "on"), ("log_buffers", "on"),
+            ("log_nested_statements", "on"), ("log_level", "notice"),
+        ):  # fmt: skip
+            pg.execute(f"SET auto_explain.{name} = {value}")  # type: ignore[arg-type]
+        pg.execute("SELECT set_config('app.user_id', %s, false)", (str(admin_id),))
+        pg.execute(
+            "SELECT * FROM app.analytics_admin_dashboard(%(prev_start)s, %(granularity)s, %(start)s, "
+            "%(end)s, %(providers)s, %(models)s, %(statuses)s)",
+            params,
+        ).fetchall()
+    inner = [n for n in notices if "public.agent_runs" in n]  # not the outer Function Scan
+    print("--- EXPLAIN (ANALYZE, BUFFERS) via auto_explain: the statement of app.analytics_admin_dashboard")
+    for plan in inner[:1]:
+        for line in plan.splitlines():
+            if any(k in line for k in _PLAN_KEYS):
+                print("   " + line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="analytics at scale")
     parser.add_argument("--quick", action="store_true", help="100,000 runs instead of 1,000,000")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--reuse", action="store_true", help="reuse a database kept by --keep (no seeding)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse a database kept by --keep (migrated to head, no seeding)"
+    )
+    parser.add_argument(
+        "--db-name",
+        default=DB_NAME,
+        help=f"database to create/reuse (default {DB_NAME}; another name keeps concurrent runs apart)",
+    )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     runs = args.runs or (100_000 if args.quick else 1_000_000)
-    url = _url()
+    db_name = args.db_name
+    url = _url(db_name)
     print(f"machine: {machine()}")
     os.environ["ADVISOR_DATABASE_URL"] = url
     from core import db as core_db
@@ -110,9 +157,11 @@ def main(argv: list[str] | None = None) -> int:
 
     reset_settings_cache()
     try:
-        if not args.reuse:
-            _admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-            _admin(f'CREATE DATABASE "{DB_NAME}"')
+        if args.reuse:
+            core_db.migrate(url)  # a kept database gets any newer migration (no reseeding)
+        else:
+            _admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            _admin(f'CREATE DATABASE "{db_name}"')
             core_db.migrate(url)
             t0 = time.perf_counter()
             subprocess.run(
@@ -134,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"seeded {runs:,} runs over {args.users:,} users in {time.perf_counter() - t0:.1f} s")
             t0 = time.perf_counter()
-            dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{DB_NAME}"
+            dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
             with psycopg.connect(dsn, autocommit=True) as pg:
                 pg.execute("VACUUM (ANALYZE) users, conversations, agent_runs")
                 row = pg.execute("SELECT pg_size_pretty(pg_total_relation_size('agent_runs'))").fetchone()
@@ -174,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         admin_ms = _time(admin_page, args.reps)
         for label, ms in (("user page load ", user_ms), ("admin page load", admin_ms)):
             print(f"{label} ({args.reps} reps): p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f} ms")
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
         with core_db.user_session(user_id) as session:
             sql = _aggregate_sql(
@@ -186,17 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             _explain(
                 session, sql, _params(filters, user_id), "user KPIs, both periods (as advisor_app, RLS on)"
             )
-        with core_db.system_session() as session:
-            sql = _aggregate_sql(
-                "postgresql",
-                keys=[("CASE WHEN r.created_at >= :start THEN 'current' ELSE 'previous' END", "period")],
-                where=_where(filters, scoped=False, lower="prev_start"),
-                percentiles=True,
-                order_by="period",
-            )
-            _explain(
-                session, sql, _params(filters, None), "admin KPIs scan (same SQL as app.analytics_admin_kpis)"
-            )
+        _explain_admin(db_name, admin_id, filters)
 
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process: {rss_mb:.1f} MB")
@@ -206,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         core_db.dispose_engines()
         if not args.keep:
-            _admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            _admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
     return 0
 
 

@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS {copy_rss:.0f} MB"
     )
     print(f"ratio export/COPY: wall {export_wall / copy_wall:.1f}x, peak RSS {export_rss / copy_rss:.1f}x")
+    print("load average (1, 5, 15 min) at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     goal("export_wall", export_wall, "s", "<=", 5)
     goal("export_rss", export_rss, "MB", "<", 300)
     return 0

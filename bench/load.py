@@ -4,7 +4,7 @@ sharing PostgreSQL and Redis (what several Streamlit replicas behind a load bala
 
     python -m bench.load [--quick] [--users 50] [--turns 20] [--replicas 1|2] [--fault-rate 0.05] [--seed 7]
 
-- The stub runs in its own process (``python -m tests.stubs.provider_server``); primary
+- The stub runs in its own process (``tests.stubs.provider_server``, listen backlog 128); primary
   ``openai`` and secondary ``anthropic`` both point at it.
 - Users are split across ``--replicas`` worker processes (``python -m bench.load --worker``); each
   worker runs one thread per user, each thread sends its user's turns one after another.
@@ -191,14 +191,24 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # parent
 # ------------------------------------------------------------------------------------------------
+# ``python -m tests.stubs.provider_server`` with a listen backlog of 128 instead of socketserver's 5:
+# with 50 users connecting at once, a backlog of 5 makes most connects wait for SYN retransmits
+# (1 s, 3 s, ...) -- an artefact of the stub that a real provider does not have.
+STUB_LAUNCHER = """
+from tests.stubs.provider_server import ProviderStubServer
+server = ProviderStubServer("127.0.0.1", 0)
+server._httpd.socket.listen(128)
+print(f"provider stub listening on {server.url} ", flush=True)
+server.serve_forever()
+"""
+
+
 class Stub:
     """The provider stub in its own process (so it does not share this process's GIL)."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.stubs.provider_server", "--host", "127.0.0.1", "--port", "0"],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        )
+        self.proc = subprocess.Popen([sys.executable, "-c", STUB_LAUNCHER], cwd=ROOT, stdout=subprocess.PIPE,
+                                     text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if "listening on " not in line:

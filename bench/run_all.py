@@ -13,7 +13,9 @@ From each one's stdout this collects (the convention is in bench/README.md):
 
 ``--write-results`` replaces the block between the ``run_all`` markers in bench/RESULTS.md (the rest
 of the file, e.g. notes on full runs, is kept) with the date, machine, mode and the table.
-Exit status: 1 if a benchmark crashed or printed no goal line, else 0 (a missed goal is a result).
+Each benchmark's full stdout/stderr is kept in ``$ADVISOR_BENCH_LOG_DIR`` (default
+``/tmp/advisor-bench-logs/<label>.log``). Exit status: 1 if a benchmark crashed or printed no
+goal line, else 0 (a missed goal is a result).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ PLAN: list[tuple[str, str, list[str]]] = [
 ]
 NOT_BENCHMARKS = {"__init__", "common", "run_all", "seed_runs"}
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
+LOG_DIR = Path(os.environ.get("ADVISOR_BENCH_LOG_DIR", "/tmp/advisor-bench-logs"))
 
 GOAL_RE = re.compile(
     r"^goal (?P<name>[\w.\-/]+): (?P<value>\S+) (?P<unit>\S+) \(target (?P<op><=|>=|<|>|==) (?P<target>\S+)"
@@ -132,6 +135,9 @@ def run_one(label: str, module: str, args: list[str], quick: bool, timeout: floa
         out.note, out.failed = f"timed out after {timeout:.0f} s", True
         return out
     out.seconds = time.perf_counter() - t0
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = LOG_DIR / f"{label.replace(' ', '_').replace('--', '')}.log"
+    log.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
     for line in proc.stdout.splitlines():
         if line.startswith(("goal ", "ratio ", "figure ")):
             print(f"   {line}")
@@ -212,6 +218,7 @@ def main() -> int:
         f"({mode}); machine: {machine()}.\n\n{table(outcomes)}\n\n{timings(outcomes)}"
     )
     print("\n" + report)
+    print(f"\nfull output of each benchmark: {LOG_DIR}/")
     if args.write_results:
         print(f"\nwrote {write_results(report).relative_to(ROOT)}")
     return 1 if any(o.failed for o in outcomes) else 0

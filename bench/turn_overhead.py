@@ -428,6 +428,10 @@ def main() -> int:
     name, url = create_database("advisor_bench_turn")
     try:
         with ProviderStubServer() as stub:
+            # The stub's listen backlog is socketserver's default of 5: with 50 simultaneous connects,
+            # most wait for a SYN retransmit (1 s, then 3 s) and under load some hit the 5 s connect
+            # timeout -- an artefact of the stub, not of run_turn. A real provider's backlog is large.
+            stub._httpd.socket.listen(128)
             stub.set_reply("*", stub_reply())
             prefix = f"advisor-bench-{uuid.uuid4().hex[:8]}" if args.redis else None
             configure_app(database_url=url, openai_base_url=stub.openai_base_url, redis_url=args.redis,

@@ -5,10 +5,12 @@ query and turns its (small) result into a pandas DataFrame or a dataclass for th
 
 * **Two walls.** User figures run in ``user_session(user_id)`` (row-level security on PostgreSQL)
   *and* filter ``agent_runs.user_id`` explicitly.
-* **Admin figures** span users. On PostgreSQL they come from the SECURITY DEFINER functions of
-  migration 0003 (``app.analytics_admin_*``), which check that the caller is an administrator and
-  return aggregates only. On SQLite (no RLS) the same aggregates run in ``system_session()`` after
-  an ``is_admin`` check. Neither path ever returns message content, titles or request ids.
+* **Admin figures** span users. On PostgreSQL they come from one SECURITY DEFINER function
+  (``app.analytics_admin_dashboard``, migration 0004), which checks that the caller is an
+  administrator, returns aggregates only (rows tagged ``figure``: kpis, series, quality, usage) and
+  computes its five independent aggregates as one Parallel Append. On SQLite (no RLS) the same
+  aggregates run in ``system_session()`` after an ``is_admin`` check. Neither path ever returns
+  message content, titles or request ids.
 * **Percentiles** (p50/p95 of latency and time to first token) are ``percentile_cont`` on
   PostgreSQL. SQLite has no ordered-set aggregates; there an ordered window query picks the two
   neighbouring values and interpolates exactly as ``percentile_cont`` (and ``numpy.percentile``'s
@@ -20,7 +22,7 @@ query and turns its (small) result into a pandas DataFrame or a dataclass for th
   sums with NULL as 0. Time buckets are UTC days, ISO weeks (Monday) or months.
 * **Round trips.** ``load_dashboard`` answers one page load with five queries in one transaction
   (KPIs of both periods in one query, series, quality, breakdown, top conversations);
-  ``load_admin_dashboard`` with four.
+  ``load_admin_dashboard`` with one on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -709,28 +711,22 @@ def _pg_call(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
 
 def _pg_admin(session: Session, filters: Filters, granularity: Granularity) -> AdminDashboard:
     params = _pg_admin_params(filters, granularity=granularity)
-    kpi_rows = _pg_call(
+    rows = _pg_call(
         session,
-        f"SELECT * FROM app.analytics_admin_kpis(CAST(:prev_start AS timestamptz), {_PG_FILTER_ARGS})",
+        "SELECT * FROM app.analytics_admin_dashboard(CAST(:prev_start AS timestamptz), "
+        f"CAST(:granularity AS text), {_PG_FILTER_ARGS})",
         params,
     )
-    series = _pg_call(
-        session,
-        f"SELECT * FROM app.analytics_admin_series(CAST(:granularity AS text), {_PG_FILTER_ARGS})",
-        params,
-    )
-    quality = _pg_call(
-        session,
-        f"SELECT * FROM app.analytics_admin_quality(CAST(:granularity AS text), {_PG_FILTER_ARGS})",
-        params,
-    )
-    usage = _pg_call(session, f"SELECT * FROM app.analytics_admin_usage({_PG_FILTER_ARGS})", params)
+    by_figure: dict[str, list[Any]] = {"kpis": [], "series": [], "quality": [], "usage": []}
+    for row in rows:  # ordered by the function: series by bucket, provider; usage by cost, runs
+        by_figure[row["figure"]].append(row)
+    series, quality, usage = by_figure["series"], by_figure["quality"], by_figure["usage"]
     user_cols = ["user_id", "email", *_SUM_NAMES]
     model_cols = ["user_id", "email", "provider", "model", *_SUM_NAMES]
     return AdminDashboard(
         filters=filters,
         granularity=granularity,
-        kpis=_comparison(kpi_rows),
+        kpis=_comparison(by_figure["kpis"]),
         series=_finish(
             _frame(
                 [[r[c] for c in ("bucket", "provider", *_SUM_NAMES)] for r in series],

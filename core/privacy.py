@@ -227,8 +227,11 @@ def _dumps(obj: Any) -> str:
 # exactly like ``json.dumps(ensure_ascii=False)`` (short escapes for \b \f \n \r \t " \\, \u00xx
 # for the other control characters), numbers and uuids print alike, timestamps go through to_char
 # (ISO 8601 in UTC, microseconds only when there are some, as ``datetime.isoformat``), and jsonb's
-# text form loses its ", " / ": " separators outside strings. Only the column types below qualify;
-# a table with any other type (float, naive timestamp, json, arrays, ...) is rendered in Python.
+# text form loses its ", " / ": " separators outside strings. One difference, in value-preserving
+# direction: a non-integer number inside a jsonb value keeps the digits PostgreSQL stores (0.0000001,
+# 1.50) where Python would print its float (1e-07, 1.5); both parse to the same number. Only the
+# column types below qualify; a table with any other type (float, naive timestamp, json, arrays, ...)
+# is rendered in Python.
 PgKind = Literal["bool", "int", "numeric", "uuid", "text", "timestamptz", "jsonb"]
 
 # jsonb::text separates with ", " and ": "; a match is either a whole string (kept as it is) or one
@@ -279,52 +282,59 @@ def _pg_concat(parts: Sequence[pgsql.Composable]) -> pgsql.Composable:
     return sql.SQL("concat({})").format(sql.SQL(", ").join(parts))
 
 
-def _pg_values(kind: PgKind, col: pgsql.Composable) -> tuple[pgsql.Composable, pgsql.Composable]:
-    """(JSON value, CSV cell) of one column as SQL text expressions, neither ever NULL."""
+def _pg_values(
+    kind: PgKind, col: pgsql.Composable, fmt: Literal["jsonl", "csv"]
+) -> tuple[pgsql.Composable, Callable[[pgsql.Composable], pgsql.Composable]]:
+    """One column: (its value as text or NULL, computed once per row in the inner query; how the
+    outer query turns that value into the column's part of the line, never NULL)."""
     from psycopg import sql
 
     lit = sql.Literal
-    quoted: pgsql.Composable  # JSON string form of a value that needs no escaping
     if kind == "timestamptz":
         utc = sql.SQL("({} AT TIME ZONE 'UTC')").format(col)
-        text: pgsql.Composable = sql.SQL(
+        value: pgsql.Composable = sql.SQL(
             "CASE WHEN date_trunc('second', {u}) = {u} THEN to_char({u}, {s}) ELSE to_char({u}, {us}) END"
         ).format(u=utc, s=lit(_TS_SECONDS), us=lit(_TS_MICROS))
-    elif kind == "jsonb":
-        text = sql.SQL("regexp_replace({}::text, {}, {}, 'g')").format(
-            col, lit(_JSONB_COMPACT_RE), lit(_JSONB_COMPACT_TO)
-        )
     elif kind == "bool":
-        text = sql.SQL("CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END").format(c=col)
-    else:
+        value = sql.SQL("CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END").format(c=col)
+    elif kind == "text":
+        value = sql.SQL("({} || '')").format(col)  # detoasted once, however often the outer query reads it
+    elif kind == "jsonb":
+        # json_strip_nulls() re-serialises JSON compactly (cheap) but drops object members that are
+        # null: only when there can be none ("': null'" absent from the text); else a regular expression.
         text = sql.SQL("{}::text").format(col)
+        value = sql.SQL(
+            "CASE WHEN strpos({t}, ': null') = 0 THEN json_strip_nulls({t}::json)::text"
+            " ELSE regexp_replace({t}, {re}, {to}, 'g') END"
+        ).format(t=text, re=lit(_JSONB_COMPACT_RE), to=lit(_JSONB_COMPACT_TO))
+        if fmt == "csv":  # csv_cell: a JSON string bare, JSON null as an empty cell
+            value = sql.SQL(
+                "CASE jsonb_typeof({c}) WHEN 'string' THEN {c} #>> '{{}}' WHEN 'null' THEN NULL ELSE {v} END"
+            ).format(c=col, v=value)
+    else:
+        value = sql.SQL("{}::text").format(col)
 
-    if kind in ("uuid", "numeric", "timestamptz"):  # strings in JSON; never quoted in CSV
-        quoted = sql.SQL("""'"' || {} || '"'""").format(text)
-        return (
-            sql.SQL("coalesce({}, 'null')").format(quoted),
-            sql.SQL("coalesce({}, '')").format(text),
-        )
-    if kind in ("int", "bool"):
-        return sql.SQL("coalesce({}, 'null')").format(text), sql.SQL("coalesce({}, '')").format(text)
-    if kind == "text":
-        json_value: pgsql.Composable = sql.SQL("coalesce(to_json({})::text, 'null')").format(col)
-        cell = col
-    else:  # jsonb: a JSON string is written bare in CSV, JSON null as an empty cell (csv_cell)
-        json_value = sql.SQL("coalesce({}, 'null')").format(text)
-        cell = sql.SQL(
-            "CASE jsonb_typeof({c}) WHEN 'string' THEN {c} #>> '{{}}' WHEN 'null' THEN NULL ELSE {t} END"
-        ).format(c=col, t=text)
-    csv_value = sql.SQL(
-        """CASE WHEN {v} ~ {re} THEN '"' || replace({v}, '"', '""') || '"' ELSE coalesce({v}, '') END"""
-    ).format(v=cell, re=lit(_CSV_QUOTE_RE))
-    return json_value, csv_value
+    def part(v: pgsql.Composable) -> pgsql.Composable:
+        if fmt == "csv":
+            if kind in ("text", "jsonb"):
+                return sql.SQL(
+                    """CASE WHEN {v} ~ {re} THEN '"' || replace({v}, '"', '""') || '"' ELSE coalesce({v}, '') END"""
+                ).format(v=v, re=lit(_CSV_QUOTE_RE))
+            return sql.SQL("coalesce({}, '')").format(v)  # never holds a character that needs quotes
+        if kind == "text":
+            return sql.SQL("coalesce(to_json({})::text, 'null')").format(v)
+        if kind in ("uuid", "numeric", "timestamptz"):  # JSON strings that need no escaping
+            return sql.SQL("""coalesce('"' || {} || '"', 'null')""").format(v)
+        return sql.SQL("coalesce({}, 'null')").format(v)
+
+    return value, part
 
 
 def _pg_line_query(t: OwnedTable, fmt: Literal["jsonl", "csv"], dialect: Dialect) -> pgsql.Composed | None:
     """SELECT one text column per row of ``t`` (owner ``%(owner_uid)s``): the row's line of ``fmt``.
 
-    None when a column has a type that only the Python path renders exactly.
+    The inner query reads the user's rows in export order and computes each column's text once; the
+    outer one assembles the lines. None when a column has a type that only Python renders exactly.
     """
     from psycopg import sql
 
@@ -332,21 +342,35 @@ def _pg_line_query(t: OwnedTable, fmt: Literal["jsonl", "csv"], dialect: Dialect
     names = t.column_names
     if not names or any(k is None for k in kinds) or (fmt == "csv" and len(names) < 2):
         return None  # (csv.writer quotes a lone empty cell; not worth a special case)
+    inner: list[pgsql.Composable] = []
     parts: list[pgsql.Composable] = []
     for i, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         assert kind is not None
-        json_value, csv_value = _pg_values(kind, sql.SQL("t.{}").format(sql.Identifier(name)))
+        value, part = _pg_values(kind, sql.SQL("t.{}").format(sql.Identifier(name)), fmt)
+        inner.append(sql.SQL("{} AS {}").format(value, sql.Identifier(f"v{i}")))
+        v = sql.SQL("s.{}").format(sql.Identifier(f"v{i}"))
         if fmt == "jsonl":
-            parts += [sql.Literal(("{" if i == 0 else ",") + _dumps(name) + ":"), json_value]
+            parts += [sql.Literal(("{" if i == 0 else ",") + _dumps(name) + ":"), part(v)]
         else:
-            parts += [csv_value] if i == 0 else [sql.Literal(","), csv_value]
+            parts += [part(v)] if i == 0 else [sql.Literal(","), part(v)]
     parts.append(sql.Literal("}\n" if fmt == "jsonl" else "\r\n"))
+    keys = [sql.Identifier(f"k{i}") for i in range(len(t.order_by))]
+    inner += [
+        sql.SQL("t.{} AS {}").format(sql.Identifier(name), key) for name, key in zip(t.order_by, keys, strict=True)
+    ]
     owner = sql.SQL(" OR ").join(
         sql.SQL("t.{} = %(owner_uid)s").format(sql.Identifier(name)) for name in t.owner_columns
     )
-    order = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(name)) for name in t.order_by)
-    return sql.SQL("SELECT {line} FROM {table} AS t WHERE {owner} ORDER BY {order}").format(
-        line=_pg_concat(parts), table=sql.Identifier(t.name), owner=owner, order=order
+    return sql.SQL(
+        "SELECT {line} FROM (SELECT {inner} FROM {table} AS t WHERE {owner} ORDER BY {inner_order} OFFSET 0) AS s"
+        " ORDER BY {outer_order}"
+    ).format(
+        line=_pg_concat(parts),
+        inner=sql.SQL(", ").join(inner),
+        table=sql.Identifier(t.name),
+        owner=owner,
+        inner_order=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in t.order_by),
+        outer_order=sql.SQL(", ").join(sql.SQL("s.{}").format(k) for k in keys),
     )
 
 
@@ -427,9 +451,7 @@ class _Export:
         self.user_id = user_id
         self.progress = progress
         self.sink = _Sink()
-        self.zf = zipfile.ZipFile(
-            self.sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
-        )
+        self.zf = zipfile.ZipFile(self.sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
         self.files: dict[str, _FileStats] = {}
         self.table_files: dict[str, list[str]] = {}
         self.row_counts: dict[str, int] = {}
@@ -466,10 +488,7 @@ class _Export:
         names = t.column_names
         result = self.conn.execute(stmt, execution_options={"yield_per": BATCH_ROWS})
         for part in result.partitions():
-            yield [
-                dict(zip(names, [v if type(v) in _SIMPLE else _plain(v) for v in row], strict=True))
-                for row in part
-            ]
+            yield [dict(zip(names, [v if type(v) in _SIMPLE else _plain(v) for v in row], strict=True)) for row in part]
 
     def _count(self, t: OwnedTable) -> int:
         return _count(self.conn, t, self.user_id)

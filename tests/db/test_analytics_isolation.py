@@ -18,13 +18,11 @@ from core.db import NotFound, user_session
 from tests.factories import fill_user, make_user
 
 _RANGE = "CAST(:s AS timestamptz), CAST(:e AS timestamptz), NULL, NULL, NULL"
-ADMIN_FUNCTIONS = {
-    "analytics_admin_kpis": f"CAST(:s AS timestamptz), {_RANGE}",
-    "analytics_admin_series": f"'day', {_RANGE}",
-    "analytics_admin_quality": f"'day', {_RANGE}",
-    "analytics_admin_usage": _RANGE,
+ADMIN_FUNCTIONS = {  # migration 0004 replaced 0003's four functions with this one
+    "analytics_admin_dashboard": f"CAST(:s AS timestamptz), 'day', {_RANGE}",
 }
 CONTENT_ALLOWED_COLUMNS = {
+    "figure",  # which figure a row of analytics_admin_dashboard belongs to: kpis, series, quality, usage
     "user_id",
     "email",
     "user_total",

@@ -279,7 +279,7 @@ def session(browser: Any, app_server: AppServer, tmp_path: Path, request: pytest
 # ------------------------------------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report = outcome.get_result()
     if report.when != "call" or not report.failed:
         return
@@ -303,5 +303,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if server is not None:
         lines.append("streamlit server output (tail):\n" + _tail(server.log, 4000))
     text = "\n".join(lines)
-    print(text)  # noqa: T201 - the path must be visible in the terminal
+    print(text)  # the paths must be visible in the terminal too
     report.sections.append(("e2e screenshots", text))

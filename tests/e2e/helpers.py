@@ -91,7 +91,8 @@ class BrowserSession:
         action()
         t1 = time.monotonic()
         self.wait_idle(after=before)
-        self.log.append(f"act {getattr(action, '__name__', action)}: action {t1 - t0:.2f}s, rerun {time.monotonic() - t1:.2f}s")
+        name = getattr(action, "__name__", "action")
+        self.log.append(f"{name}: {t1 - t0:.2f}s, then the rerun {time.monotonic() - t1:.2f}s")
 
     def goto(self, path: str = "/") -> None:
         self.page.goto(self.base_url + path)

@@ -134,6 +134,15 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
     expect(my_usage.locator(".js-plotly-plot")).to_have_count(3)
     s.shot("analytics")
 
+    # -- status and admin render (the guard is on, both providers point at the stub) --------------
+    s.navigate("Status")
+    expect(s.main.locator("[data-testid=stTable]").last).to_contain_text("enforce")
+    expect(s.main.get_by_text(stub.url).first).to_be_visible()
+    s.shot("status")
+    s.navigate("Admin")
+    expect(s.main.locator("[data-testid=stDataFrame]").first).to_be_visible()
+    s.shot("admin")
+
     # -- privacy: export a ZIP that opens ---------------------------------------------------------
     s.navigate("Privacy")
     s.click_button("Prepare my export")
@@ -172,4 +181,3 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
     expect(s.main.locator("[data-testid=stAlert]")).to_be_visible()
     s.expect_sign_in_view()
     s.shot("sign-in-after-delete")
-
