@@ -723,6 +723,12 @@ def _pg_admin(session: Session, filters: Filters, granularity: Granularity) -> A
     series, quality, usage = by_figure["series"], by_figure["quality"], by_figure["usage"]
     user_cols = ["user_id", "email", *_SUM_NAMES]
     model_cols = ["user_id", "email", "provider", "model", *_SUM_NAMES]
+    by_user: dict[uuid.UUID, list[Any]] = {}  # per user = sum of their user x model rows (exact:
+    for r in usage:  # integers and Decimal), ordered as the SQL path: cost, runs desc, then email
+        total = by_user.setdefault(r["user_id"], [r["user_id"], r["email"], *([0] * len(_SUM_NAMES))])
+        for i, name in enumerate(_SUM_NAMES, start=2):
+            total[i] += r[name]
+    user_rows = sorted(by_user.values(), key=lambda t: (-t[5], -t[2], t[1]))
     return AdminDashboard(
         filters=filters,
         granularity=granularity,
@@ -742,10 +748,8 @@ def _pg_admin(session: Session, filters: Filters, granularity: Granularity) -> A
             bucket=True,
             percentiles=True,
         ),
-        by_user=_finish(_frame([[r[c] for c in user_cols] for r in usage if r["user_total"]], user_cols)),
-        by_user_model=_finish(
-            _frame([[r[c] for c in model_cols] for r in usage if not r["user_total"]], model_cols)
-        ),
+        by_user=_finish(_frame(user_rows, user_cols)),
+        by_user_model=_finish(_frame([[r[c] for c in model_cols] for r in usage], model_cols)),
     )
 
 

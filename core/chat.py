@@ -227,23 +227,25 @@ def run_turn(
     data = _validate(conversation_id, text, settings)
     from core.limits import LimitExceeded, check_turn_allowed
 
-    try:
-        check_turn_allowed(user_id=user_id)
-    except LimitExceeded as exc:
-        raise TurnRejected(exc.message, reason=exc.limit, retry_after_s=exc.retry_after_s) from None
-
     run = AgentRun(user_id=user_id, conversation_id=data.conversation_id, user_message=data.text,
                    status="pending", request_id=request_id)
-    with user_session(user_id) as s:
-        ctx = _load_context(s, user_id, data.conversation_id, settings.history_turns_in_prompt)
-        run.agent = ctx.agent
-        s.add(run)
-        if ctx.title == DEFAULT_TITLE and not ctx.history:
-            s.execute(
-                _TITLE_SQL,
-                {"t": title_from_message(data.text), "cid": data.conversation_id, "uid": user_id,
-                 "d": DEFAULT_TITLE},
-            )
+    # One transaction: ownership + context, limits, then the message. A refusal (NotFound or a
+    # limit) rolls back before anything is stored; on success the commit makes the message
+    # durable before any provider is called.
+    try:
+        with user_session(user_id) as s:
+            ctx = _load_context(s, user_id, data.conversation_id, settings.history_turns_in_prompt)
+            check_turn_allowed(user_id=user_id, session=s)
+            run.agent = ctx.agent
+            s.add(run)
+            if ctx.title == DEFAULT_TITLE and not ctx.history:
+                s.execute(
+                    _TITLE_SQL,
+                    {"t": title_from_message(data.text), "cid": data.conversation_id, "uid": user_id,
+                     "d": DEFAULT_TITLE},
+                )
+    except LimitExceeded as exc:
+        raise TurnRejected(exc.message, reason=exc.limit, retry_after_s=exc.retry_after_s) from None
     # committed: the user's message is durable before any provider is called
     result = TurnResult(run_id=run.id, request_id=request_id)
     stream = _stream(

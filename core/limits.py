@@ -34,7 +34,7 @@ from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, StorageTypes, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Uuid, bindparam, func
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from core.db import NotFound, user_session
 from core.settings import get_settings
@@ -262,16 +262,20 @@ _USAGE_SQL = select(
 ).where(col(User.id) == _UID)
 
 
-def _usage(user_id: uuid.UUID, now: datetime) -> _Usage:
-    """Tokens used today (input, cached, cache-write and output) and cost this month, in one query."""
+def _usage(user_id: uuid.UUID, now: datetime, session: Session | None = None) -> _Usage:
+    """Tokens used today (input, cached, cache-write and output) and cost this month, in one query.
+
+    ``session``: run it in the caller's ``user_session`` transaction (saves a transaction per turn).
+    """
     settings = get_settings()
     day_start, day_end = _day_bounds(now)
     month_start, month_end = _month_bounds(now)
-    with user_session(user_id) as s:
-        row = s.execute(
-            _USAGE_SQL,
-            {"uid": user_id, "start": day_start, "end": day_end, "mstart": month_start, "mend": month_end},
-        ).first()
+    params = {"uid": user_id, "start": day_start, "end": day_end, "mstart": month_start, "mend": month_end}
+    if session is not None:
+        row = session.execute(_USAGE_SQL, params).first()
+    else:
+        with user_session(user_id) as s:
+            row = s.execute(_USAGE_SQL, params).first()
     if row is None:
         raise NotFound("user")
     quota_tokens, quota_cost, tokens, cost = row
@@ -291,15 +295,18 @@ def _money(value: Decimal) -> str:
     return f"${value.quantize(Decimal('0.01')):,}"
 
 
-def check_turn_allowed(*, user_id: uuid.UUID, now: datetime | None = None) -> None:
+def check_turn_allowed(
+    *, user_id: uuid.UUID, now: datetime | None = None, session: Session | None = None
+) -> None:
     """Raise ``LimitExceeded`` if this user may not start a chat turn now; otherwise count the turn.
 
     Quotas are checked first (they only read), then the per-minute rate limit is consumed.
     ``now`` (timezone-aware) sets the clock for the quota periods; the rate-limit window always
-    uses the real clock.
+    uses the real clock. ``session``: the caller's ``user_session`` for ``user_id`` (the chat turn
+    checks inside the transaction that then stores the message; a refusal stores nothing).
     """
     current = _now(now)
-    usage = _usage(user_id, current)
+    usage = _usage(user_id, current, session)
     if usage.tokens_today >= usage.tokens_allowed:
         wait = (usage.day_end - current).total_seconds()
         raise LimitExceeded(

@@ -17,6 +17,10 @@ the range on their own: 3.8 s for the admin view on 1,000,000 runs. They are rep
 * **Cheap buckets.** Days and ISO weeks are ``date_bin`` over the UTC instant (integer arithmetic,
   origin Monday 2000-01-03 00:00 UTC); months ``date_trunc('month', created_at, 'UTC')``.
 * **No JIT.** JIT compilation cost ~100 ms per aggregate here and saved nothing: ``jit = off``.
+* **One-shot plan.** The statement is a constant run by ``RETURN QUERY EXECUTE ... USING``, so it is
+  planned for the actual values (filters left NULL fold away) instead of a cached generic plan.
+* **Usage** is per user x provider x model only; the caller sums each user's rows for the per-user
+  table (integers and Decimal: exact), which saves a second grouping set over every run.
 
 Security is unchanged: SECURITY DEFINER, the administrator check first, ``search_path`` pinned to
 ``pg_catalog, public`` (the first setting), every object schema-qualified, aggregates only (never
@@ -50,12 +54,14 @@ OLD_FUNCTIONS = {
     "analytics_admin_usage": "timestamptz, timestamptz, text[], text[], text[]",
 }
 
+# inside the EXECUTEd statement: $1 p_prev_start, $2 p_start, $3 p_end, $4 p_providers, $5 p_models,
+# $6 p_statuses, $7 month buckets?, $8 the day/week step
 _FILTERS = """
-              AND (p_providers IS NULL OR r.provider = ANY (p_providers))
-              AND (p_models IS NULL OR r.model = ANY (p_models))
-              AND (p_statuses IS NULL OR r.status = ANY (p_statuses))"""
-_CURRENT = f"r.created_at >= p_start AND r.created_at < p_end{_FILTERS}"
-_PREVIOUS = f"r.created_at >= p_prev_start AND r.created_at < p_start{_FILTERS}"
+              AND ($4::text[] IS NULL OR r.provider = ANY ($4))
+              AND ($5::text[] IS NULL OR r.model = ANY ($5))
+              AND ($6::text[] IS NULL OR r.status = ANY ($6))"""
+_CURRENT = f"r.created_at >= $2 AND r.created_at < $3{_FILTERS}"
+_PREVIOUS = f"r.created_at >= $1 AND r.created_at < $2{_FILTERS}"
 _SUMS = """count(*)::bigint AS runs,
                    coalesce(sum(r.input_tokens), 0)::bigint AS input_tokens,
                    coalesce(sum(r.output_tokens), 0)::bigint AS output_tokens,
@@ -69,8 +75,8 @@ _PERCENTILES = """percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) AS l
 _NO_PERCENTILES = "NULL::float8, NULL::float8, NULL::float8, NULL::float8"
 # the UTC day / ISO week (Monday) / month of a run, as timestamptz at 00:00 UTC
 _BUCKET = (
-    "CASE WHEN v_month THEN date_trunc('month', r.created_at, 'UTC') "
-    "ELSE date_bin(v_step, r.created_at, timestamptz '2000-01-03 00:00:00+00') END"
+    "CASE WHEN $7 THEN date_trunc('month', r.created_at, 'UTC') "
+    "ELSE date_bin($8, r.created_at, timestamptz '2000-01-03 00:00:00+00') END"
 )
 
 
@@ -78,7 +84,7 @@ def _dashboard() -> str:
     return f"""
     CREATE OR REPLACE FUNCTION app.analytics_admin_dashboard({ARGS})
     RETURNS TABLE (figure text, period text, bucket timestamp, user_id uuid, email text,
-                   user_total boolean, provider text, model text,
+                   provider text, model text,
                    runs bigint, input_tokens bigint, output_tokens bigint, cost_usd numeric,
                    errors bigint, fallbacks bigint,
                    latency_p50 float8, latency_p95 float8, ttft_p50 float8, ttft_p95 float8)
@@ -89,9 +95,6 @@ def _dashboard() -> str:
     SET parallel_setup_cost = 100
     AS $fn$
     #variable_conflict use_column
-    DECLARE
-        v_month boolean := p_granularity = 'month';
-        v_step interval := CASE p_granularity WHEN 'week' THEN interval '7 days' ELSE interval '1 day' END;
     BEGIN
         IF NOT EXISTS (
             SELECT 1 FROM public.users u WHERE u.id = app.current_user_id() AND u.is_admin
@@ -103,50 +106,53 @@ def _dashboard() -> str:
             RAISE EXCEPTION 'analytics: granularity must be day, week or month'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RETURN QUERY
-        SELECT f.figure, f.period, f.bucket AT TIME ZONE 'UTC', f.uid, u.email::text, f.user_total,
+        -- EXECUTE ... USING: a one-shot plan for these values (filters that are NULL fold away,
+        -- the bucket CASE folds to one expression). The statement is a constant: no value is spliced.
+        RETURN QUERY EXECUTE $q$
+        SELECT f.figure, f.period, f.bucket AT TIME ZONE 'UTC', f.uid, u.email::text,
                f.provider, f.model, f.runs, f.input_tokens, f.output_tokens, f.cost_usd, f.errors,
                f.fallbacks, f.latency_p50, f.latency_p95, f.ttft_p50, f.ttft_p95
         FROM (
             SELECT 'kpis'::text AS figure, 'current'::text AS period, NULL::timestamptz AS bucket,
-                   NULL::uuid AS uid, NULL::boolean AS user_total, NULL::text AS provider,
-                   NULL::text AS model, {_SUMS},
+                   NULL::uuid AS uid, NULL::text AS provider, NULL::text AS model, {_SUMS},
                    {_PERCENTILES}
             FROM public.agent_runs r
             WHERE {_CURRENT}
             UNION ALL
-            SELECT 'kpis', 'previous', NULL, NULL, NULL, NULL, NULL, {_SUMS},
+            SELECT 'kpis', 'previous', NULL, NULL, NULL, NULL, {_SUMS},
                    {_PERCENTILES}
             FROM public.agent_runs r
             WHERE {_PREVIOUS}
             UNION ALL
-            SELECT 'series', NULL, {_BUCKET}, NULL, NULL, r.provider::text, NULL,
+            SELECT 'series', NULL, {_BUCKET}, NULL, r.provider::text, NULL,
                    {_SUMS},
                    {_NO_PERCENTILES}
             FROM public.agent_runs r
             WHERE {_CURRENT}
-            GROUP BY 3, 6
+            GROUP BY 3, 5
             UNION ALL
-            SELECT 'quality', NULL, {_BUCKET}, NULL, NULL, NULL, NULL,
+            SELECT 'quality', NULL, {_BUCKET}, NULL, NULL, NULL,
                    {_SUMS},
                    {_PERCENTILES}
             FROM public.agent_runs r
             WHERE {_CURRENT}
             GROUP BY 3
             UNION ALL
-            -- per user (user_total) and per user x provider x model, in one pass (grouping sets)
-            SELECT 'usage', NULL, NULL, r.user_id, grouping(r.provider, r.model) = 3,
-                   r.provider::text, r.model::text, {_SUMS},
+            SELECT 'usage', NULL, NULL, r.user_id, r.provider::text, r.model::text, {_SUMS},
                    {_NO_PERCENTILES}
             FROM public.agent_runs r
             WHERE {_CURRENT}
-            GROUP BY GROUPING SETS ((r.user_id), (r.user_id, r.provider, r.model))
+            GROUP BY 4, 5, 6
         ) f
         LEFT JOIN public.users u ON u.id = f.uid
         ORDER BY f.figure, f.period, f.bucket,
                  CASE WHEN f.figure = 'usage' THEN f.cost_usd END DESC,
                  CASE WHEN f.figure = 'usage' THEN f.runs END DESC,
-                 u.email, f.user_total DESC, f.provider, f.model;
+                 u.email, f.provider, f.model
+        $q$
+        USING p_prev_start, p_start, p_end, p_providers, p_models, p_statuses,
+              p_granularity = 'month',
+              CASE p_granularity WHEN 'week' THEN interval '7 days' ELSE interval '1 day' END;
     END
     $fn$
     """
@@ -155,6 +161,8 @@ def _dashboard() -> str:
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    # DROP first: CREATE OR REPLACE cannot change the result columns of an earlier draft of this function
+    op.execute(f"DROP FUNCTION IF EXISTS app.analytics_admin_dashboard({ARG_TYPES})")
     op.execute(_dashboard())
     op.execute(f"REVOKE ALL ON FUNCTION app.analytics_admin_dashboard({ARG_TYPES}) FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION app.analytics_admin_dashboard({ARG_TYPES}) TO {APP_ROLE}")

@@ -85,7 +85,12 @@ class BrowserSession:
         )
 
     def act(self, action: Callable[[], Any]) -> None:
-        """Do something that reruns the script, then wait until that rerun has finished."""
+        """Do something that reruns the script, then wait until that rerun has finished.
+
+        Starts from idle: a rerun requested while a run is still going replaces it without the
+        state attribute ever changing, and would not be counted.
+        """
+        self.wait_idle()
         before = self.runs()
         t0 = time.monotonic()
         action()
