@@ -27,7 +27,7 @@ def owner_and_intruder(any_db_url):
     return owner, intruder, ids
 
 
-def _snapshot(owner: uuid.UUID) -> tuple:
+def _snapshot(owner: uuid.UUID) -> tuple[object, ...]:
     with system_session() as s:
         convs = [(c.id, c.title) for c in s.exec(select(Conversation).where(Conversation.user_id == owner))]
         vibes = [(v.id, v.name, v.is_active) for v in s.exec(select(VibeConfig).where(VibeConfig.user_id == owner))]

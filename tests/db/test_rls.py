@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -25,6 +26,11 @@ def two_users(pg_url):
     return a, b
 
 
+def _rows(result: Any) -> int:
+    """Rows touched by an UPDATE/DELETE (a CursorResult's rowcount)."""
+    return int(result.rowcount)
+
+
 def _owner_ids(session, table: str) -> set[uuid.UUID]:
     col = OWNED[table]
     return {row[0] for row in session.execute(text(f"SELECT {col} FROM {table}"))}
@@ -40,11 +46,11 @@ def test_unfiltered_select_sees_only_own_rows(two_users):
 def test_unfiltered_update_and_delete_touch_only_own_rows(two_users):
     a, b = two_users
     with user_session(a) as s:
-        assert s.execute(text("UPDATE conversations SET title = 'mine'")).rowcount == 1
-        assert s.execute(text("UPDATE vibe_configs SET name = 'mine'")).rowcount == 1
-        assert s.execute(text("UPDATE user_profiles SET role = 'mine'")).rowcount == 1
-        assert s.execute(text("UPDATE users SET is_admin = true")).rowcount == 1
-        assert s.execute(text("DELETE FROM agent_runs")).rowcount == 3
+        assert _rows(s.execute(text("UPDATE conversations SET title = 'mine'"))) == 1
+        assert _rows(s.execute(text("UPDATE vibe_configs SET name = 'mine'"))) == 1
+        assert _rows(s.execute(text("UPDATE user_profiles SET role = 'mine'"))) == 1
+        assert _rows(s.execute(text("UPDATE users SET is_admin = true"))) == 1
+        assert _rows(s.execute(text("DELETE FROM agent_runs"))) == 3
     with user_session(b) as s:
         assert s.execute(text("SELECT count(*) FROM agent_runs")).scalar_one() == 3
         assert s.execute(text("SELECT title FROM conversations")).scalar_one() == "conv bravo"
@@ -56,9 +62,8 @@ def test_targeted_update_delete_of_other_users_rows_affect_nothing(two_users):
     a, b = two_users
     with user_session(a) as s:
         for table, col in OWNED.items():
-            assert s.execute(text(f"DELETE FROM {table} WHERE {col} = :b"), {"b": b}).rowcount == 0
-            assert s.execute(text(f"UPDATE {table} SET {col} = {col} WHERE {col} = :b"),
-                             {"b": b}).rowcount == 0
+            assert _rows(s.execute(text(f"DELETE FROM {table} WHERE {col} = :b"), {"b": b})) == 0
+            assert _rows(s.execute(text(f"UPDATE {table} SET {col} = {col} WHERE {col} = :b"), {"b": b})) == 0
     with system_session() as s:
         assert s.execute(text("SELECT count(*) FROM agent_runs WHERE user_id = :b"), {"b": b}).scalar_one() == 3
 

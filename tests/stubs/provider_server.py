@@ -322,6 +322,7 @@ def _apis(api: str) -> tuple[str, ...]:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 makes concurrent clients wait a second in SYN backlog
     stub: ProviderStubServer
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
