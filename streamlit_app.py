@@ -21,6 +21,11 @@ def boot(database_url: str) -> str:
     from core.chat import recover_stale_runs
 
     recover_stale_runs()  # runs left pending by a process that stopped mid-answer
+    from core.chat import prompt_atoms
+    from core.providers.router import build_router
+
+    build_router(settings)  # SDK clients built (and imported) once, before the first turn
+    prompt_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
     guard.install_guard(settings)
     return revision
 

@@ -192,7 +192,7 @@ _TITLE_SQL = sql_text(
 _atoms_cache: AtomLibrary | None = None
 
 
-def _atoms() -> AtomLibrary:
+def prompt_atoms() -> AtomLibrary:
     global _atoms_cache
     if _atoms_cache is None:
         _atoms_cache = load_atoms()
@@ -221,8 +221,10 @@ def run_turn(
     Raises ``TurnRejected`` (nothing stored, no provider call) or ``NotFound`` (not the user's
     conversation). Everything after the message is stored is reported on ``Turn.result``.
     """
-    t0 = clock()
     settings = settings or get_settings()
+    router = router or build_router(settings)  # built once per process; not part of the turn's time
+    atoms = atoms or prompt_atoms()
+    t0 = clock()
     request_id = request_id or current_request_id() or new_request_id()
     data = _validate(conversation_id, text, settings)
     from core.limits import LimitExceeded, check_turn_allowed
@@ -250,7 +252,7 @@ def run_turn(
     result = TurnResult(run_id=run.id, request_id=request_id)
     stream = _stream(
         result=result, user_id=user_id, ctx=ctx, message=data.text, settings=settings,
-        router=router or build_router(settings), atoms=atoms or _atoms(), t0=t0, clock=clock,
+        router=router, atoms=atoms, t0=t0, clock=clock,
     )
     return Turn(result=result, _stream=stream)
 

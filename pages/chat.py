@@ -127,7 +127,9 @@ with page("chat") as user:
                 with st.chat_message("assistant"):
                     st.write_stream(turn)
                     result: TurnResult = turn.result
-                    if result.status != "ok":
+                    if result.status == "ok":
+                        st.rerun()  # redraw from the database: sidebar counts, the new title
+                    else:
                         st.error(result.user_message, icon=":material/error:")
                         st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
                                   on_click=_retry, args=(text,))

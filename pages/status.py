@@ -10,7 +10,7 @@ from ui.frame import page
 
 
 def _yes(flag: bool) -> str:
-    return "✅" if flag else "❌"
+    return "yes" if flag else "NO"
 
 
 with page("status"):

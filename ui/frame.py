@@ -53,9 +53,28 @@ def guarded(name: str) -> Iterator[str]:
             st.error(user_error_message(request_id), icon=":material/error:")
 
 
+def _leave_legacy_multipage_mode() -> None:
+    """Make sure a page script never runs on its own, outside the entry script's gate.
+
+    Because a ``pages/`` folder sits beside the entry script, Streamlit starts in its legacy
+    multipage mode and only leaves it once a session has called ``st.navigation``. On a freshly
+    started server, the first visitor who opens a page URL directly (``/analytics``) would have that
+    page script run without ``streamlit_app.py``: no boot, no guard, no gate (the check in ``page()``
+    still shows nothing but "Please sign in."). Here we switch the process to ``st.navigation``
+    mode, as the entry script's first run would, and rerun so the entry script (gate included)
+    handles the request. ``PagesManager.uses_pages_directory`` is Streamlit's own (internal) switch.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @contextmanager
 def page(name: str) -> Iterator[SignedInUser]:
     """The body of a data page: signed-in user required (the gate has already checked)."""
+    _leave_legacy_multipage_mode()
     with guarded(name):
         user = signed_in_user()
         if user is None:  # defence in depth: a page run outside the gate shows nothing
