@@ -66,7 +66,10 @@ def _leave_legacy_multipage_mode() -> None:
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    # Only a visitor without a session can be here in a real server: signing in means the entry
+    # script ran, and its st.navigation call leaves legacy mode for the whole process for good.
+    # (AppTest resets the switch on every run; its signed-in page tests are unaffected.)
+    if PagesManager.uses_pages_directory and signed_in_user() is None:
         PagesManager.uses_pages_directory = False
         st.rerun()
 
