@@ -89,6 +89,15 @@ def kpi_tiles(kpis: KpiComparison) -> None:
             )
 
 
+def _date_axis(fig: Any, buckets: pd.Series) -> Any:
+    """Dates, not clock times, on the x axis; one bucket gets a day of room on each side."""
+    fig.update_xaxes(type="date", tickformat="%b %d", hoverformat="%Y-%m-%d")
+    if len(buckets) and buckets.nunique() < 3:
+        lo, hi = pd.to_datetime(buckets.min()), pd.to_datetime(buckets.max())
+        fig.update_xaxes(range=[lo - pd.Timedelta(days=1), hi + pd.Timedelta(days=1)], dtick=86_400_000)
+    return fig
+
+
 def usage_charts(series: pd.DataFrame, quality: pd.DataFrame, *, key: str) -> None:
     measure = st.radio("Measure", list(MEASURES), horizontal=True, key=f"{key}_measure")
     data = series.assign(
@@ -96,7 +105,7 @@ def usage_charts(series: pd.DataFrame, quality: pd.DataFrame, *, key: str) -> No
     )
     column = MEASURES[measure or "Runs"]
     fig = px.bar(data, x="bucket", y=column, color="provider", labels={"bucket": "", column: measure})
-    st.plotly_chart(fig, key=f"{key}_usage")
+    st.plotly_chart(_date_axis(fig, data["bucket"]), key=f"{key}_usage")
     left, right = st.columns(2)
     latency = quality.melt(
         id_vars="bucket",
@@ -105,14 +114,17 @@ def usage_charts(series: pd.DataFrame, quality: pd.DataFrame, *, key: str) -> No
         value_name="ms",
     )
     left.plotly_chart(
-        px.line(
-            latency,
-            x="bucket",
-            y="ms",
-            color="figure",
-            markers=True,
-            title="Latency and time to first token",
-            labels={"bucket": ""},
+        _date_axis(
+            px.line(
+                latency,
+                x="bucket",
+                y="ms",
+                color="figure",
+                markers=True,
+                title="Latency and time to first token",
+                labels={"bucket": ""},
+            ),
+            latency["bucket"],
         ),
         key=f"{key}_latency",
     )
@@ -129,7 +141,7 @@ def usage_charts(series: pd.DataFrame, quality: pd.DataFrame, *, key: str) -> No
         labels={"bucket": ""},
     )
     fig.update_yaxes(tickformat=".0%")
-    right.plotly_chart(fig, key=f"{key}_rates")
+    right.plotly_chart(_date_axis(fig, rates["bucket"]), key=f"{key}_rates")
 
 
 def quota_panel(user_id: uuid.UUID) -> None:

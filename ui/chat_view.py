@@ -17,6 +17,10 @@ def agent_choices() -> dict[str, tuple[str, str]]:
 def _cost(value: Decimal | None) -> str:
     if value is None:
         return "cost unknown"
+    if value == 0:
+        return "$0"
+    if value < Decimal("0.01"):
+        return f"${value:.6f}"  # a short answer costs fractions of a cent: show them
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 

@@ -26,7 +26,7 @@ def test_send_a_message_and_see_the_streamed_answer_and_metadata(chat_env: ChatE
     text = _texts(at)
     assert "Where should we split the monolith?" in text
     assert "Split the monolith along the billing seam first." in text
-    assert "openai · gpt-4o-mini · 900 in / 8 out tokens · $0.0001" in text
+    assert "openai · gpt-4o-mini · 900 in / 8 out tokens · $0.000140" in text
     with system_session() as s:
         [run] = s.exec(select(AgentRun)).all()
         [conv] = s.exec(select(Conversation).where(Conversation.user_id == at.advisor_user.id)).all()
