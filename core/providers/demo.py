@@ -99,11 +99,11 @@ class DemoProvider:
 
 
 def _mode(system: str) -> str:
-    """The advisor mode named by the system prompt: its first Markdown heading, if any."""
+    """The advisor mode named by the system prompt: its ``# Mode: …`` heading (agent atoms), else ""."""
     for line in system.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            return _clip(stripped.lstrip("#").strip(), 80)
+        stripped = line.strip().lstrip("#").strip()
+        if line.lstrip().startswith("#") and stripped.lower().startswith("mode:"):
+            return _clip(stripped[5:].strip(), 80)
     return ""
 
 

@@ -8,7 +8,8 @@ from core.providers.demo import DemoProvider, estimate_tokens
 from core.providers.router import ProviderRouter
 from tests.providers.helpers import collect
 
-SYSTEM = "# Hiring plan\nYou help engineering leaders plan hiring."
+# Like an assembled prompt: other headings first, the agent atom's "# Mode: …" heading later.
+SYSTEM = "# Who you are\nYou are Advisor.\n\n# Mode: Hiring plan\nYou help engineering leaders plan hiring."
 MESSAGES = [
     ChatMessage("user", "We are a team of 6."),
     ChatMessage("assistant", "Noted."),
