@@ -39,6 +39,7 @@ from core.assembler import AssembledPrompt, assemble_prompt, run_record
 from core.atoms import AtomLibrary, load_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
 from core.db import NotFound, system_session, user_session
+from core.limits import LimitExceeded, check_turn_allowed
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
 from core.providers.base import ChatMessage, Done, TextDelta, Usage
@@ -227,8 +228,6 @@ def run_turn(
     t0 = clock()
     request_id = request_id or current_request_id() or new_request_id()
     data = _validate(conversation_id, text, settings)
-    from core.limits import LimitExceeded, check_turn_allowed
-
     run = AgentRun(user_id=user_id, conversation_id=data.conversation_id, user_message=data.text,
                    status="pending", request_id=request_id)
     # One transaction: ownership + context, limits, then the message. A refusal (NotFound or a
