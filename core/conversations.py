@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Integer, String, Uuid, bindparam, column, text
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from core.db import NotFound, user_session
@@ -61,12 +61,16 @@ def create_conversation(*, user_id: uuid.UUID, data: ConversationIn) -> Conversa
     return conv
 
 
-def get_conversation(*, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
-    with user_session(user_id) as s:
-        conv = s.exec(_owned(user_id, conversation_id)).first()
+def _owned_or_404(session: Session, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+    conv = session.exec(_owned(user_id, conversation_id)).first()
     if conv is None:
         raise NotFound("conversation not found")
     return conv
+
+
+def get_conversation(*, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+    with user_session(user_id) as s:
+        return _owned_or_404(s, user_id, conversation_id)
 
 
 def list_conversations(*, user_id: uuid.UUID, limit: int = 100) -> list[ConversationSummary]:
@@ -79,9 +83,7 @@ def list_conversations(*, user_id: uuid.UUID, limit: int = 100) -> list[Conversa
 
 def rename_conversation(*, user_id: uuid.UUID, data: RenameIn) -> Conversation:
     with user_session(user_id) as s:
-        conv = s.exec(_owned(user_id, data.conversation_id)).first()
-        if conv is None:
-            raise NotFound("conversation not found")
+        conv = _owned_or_404(s, user_id, data.conversation_id)
         conv.title = data.title
         s.add(conv)
     return conv
@@ -89,10 +91,7 @@ def rename_conversation(*, user_id: uuid.UUID, data: RenameIn) -> Conversation:
 
 def delete_conversation(*, user_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
     with user_session(user_id) as s:
-        conv = s.exec(_owned(user_id, conversation_id)).first()
-        if conv is None:
-            raise NotFound("conversation not found")
-        s.delete(conv)
+        s.delete(_owned_or_404(s, user_id, conversation_id))
 
 
 def history(

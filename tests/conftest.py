@@ -72,10 +72,9 @@ def pg_template() -> Iterator[str]:
         drop_pg_database(name)
 
 
-@pytest.fixture
-def pg_url(pg_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh migrated PostgreSQL database; the app's settings point at it."""
-    name = create_pg_database(template=pg_template)
+def _use_new_pg_database(monkeypatch: pytest.MonkeyPatch, template: str | None) -> Iterator[str]:
+    """Create a database (a copy of ``template`` when given), point the settings at it, drop it after."""
+    name = create_pg_database(template=template)
     url = _pg_url(name)
     monkeypatch.setenv("ADVISOR_DATABASE_URL", url)
     reset_settings_cache()
@@ -83,19 +82,18 @@ def pg_url(pg_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(name)
+
+
+@pytest.fixture
+def pg_url(pg_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database; the app's settings point at it."""
+    yield from _use_new_pg_database(monkeypatch, pg_template)
 
 
 @pytest.fixture
 def empty_pg_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh, empty (unmigrated) PostgreSQL database."""
-    name = create_pg_database()
-    url = _pg_url(name)
-    monkeypatch.setenv("ADVISOR_DATABASE_URL", url)
-    reset_settings_cache()
-    try:
-        yield url
-    finally:
-        drop_pg_database(name)
+    yield from _use_new_pg_database(monkeypatch, None)
 
 
 @pytest.fixture

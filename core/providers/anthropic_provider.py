@@ -18,11 +18,11 @@ from core.providers.base import (
     ProviderError,
     ProviderEvent,
     ProviderTimeouts,
+    SDKProvider,
     TextDelta,
     Usage,
     kind_for_status,
     parse_retry_after,
-    placeholder_key,
     sanitize_message,
 )
 
@@ -41,7 +41,7 @@ _STREAM_ERROR_KINDS = {
 }
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKProvider):
     """Usage: input/cache counts from ``message_start``, output (cumulative) from ``message_delta``."""
 
     def __init__(
@@ -55,27 +55,14 @@ class AnthropicProvider:
         max_retries: int = 0,
         name: str = "anthropic",
     ) -> None:
-        key = placeholder_key(api_key, base_url)
-        if key is None:
-            raise ValueError(f"{name}: an API key is required unless a base URL is set")
-        self.name = name
-        self.model = model
+        super().__init__(name=name, model=model, api_key=api_key, base_url=base_url, timeouts=timeouts)
         self._max_tokens = max_tokens
-        self._timeouts = timeouts or ProviderTimeouts()
-        self._secrets = tuple(s for s in (api_key,) if s)
         self._client = anthropic.Anthropic(
-            api_key=key,
+            api_key=self._api_key,
             base_url=base_url,
             timeout=self._timeouts.httpx_timeout(),
             max_retries=max_retries,
         )
-
-    def __repr__(self) -> str:
-        url = str(self._client.base_url)
-        return f"AnthropicProvider(name={self.name!r}, model={self.model!r}, base_url={url!r})"
-
-    def close(self) -> None:
-        self._client.close()
 
     def stream(
         self, messages: Sequence[ChatMessage], *, system: str, request_id: str

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx2
 
@@ -79,9 +79,7 @@ class ErrorKind(StrEnum):
         return self in _FALLBACK_KINDS
 
 
-_FALLBACK_KINDS = frozenset(
-    {ErrorKind.RATE_LIMITED, ErrorKind.SERVER, ErrorKind.TIMEOUT, ErrorKind.CONNECTION}
-)
+_FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.SERVER, ErrorKind.TIMEOUT, ErrorKind.CONNECTION})
 
 
 class ProviderError(Exception):
@@ -119,9 +117,7 @@ class Provider(Protocol):
     name: str
     model: str
 
-    def stream(
-        self, messages: Sequence[ChatMessage], *, system: str, request_id: str
-    ) -> Iterator[ProviderEvent]: ...
+    def stream(self, messages: Sequence[ChatMessage], *, system: str, request_id: str) -> Iterator[ProviderEvent]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +217,41 @@ def kind_for_status(status: int) -> ErrorKind:
     if status == 499:
         return ErrorKind.CONNECTION
     return ErrorKind.BAD_REQUEST  # 400, 404, 409, 413, 422, ...
+
+
+class SDKProvider:
+    """What the SDK adapters share: name, model, timeouts, the key (for redaction) and one pooled client.
+
+    Subclasses build ``self._client`` from ``self._api_key`` and ``self._timeouts`` in their
+    ``__init__`` after calling this one, and implement ``stream``.
+    """
+
+    _client: Any
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        model: str,
+        api_key: str | None,
+        base_url: str | None,
+        timeouts: ProviderTimeouts | None,
+    ) -> None:
+        key = placeholder_key(api_key, base_url)
+        if key is None:
+            raise ValueError(f"{name}: an API key is required unless a base URL is set")
+        self.name = name
+        self.model = model
+        self._api_key = key
+        self._timeouts = timeouts or ProviderTimeouts()
+        self._secrets = tuple(s for s in (api_key,) if s)
+
+    def __repr__(self) -> str:
+        url = str(self._client.base_url)
+        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r}, base_url={url!r})"
+
+    def close(self) -> None:
+        self._client.close()
 
 
 def placeholder_key(api_key: str | None, base_url: str | None) -> str | None:

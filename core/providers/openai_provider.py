@@ -19,16 +19,16 @@ from core.providers.base import (
     ProviderError,
     ProviderEvent,
     ProviderTimeouts,
+    SDKProvider,
     TextDelta,
     Usage,
     kind_for_status,
     parse_retry_after,
-    placeholder_key,
     sanitize_message,
 )
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKProvider):
     """Streams Chat Completions with ``stream_options.include_usage``; one pooled client per instance."""
 
     def __init__(
@@ -41,26 +41,13 @@ class OpenAIProvider:
         max_retries: int = 0,
         name: str = "openai",
     ) -> None:
-        key = placeholder_key(api_key, base_url)
-        if key is None:
-            raise ValueError(f"{name}: an API key is required unless a base URL is set")
-        self.name = name
-        self.model = model
-        self._timeouts = timeouts or ProviderTimeouts()
-        self._secrets = tuple(s for s in (api_key,) if s)
+        super().__init__(name=name, model=model, api_key=api_key, base_url=base_url, timeouts=timeouts)
         self._client = openai.OpenAI(
-            api_key=key,
+            api_key=self._api_key,
             base_url=base_url,
             timeout=self._timeouts.httpx_timeout(),
             max_retries=max_retries,
         )
-
-    def __repr__(self) -> str:
-        url = str(self._client.base_url)
-        return f"OpenAIProvider(name={self.name!r}, model={self.model!r}, base_url={url!r})"
-
-    def close(self) -> None:
-        self._client.close()
 
     def stream(
         self, messages: Sequence[ChatMessage], *, system: str, request_id: str
