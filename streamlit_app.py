@@ -13,17 +13,14 @@ st.set_page_config(page_title="Advisor", page_icon=":material/psychology:", layo
 def boot(database_url: str) -> str:
     """Once per process (per database): logging, Sentry, the guard, and ``alembic upgrade head``."""
     from core import db, guard, observability
+    from core.chat import prompt_atoms, recover_stale_runs
+    from core.providers.router import build_router
 
     settings = get_settings()
     observability.setup_logging(settings)
     observability.init_sentry(settings)
     revision = db.migrate(database_url) if settings.migrate_on_start else (db.current_revision() or "")
-    from core.chat import recover_stale_runs
-
     recover_stale_runs()  # runs left pending by a process that stopped mid-answer
-    from core.chat import prompt_atoms
-    from core.providers.router import build_router
-
     build_router(settings)  # SDK clients built (and imported) once, before the first turn
     prompt_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
     guard.install_guard(settings)
@@ -40,10 +37,16 @@ def load_settings() -> Settings:
 
 
 settings = load_settings()
-boot(settings.database_url)
 
 from ui.auth_view import render_account_box, render_sign_in, resolve_user  # noqa: E402
 from ui.frame import guarded  # noqa: E402
+
+booted = False
+with guarded("boot"):  # e.g. the database is unreachable: a reference id, never a traceback
+    boot(settings.database_url)
+    booted = True
+if not booted:
+    st.stop()
 
 with guarded("gate"):
     user = resolve_user(settings)
