@@ -17,6 +17,8 @@ from core.settings import get_settings
 from models.schemas import MAX_EMAIL, QuotaOverrideIn, field_errors
 from ui.frame import page
 
+FLASH_KEY = "admin_flash"
+
 with page("admin") as user:
     st.title("Admin")
     fresh = auth.get_user(user.id)
@@ -25,6 +27,9 @@ with page("admin") as user:
         st.stop()
 
     settings = get_settings()
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if isinstance(flash, str):
+        st.success(flash)
     users = auth.list_users(acting_user_id=user.id)
     st.subheader("Users")
     st.dataframe(
@@ -58,7 +63,8 @@ with page("admin") as user:
     if grant:
         try:
             target = auth.grant_admin(acting_user_id=user.id, target_email=email)
-            st.success(f"{target.email} is now an admin.")
+            st.session_state[FLASH_KEY] = f"{target.email} is now an admin."
+            st.rerun()  # redraw the users table with the change
         except NotFound:
             st.error("No user with that email.")
         except auth.AuthError as exc:
@@ -105,6 +111,7 @@ with page("admin") as user:
             else:
                 try:
                     auth.set_quota_override(acting_user_id=user.id, data=data)
-                    st.success(f"Quota overrides saved for {chosen}.")
+                    st.session_state[FLASH_KEY] = f"Quota overrides saved for {chosen}."
+                    st.rerun()  # redraw the users table with the change
                 except (NotFound, auth.AuthError):
                     st.error("Could not save: the user no longer exists or you are no longer an admin.")

@@ -54,6 +54,8 @@ def test_admin_lists_grants_and_sets_quotas(app) -> None:
     at.button(key="FormSubmitter:grant_admin_form-Grant admin").click().run()
     assert [s.value for s in at.success] == [f"{member_email} is now an admin."]
     assert _user(member_email).is_admin
+    (table,) = at.dataframe  # the table shows the change in the same interaction
+    assert dict(zip(table.value["email"], table.value["admin"], strict=True))[member_email]
     at.text_input(key="grant_email").input(random_email())
     at.button(key="FormSubmitter:grant_admin_form-Grant admin").click().run()
     assert [e.value for e in at.error] == ["No user with that email."]
@@ -65,6 +67,10 @@ def test_admin_lists_grants_and_sets_quotas(app) -> None:
     assert not at.error
     row = _user(member_email)
     assert row.quota_tokens_per_day == 1234 and row.quota_cost_per_month_usd == Decimal("7.5")
+    assert [s.value for s in at.success] == [f"Quota overrides saved for {member_email}."]
+    (table,) = at.dataframe
+    shown = table.value.set_index("email")
+    assert shown.loc[member_email, "tokens/day"] == 1234 and shown.loc[member_email, "USD/month"] == 7.5
 
 
 def test_revoked_admin_loses_the_page(app) -> None:
