@@ -20,6 +20,7 @@ sweep (``recover_stale_runs``, run at start) marks such rows ``interrupted``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -42,7 +43,7 @@ from core.db import NotFound, system_session, user_session
 from core.limits import LimitExceeded, check_turn_allowed
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
-from core.providers.base import ChatMessage, Done, TextDelta, Usage
+from core.providers.base import ChatMessage, Done, ProviderError, TextDelta, Usage
 from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
 from core.settings import Settings, get_settings
 from models import AgentRun
@@ -164,8 +165,6 @@ def _load_context(session: Any, user_id: uuid.UUID, conversation_id: uuid.UUID, 
     row = session.execute(_CONTEXT_SQL, {"cid": conversation_id, "uid": user_id}).first()
     if row is None:
         raise NotFound("conversation not found")
-    import json
-
     stack = row[3] if isinstance(row[3], list) else json.loads(row[3]) if row[3] else []
     try:
         profile = ProfileIn(role=row[2] or "Other", stack=stack, vertical=row[4] or "")
@@ -273,61 +272,58 @@ def _stream(
     last_checkpoint = clock()
     # The caller binds the request id (the page wraps each turn in request_context); a context
     # variable is not re-bound here because a generator may be finalised in another context.
-    if True:
-        try:
-            prompt = assemble_prompt(ctx.profile, ctx.vibe, atoms, agent=ctx.agent)
-            result.prompt_sha256 = prompt.sha256
-            messages = [*ctx.history, ChatMessage("user", message)]
-            for event in router.stream(messages, system=prompt.text, request_id=result.request_id):
-                if isinstance(event, TextDelta):
-                    if result.ttft_ms is None:
-                        result.ttft_ms = _ms(clock() - t0)
-                    parts.append(event.text)
-                    yield event.text
-                    if clock() - last_checkpoint >= CHECKPOINT_S:
-                        last_checkpoint = clock()
-                        _checkpoint(user_id, result.run_id, "".join(parts))
-                elif isinstance(event, Started):
-                    result.provider, result.model = event.provider, event.model
-                    result.fallback_from = event.fallback_from
-                    for failure in event.failures:
-                        log.warning(
-                            "provider %s failed (%s); fell back", failure.provider, failure.kind.value
-                        )
-                elif isinstance(event, Usage):
-                    result.usage = event
-                elif isinstance(event, Done):
-                    pass
-            result.status = "ok"
-        except StreamInterrupted as exc:
-            result.status, result.error_code = "interrupted", exc.error_code
-            result.provider, result.model, result.fallback_from = exc.provider, exc.model, exc.fallback_from
-            log.warning("answer from %s interrupted after %d chars: %s", exc.provider, len(exc.partial_text),
-                        exc.error.kind.value)
-        except AllProvidersFailed as exc:
-            result.status, result.error_code = "error", exc.error_code
-            result.fallback_from = tuple(e.provider for e in exc.errors) + exc.skipped
-            log.error("all providers failed: %s", exc)
-        except GeneratorExit:
-            # the consumer went away (page rerun, closed tab): keep what was shown
-            result.status, result.error_code = "interrupted", "cancelled"
-            raise
-        except Exception as exc:
-            from core.providers.base import ProviderError
-
-            if isinstance(exc, ProviderError):  # auth / bad_request: no fallback
-                result.status, result.error_code = ("interrupted" if parts else "error"), exc.kind.value
-                result.provider = exc.provider
-                log.error("provider %s refused the request: %s", exc.provider, exc.kind.value)
-            else:
-                result.status, result.error_code = ("interrupted" if parts else "error"), "internal"
-                log_exception(exc, where="chat.run_turn")
-        finally:
-            result.output = "".join(parts)
-            result.latency_ms = _ms(clock() - t0)
-            if result.usage is not None and result.model is not None and result.status != "error":
-                result.cost_usd = cost_usd(result.model, result.usage)
-            _finish(user_id, result, prompt)
+    try:
+        prompt = assemble_prompt(ctx.profile, ctx.vibe, atoms, agent=ctx.agent)
+        result.prompt_sha256 = prompt.sha256
+        messages = [*ctx.history, ChatMessage("user", message)]
+        for event in router.stream(messages, system=prompt.text, request_id=result.request_id):
+            if isinstance(event, TextDelta):
+                if result.ttft_ms is None:
+                    result.ttft_ms = _ms(clock() - t0)
+                parts.append(event.text)
+                yield event.text
+                if clock() - last_checkpoint >= CHECKPOINT_S:
+                    last_checkpoint = clock()
+                    _checkpoint(user_id, result.run_id, "".join(parts))
+            elif isinstance(event, Started):
+                result.provider, result.model = event.provider, event.model
+                result.fallback_from = event.fallback_from
+                for failure in event.failures:
+                    log.warning(
+                        "provider %s failed (%s); fell back", failure.provider, failure.kind.value
+                    )
+            elif isinstance(event, Usage):
+                result.usage = event
+            elif isinstance(event, Done):
+                pass
+        result.status = "ok"
+    except StreamInterrupted as exc:
+        result.status, result.error_code = "interrupted", exc.error_code
+        result.provider, result.model, result.fallback_from = exc.provider, exc.model, exc.fallback_from
+        log.warning("answer from %s interrupted after %d chars: %s", exc.provider, len(exc.partial_text),
+                    exc.error.kind.value)
+    except AllProvidersFailed as exc:
+        result.status, result.error_code = "error", exc.error_code
+        result.fallback_from = tuple(e.provider for e in exc.errors) + exc.skipped
+        log.error("all providers failed: %s", exc)
+    except GeneratorExit:
+        # the consumer went away (page rerun, closed tab): keep what was shown
+        result.status, result.error_code = "interrupted", "cancelled"
+        raise
+    except Exception as exc:
+        if isinstance(exc, ProviderError):  # auth / bad_request: no fallback
+            result.status, result.error_code = ("interrupted" if parts else "error"), exc.kind.value
+            result.provider = exc.provider
+            log.error("provider %s refused the request: %s", exc.provider, exc.kind.value)
+        else:
+            result.status, result.error_code = ("interrupted" if parts else "error"), "internal"
+            log_exception(exc, where="chat.run_turn")
+    finally:
+        result.output = "".join(parts)
+        result.latency_ms = _ms(clock() - t0)
+        if result.usage is not None and result.model is not None and result.status != "error":
+            result.cost_usd = cost_usd(result.model, result.usage)
+        _finish(user_id, result, prompt)
 
 
 def _ms(seconds: float) -> int:

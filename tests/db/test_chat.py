@@ -6,7 +6,7 @@ import logging
 import random
 import threading
 import uuid
-from decimal import Decimal
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
@@ -205,19 +205,19 @@ def test_no_loss_when_the_consumer_dies_at_random_points(chat_env: ChatEnv):
         turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text=msg,
                         settings=chat_env.settings, router=chat_env.router)
         kill_at = rng.randint(0, 14)
-        mode = rng.choice(["close", "raise", "abandon"])
+        mode = rng.choice(["close", "abandon"])
         stream = iter(turn)
         try:
             for n, _ in enumerate(stream):
                 if n == kill_at:
                     raise RuntimeError("consumer died")
         except RuntimeError:
-            if mode == "close" or mode == "raise":
+            if mode == "close":  # the page's script stops: the generator is closed
                 stream.close()  # type: ignore[attr-defined]
             # "abandon": the generator is left unfinished, as if the process had died
         if mode == "abandon":
             del stream, turn
-    recover_stale_runs(older_than=__import__("datetime").timedelta(0))
+    recover_stale_runs(older_than=timedelta(0))
     runs = _runs(chat_env.user_id)
     assert sorted(r.user_message for r in runs) == sorted(messages)
     assert not [r for r in runs if r.status == "pending"]
@@ -287,4 +287,3 @@ def test_ownership_of_history(chat_env: ChatEnv):
         history(user_id=other, conversation_id=chat_env.conversation_id)
     with user_session(other) as s:
         assert s.execute(text("SELECT count(*) FROM conversations")).scalar_one() == 0
-    assert Decimal("0") == Decimal("0")
