@@ -13,7 +13,8 @@ st.set_page_config(page_title="Advisor", page_icon=":material/psychology:", layo
 def boot(database_url: str) -> str:
     """Once per process (per database): logging, Sentry, the guard, and ``alembic upgrade head``."""
     from core import db, guard, observability
-    from core.chat import prompt_atoms, recover_stale_runs
+    from core.atoms import app_atoms
+    from core.chat import recover_stale_runs
     from core.providers.router import build_router
 
     settings = get_settings()
@@ -22,7 +23,7 @@ def boot(database_url: str) -> str:
     revision = db.migrate(database_url) if settings.migrate_on_start else (db.current_revision() or "")
     recover_stale_runs()  # runs left pending by a process that stopped mid-answer
     build_router(settings)  # SDK clients built (and imported) once, before the first turn
-    prompt_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
+    app_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
     guard.install_guard(settings)
     return revision
 

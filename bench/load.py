@@ -119,13 +119,13 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     # warm up what a running replica has warm after its first request: atoms, router, pools
     from sqlalchemy import text as sql_text
 
-    from core.chat import prompt_atoms
+    from core.atoms import app_atoms
     from core.db import get_engine
     from core.limits import _limiter
     from core.providers.router import build_router
     from core.settings import get_settings
 
-    prompt_atoms()
+    app_atoms()
     build_router(get_settings())
     _limiter().storage.check()
     conns = [get_engine().connect() for _ in range(min(10, len(spec["users"]) * spec.get("threads_per_user", 1)))]

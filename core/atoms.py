@@ -573,3 +573,25 @@ def clear_atom_cache() -> None:
     """For tests: forget every cached library."""
     with _cache_lock:
         _cache.clear()
+
+
+_app_library: AtomLibrary | None = None
+
+
+def app_atoms() -> AtomLibrary:
+    """The running app's atom library: loaded (and validated) once per process, then reused.
+
+    Chat turns, the prompt preview and the vibe page all read this one library, so the preview
+    shows exactly the prompt a turn sends; ``load_atoms()`` re-reads the files on every call.
+    After editing atoms in a running process, call ``reload_app_atoms()`` (or restart).
+    """
+    global _app_library
+    if _app_library is None:
+        _app_library = load_atoms()
+    return _app_library
+
+
+def reload_app_atoms() -> None:
+    """Forget the app's library; the next ``app_atoms()`` loads the files again."""
+    global _app_library
+    _app_library = None

@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import col
 
 from core.assembler import AssembledPrompt, assemble_prompt, run_record
-from core.atoms import AtomLibrary, load_atoms
+from core.atoms import AtomLibrary, app_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
 from core.db import NotFound, system_session, user_session
 from core.limits import LimitExceeded, check_turn_allowed
@@ -189,22 +189,6 @@ _TITLE_SQL = sql_text(
     "UPDATE conversations SET title = :t WHERE id = :cid AND user_id = :uid AND title = :d"
 ).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
 
-_atoms_cache: AtomLibrary | None = None
-
-
-def prompt_atoms() -> AtomLibrary:
-    global _atoms_cache
-    if _atoms_cache is None:
-        _atoms_cache = load_atoms()
-    return _atoms_cache
-
-
-def reload_atoms() -> None:
-    """Forget the cached atom library (after editing prompts/atoms in a running process)."""
-    global _atoms_cache
-    _atoms_cache = None
-
-
 def run_turn(
     *,
     user_id: uuid.UUID,
@@ -223,7 +207,7 @@ def run_turn(
     """
     settings = settings or get_settings()
     router = router or build_router(settings)  # built once per process; not part of the turn's time
-    atoms = atoms or prompt_atoms()
+    atoms = atoms or app_atoms()
     t0 = clock()
     request_id = request_id or current_request_id() or new_request_id()
     data = _validate(conversation_id, text, settings)

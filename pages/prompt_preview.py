@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from core import profiles
 from core.assembler import AssembledPrompt, assemble_prompt, diff_prompts
-from core.atoms import AtomLibrary, load_atoms
+from core.atoms import AtomLibrary, app_atoms
 from models import SLIDERS
 from models.schemas import MAX_ROLE, ROLES, STACK_SUGGESTIONS, VERTICALS, ProfileIn, VibeIn, field_errors
 from ui.frame import page
@@ -128,7 +128,7 @@ with page("prompt_preview") as user:
         st.page_link("pages/vibe.py", label="Go to Profile & vibe", icon=":material/tune:")
         st.stop()
     active = profiles.active_vibe(user_id=user.id)
-    library = load_atoms()
+    library = app_atoms()
     agent_titles = {atom_id: title for atom_id, title, _ in library.agents()}
     chosen = st.selectbox(
         "Advisor mode", list(agent_titles), key="pp_agent", format_func=agent_titles.__getitem__

@@ -112,9 +112,9 @@ def _profile_form(user_id: uuid.UUID) -> None:
 def _vibe_preview(vibe: VibeIn) -> None:
     try:
         from core.assembler import vibe_section
-        from core.atoms import load_atoms
+        from core.atoms import app_atoms
 
-        text = vibe_section(vibe, load_atoms())
+        text = vibe_section(vibe, app_atoms())
     except Exception:  # atoms missing or malformed: show the values instead
         text = ""
     st.caption("The vibe part of the system prompt, as the sliders stand:")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.atoms import load_atoms
+from core.atoms import app_atoms
 from core.chat import TurnResult
 from models import AgentRun
 
 
 def agent_choices() -> dict[str, tuple[str, str]]:
     """Advisor modes from the atoms' agents: id → (title, description)."""
-    return {a_id: (title, desc) for a_id, title, desc in load_atoms().agents()}
+    return {a_id: (title, desc) for a_id, title, desc in app_atoms().agents()}
 
 
 def _cost(value: Decimal | None) -> str:
