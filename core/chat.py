@@ -8,7 +8,8 @@
    message, nothing stored or sent;
 3. the ``agent_runs`` row with the user's message and status ``pending`` is inserted and
    **committed before any provider is called**: nothing a user typed is ever lost;
-4. the prompt is assembled (``core.assembler``) from the user's profile and active vibe;
+4. the prompt is assembled (``core.assembler``) from the user's profile and active vibe (memoised:
+   the assembler is pure, so a user's next turns reuse the byte-identical prompt);
 5. the answer streams through the provider router (fallback chain, circuit breakers);
 6. text deltas are yielded to the caller as they arrive (``st.write_stream``);
 7. the row is finished: output, tokens, cost, ttft/latency, prompt hash, atoms, status.
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,15 +34,16 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Uuid, bindparam, update
+from sqlalchemy import Table, Uuid, bindparam, update
 from sqlalchemy import text as sql_text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import col
 
 from core.assembler import AssembledPrompt, assemble_prompt, run_record
 from core.atoms import AtomLibrary, app_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
-from core.db import NotFound, system_session, user_session
+from core.db import NotFound, system_session, user_connection
 from core.limits import LimitExceeded, check_turn_allowed
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
@@ -48,6 +52,7 @@ from core.providers.router import AllProvidersFailed, ProviderRouter, Started, S
 from core.settings import Settings, get_settings
 from models import AgentRun
 from models.schemas import ChatIn, ProfileIn, VibeIn, field_errors
+from models.types import utcnow
 
 log = logging.getLogger("advisor.chat")
 
@@ -104,12 +109,16 @@ class TurnResult:
         return f"{reason} Your message is saved — retry when ready. (reference {self.request_id})"
 
 
+# The profile and vibe columns of the context row, as one hashable key: the prompt they assemble to
+# (with the agent and the atom library) is memoised, since the assembler is pure.
+PromptKey = tuple[Any, ...]
+
+
 @dataclass
 class _Context:
     agent: str
     title: str
-    profile: ProfileIn
-    vibe: VibeIn
+    prompt_key: PromptKey
     history: list[ChatMessage]
 
 
@@ -161,33 +170,75 @@ _HISTORY_SQL = sql_text(
 ).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
 
 
-def _load_context(session: Any, user_id: uuid.UUID, conversation_id: uuid.UUID, turns: int) -> _Context:
-    row = session.execute(_CONTEXT_SQL, {"cid": conversation_id, "uid": user_id}).first()
+def _load_context(conn: Connection, user_id: uuid.UUID, conversation_id: uuid.UUID, turns: int) -> _Context:
+    row = conn.execute(_CONTEXT_SQL, {"cid": conversation_id, "uid": user_id}).first()
     if row is None:
         raise NotFound("conversation not found")
     stack = row[3] if isinstance(row[3], list) else json.loads(row[3]) if row[3] else []
-    try:
-        profile = ProfileIn(role=row[2] or "Other", stack=stack, vertical=row[4] or "")
-    except ValidationError:
-        profile = ProfileIn(role="Other")
-    vibe = VibeIn() if row[5] is None else VibeIn(
-        name=row[5], playfulness=row[6], revenue_focus=row[7], technical_depth=row[8], brevity=row[9],
-        formality=row[10],
-    )
     hist: list[ChatMessage] = []
     if turns:
         for user_message, output in reversed(
-            session.execute(_HISTORY_SQL, {"cid": conversation_id, "uid": user_id, "n": turns}).all()
+            conn.execute(_HISTORY_SQL, {"cid": conversation_id, "uid": user_id, "n": turns}).all()
         ):
             if output:
                 hist.append(ChatMessage("user", user_message))
                 hist.append(ChatMessage("assistant", output))
-    return _Context(agent=row[0], title=row[1], profile=profile, vibe=vibe, history=hist)
+    key = (row[0], row[2], tuple(stack), row[4], *row[5:11])
+    return _Context(agent=row[0], title=row[1], prompt_key=key, history=hist)
+
+
+def _profile_and_vibe(key: PromptKey) -> tuple[ProfileIn, VibeIn]:
+    _agent, role, stack, vertical, name, *sliders = key
+    try:
+        profile = ProfileIn(role=role or "Other", stack=list(stack), vertical=vertical or "")
+    except ValidationError:
+        profile = ProfileIn(role="Other")
+    if name is None:
+        return profile, VibeIn()
+    playfulness, revenue_focus, technical_depth, brevity, formality = sliders
+    return profile, VibeIn(name=name, playfulness=playfulness, revenue_focus=revenue_focus,
+                           technical_depth=technical_depth, brevity=brevity, formality=formality)
+
+
+_PROMPT_CACHE_SIZE = 1024
+_prompt_cache: OrderedDict[tuple[str, PromptKey], AssembledPrompt] = OrderedDict()
+_prompt_cache_lock = threading.Lock()
+
+
+def clear_prompt_cache() -> None:
+    """Forget memoised prompts (tests that replace the assembler)."""
+    with _prompt_cache_lock:
+        _prompt_cache.clear()
+
+
+def _prompt_for(key: PromptKey, atoms: AtomLibrary) -> AssembledPrompt:
+    """``assemble_prompt`` for this context, memoised by (atom library content hash, key).
+
+    The assembler is a pure function of the atoms, profile, vibe and agent, so a cached prompt is
+    byte-identical to a fresh one; the cache only saves the assembly on a user's next turns.
+    """
+    cache_key = (atoms.content_hash, key)
+    with _prompt_cache_lock:
+        hit = _prompt_cache.get(cache_key)
+        if hit is not None:
+            _prompt_cache.move_to_end(cache_key)
+            return hit
+    profile, vibe = _profile_and_vibe(key)
+    prompt = assemble_prompt(profile, vibe, atoms, agent=key[0])
+    with _prompt_cache_lock:
+        _prompt_cache[cache_key] = prompt
+        if len(_prompt_cache) > _PROMPT_CACHE_SIZE:
+            _prompt_cache.popitem(last=False)
+    return prompt
 
 
 _TITLE_SQL = sql_text(
     "UPDATE conversations SET title = :t WHERE id = :cid AND user_id = :uid AND title = :d"
 ).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
+_RUNS: Table = AgentRun.__table__  # type: ignore[attr-defined]
+_INSERT_RUN = _RUNS.insert()
+# The SET clause is the keys of the parameters given at execution (compiled once per key set).
+_FINISH_RUN = _RUNS.update().where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.user_id == bindparam("owner_id"))
 
 def run_turn(
     *,
@@ -211,19 +262,23 @@ def run_turn(
     t0 = clock()
     request_id = request_id or current_request_id() or new_request_id()
     data = _validate(conversation_id, text, settings)
-    run = AgentRun(user_id=user_id, conversation_id=data.conversation_id, user_message=data.text,
-                   status="pending", request_id=request_id)
+    run_id = uuid.uuid4()
     # One transaction: ownership + context, limits, then the message. A refusal (NotFound or a
     # limit) rolls back before anything is stored; on success the commit makes the message
-    # durable before any provider is called.
+    # durable before any provider is called. Core statements (no ORM unit of work): this is the
+    # time a user waits before the provider is even asked.
     try:
-        with user_session(user_id) as s:
-            ctx = _load_context(s, user_id, data.conversation_id, settings.history_turns_in_prompt)
-            check_turn_allowed(user_id=user_id, session=s)
-            run.agent = ctx.agent
-            s.add(run)
+        with user_connection(user_id) as conn:
+            ctx = _load_context(conn, user_id, data.conversation_id, settings.history_turns_in_prompt)
+            check_turn_allowed(user_id=user_id, session=conn)
+            conn.execute(
+                _INSERT_RUN,
+                {"id": run_id, "user_id": user_id, "conversation_id": data.conversation_id, "agent": ctx.agent,
+                 "created_at": utcnow(), "user_message": data.text, "output": "", "status": "pending",
+                 "request_id": request_id},
+            )
             if ctx.title == DEFAULT_TITLE and not ctx.history:
-                s.execute(
+                conn.execute(
                     _TITLE_SQL,
                     {"t": title_from_message(data.text), "cid": data.conversation_id, "uid": user_id,
                      "d": DEFAULT_TITLE},
@@ -231,7 +286,7 @@ def run_turn(
     except LimitExceeded as exc:
         raise TurnRejected(exc.message, reason=exc.limit, retry_after_s=exc.retry_after_s) from None
     # committed: the user's message is durable before any provider is called
-    result = TurnResult(run_id=run.id, request_id=request_id)
+    result = TurnResult(run_id=run_id, request_id=request_id)
     stream = _stream(
         result=result, user_id=user_id, ctx=ctx, message=data.text, settings=settings,
         router=router, atoms=atoms, t0=t0, clock=clock,
@@ -257,7 +312,7 @@ def _stream(
     # The caller binds the request id (the page wraps each turn in request_context); a context
     # variable is not re-bound here because a generator may be finalised in another context.
     try:
-        prompt = assemble_prompt(ctx.profile, ctx.vibe, atoms, agent=ctx.agent)
+        prompt = _prompt_for(ctx.prompt_key, atoms)
         result.prompt_sha256 = prompt.sha256
         messages = [*ctx.history, ChatMessage("user", message)]
         for event in router.stream(messages, system=prompt.text, request_id=result.request_id):
@@ -316,8 +371,8 @@ def _ms(seconds: float) -> int:
 
 def _checkpoint(user_id: uuid.UUID, run_id: uuid.UUID, output: str) -> None:
     try:
-        with user_session(user_id) as s:
-            s.execute(
+        with user_connection(user_id) as conn:
+            conn.execute(
                 update(AgentRun).where(col(AgentRun.id) == run_id, col(AgentRun.user_id) == user_id,
                                        col(AgentRun.status) == "pending").values(output=output)
             )
@@ -329,6 +384,8 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
     usage = result.usage
     sha, atoms = run_record(prompt) if prompt is not None else (None, None)
     values: dict[str, Any] = {
+        "run_id": result.run_id,
+        "owner_id": user_id,
         "status": result.status,
         "output": result.output,
         "provider": result.provider,
@@ -345,12 +402,11 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
         "atom_versions": atoms,
         "error_code": result.error_code,
     }
-    stmt = update(AgentRun).where(col(AgentRun.id) == result.run_id, col(AgentRun.user_id) == user_id)
     delay = 0.25
     for attempt in range(FINISH_RETRIES):
         try:
-            with user_session(user_id) as s:
-                s.execute(stmt.values(**values))
+            with user_connection(user_id) as conn:
+                conn.execute(_FINISH_RUN, values)
             return
         except (OperationalError, DBAPIError) as exc:
             if attempt == FINISH_RETRIES - 1:

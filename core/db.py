@@ -3,6 +3,7 @@
 ``user_session(user_id)`` is the only way app code reads or writes a user's rows. On PostgreSQL it
 opens a transaction, switches to the NOLOGIN role ``advisor_app`` and sets ``app.user_id``, both
 transaction-local, so row-level security applies and a pooled connection never keeps an identity.
+``user_connection(user_id)`` is the same without the ORM (a Core connection: the chat turn's hot path).
 ``system_session()`` is for what has no user yet (sign-in lookups, sign-up) and for maintenance.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from core.settings import ROOT, Settings, get_settings
@@ -112,6 +113,22 @@ def user_session(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iterato
         if engine.dialect.name == "postgresql":
             session.execute(_SET_IDENTITY, {"role": APP_ROLE, "uid": str(user_id)})
         yield session
+
+
+@contextmanager
+def user_connection(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iterator[Connection]:
+    """``user_session`` without the ORM: a Core connection in a transaction acting as ``user_id``.
+
+    For the hot path of a chat turn (a handful of cached statements, no unit of work to flush):
+    the same identity switch, the same commit-on-success / rollback-on-error.
+    """
+    if not isinstance(user_id, uuid.UUID):
+        raise TypeError("user_connection needs a uuid.UUID")
+    engine = engine or get_engine()
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(_SET_IDENTITY, {"role": APP_ROLE, "uid": str(user_id)})
+        yield conn
 
 
 @contextmanager

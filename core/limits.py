@@ -1,4 +1,4 @@
-"""Rate limits (the ``limits`` library, moving window) and usage quotas (from ``agent_runs``).
+"""Rate limits (the ``limits`` library, moving window) and usage quotas (from ``usage_counters``).
 
 Rate limits live in ``memory://`` (one process) or, when ``ADVISOR_REDIS_URL`` is set, in Redis
 under the key prefix ``advisor`` so every app process shares the counters. The ``limits`` library
@@ -9,8 +9,9 @@ session key, never an email, a password or message content.
 - chat turns: ``settings.chat_turns_per_minute`` per user, moving window of one minute;
 - failed sign-ins: ``settings.signin_attempts_per_window`` per ``settings.signin_window_s``,
   counted per email and per session key;
-- quotas (no Redis involved; read from ``agent_runs`` on every turn): tokens per UTC day
-  (input, cached input, cache writes and output) and cost per UTC calendar month, defaults from
+- quotas (no Redis involved; read on every turn from ``usage_counters``, which the database keeps
+  from ``agent_runs``): tokens per UTC day (input, cached input, cache writes and output) and cost
+  per UTC calendar month (runs count on the UTC day they were created), defaults from
   settings, per-user overrides from ``users.quota_tokens_per_day`` /
   ``users.quota_cost_per_month_usd``. A quota of 0 blocks.
 
@@ -33,13 +34,13 @@ from typing import Literal
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, StorageTypes, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import Uuid, bindparam, func
+from sqlalchemy import Date, Uuid, bindparam, func
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from core.db import NotFound, user_session
 from core.settings import get_settings
-from models import AgentRun, User
-from models.types import UTCDateTime
+from models import UsageCounter, User
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
@@ -238,39 +239,35 @@ class _Usage:
 
 
 _UID = bindparam("uid", type_=Uuid())
-_TOKENS = func.coalesce(col(AgentRun.input_tokens), 0) + func.coalesce(col(AgentRun.cached_input_tokens), 0) \
-    + func.coalesce(col(AgentRun.cache_write_tokens), 0) + func.coalesce(col(AgentRun.output_tokens), 0)
-# One round trip: the user's overrides, today's tokens and this month's cost (both index range scans
-# on agent_runs (user_id, created_at)).
+# One round trip: the user's overrides, today's tokens and this month's cost, from the per-day
+# counters the database keeps as runs are recorded (migration 0005): at most 32 rows, however many
+# runs the user has.
 _USAGE_SQL = select(
     col(User.quota_tokens_per_day),
     col(User.quota_cost_per_month_usd),
-    select(func.coalesce(func.sum(_TOKENS), 0))
-    .where(
-        col(AgentRun.user_id) == _UID,
-        col(AgentRun.created_at) >= bindparam("start", type_=UTCDateTime()),
-        col(AgentRun.created_at) < bindparam("end", type_=UTCDateTime()),
-    )
+    select(func.coalesce(func.sum(col(UsageCounter.tokens)), 0))
+    .where(col(UsageCounter.user_id) == _UID, col(UsageCounter.day) == bindparam("day", type_=Date()))
     .scalar_subquery(),
-    select(func.coalesce(func.sum(col(AgentRun.cost_usd)), 0))
+    select(func.coalesce(func.sum(col(UsageCounter.cost_usd)), 0))
     .where(
-        col(AgentRun.user_id) == _UID,
-        col(AgentRun.created_at) >= bindparam("mstart", type_=UTCDateTime()),
-        col(AgentRun.created_at) < bindparam("mend", type_=UTCDateTime()),
+        col(UsageCounter.user_id) == _UID,
+        col(UsageCounter.day) >= bindparam("mstart", type_=Date()),
+        col(UsageCounter.day) < bindparam("mend", type_=Date()),
     )
     .scalar_subquery(),
 ).where(col(User.id) == _UID)
 
 
-def _usage(user_id: uuid.UUID, now: datetime, session: Session | None = None) -> _Usage:
+def _usage(user_id: uuid.UUID, now: datetime, session: Session | Connection | None = None) -> _Usage:
     """Tokens used today (input, cached, cache-write and output) and cost this month, in one query.
 
-    ``session``: run it in the caller's ``user_session`` transaction (saves a transaction per turn).
+    ``session``: run it in the caller's ``user_session`` / ``user_connection`` transaction (saves a
+    transaction per turn).
     """
     settings = get_settings()
     day_start, day_end = _day_bounds(now)
     month_start, month_end = _month_bounds(now)
-    params = {"uid": user_id, "start": day_start, "end": day_end, "mstart": month_start, "mend": month_end}
+    params = {"uid": user_id, "day": day_start.date(), "mstart": month_start.date(), "mend": month_end.date()}
     if session is not None:
         row = session.execute(_USAGE_SQL, params).first()
     else:
@@ -296,7 +293,7 @@ def _money(value: Decimal) -> str:
 
 
 def check_turn_allowed(
-    *, user_id: uuid.UUID, now: datetime | None = None, session: Session | None = None
+    *, user_id: uuid.UUID, now: datetime | None = None, session: Session | Connection | None = None
 ) -> None:
     """Raise ``LimitExceeded`` if this user may not start a chat turn now; otherwise count the turn.
 

@@ -778,6 +778,14 @@ FIELD_DOCS: Final[dict[str, dict[str, str]]] = {
         "request_id": "the reference shown with errors and written in our logs",
         "error_code": "the error category when the run failed",
     },
+    "usage_counters": {
+        "user_id": "your account id",
+        "day": "a UTC day (YYYY-MM-DD) on which you sent messages",
+        "tokens": "tokens used by the runs of that day (input, cached input, cache writes and output); "
+        "your daily token quota is checked against it",
+        "cost_usd": "cost in USD of the runs of that day, a decimal string; your monthly cost quota is "
+        "checked against the sum of the month's days",
+    },
 }
 
 _README_HEAD = """\
@@ -802,7 +810,8 @@ agent_runs.jsonl    every chat turn: your message, the answer and how it was pro
 agent_runs.csv      the same rows as agent_runs.jsonl as a spreadsheet: CSV (RFC 4180, comma separated,
                     double-quote quoting, CRLF line ends, first line = column names, no byte order
                     mark). Empty cell = no value (null); true/false for yes/no; JSON lists as JSON text.
-extra/<table>.jsonl any other table holding rows of yours (JSON Lines)
+extra/<table>.jsonl any other table holding rows of yours (JSON Lines), e.g. extra/usage_counters.jsonl:
+                    your usage per UTC day, kept for your quotas
 README.txt          this file
 manifest.json       format and schema version, export time, number of rows per table, and for each
                     file its size in bytes, its number of rows and its SHA-256 (to check the archive

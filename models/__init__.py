@@ -4,13 +4,14 @@ from sqlmodel import SQLModel
 
 from models.conversation import RUN_STATUSES, AgentRun, Conversation
 from models.deletion import DeletionRecord
+from models.usage import UsageCounter
 from models.user import User, UserProfile
 from models.vibe import SLIDERS, VibeConfig
 
 metadata = SQLModel.metadata
 
 # Tables that carry a user's data, in the order they must be emptied (children first).
-USER_OWNED_TABLES = ("agent_runs", "conversations", "vibe_configs", "user_profiles")
+USER_OWNED_TABLES = ("agent_runs", "conversations", "vibe_configs", "user_profiles", "usage_counters")
 
 __all__ = [
     "RUN_STATUSES",
@@ -19,6 +20,7 @@ __all__ = [
     "AgentRun",
     "Conversation",
     "DeletionRecord",
+    "UsageCounter",
     "User",
     "UserProfile",
     "VibeConfig",

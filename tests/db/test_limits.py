@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from core import limits
 from core.auth import set_quota_override
 from core.db import user_session
 from core.limits import LimitExceeded, check_turn_allowed, reset_limiter_cache, usage_summary
-from models import AgentRun, Conversation
+from models import AgentRun, Conversation, UsageCounter
 from models.schemas import QuotaOverrideIn
 from tests.conftest import REDIS_URL
 from tests.factories import make_user, random_email
@@ -234,3 +236,69 @@ def test_per_user_override_replaces_the_default(any_db_url: str, set_env) -> Non
 def test_naive_clock_is_refused(sqlite_url: str) -> None:
     with pytest.raises(ValueError, match="timezone"):
         check_turn_allowed(user_id=make_user(), now=datetime(2026, 1, 1))
+
+
+# ------------------------------------------------------------------------------------------------
+# usage counters (kept by the database from agent_runs, migration 0005)
+# ------------------------------------------------------------------------------------------------
+def _counters(user_id: uuid.UUID) -> dict[str, tuple[int, Decimal]]:
+    with user_session(user_id) as s:
+        rows = s.exec(select(UsageCounter).where(UsageCounter.user_id == user_id)).all()
+    return {str(r.day): (int(r.tokens), Decimal(r.cost_usd).quantize(Decimal("0.00000001"))) for r in rows}
+
+
+def test_counters_follow_every_change_of_a_runs_usage(any_db_url: str) -> None:
+    """INSERT with usage, UPDATE of tokens/cost (the difference), a status-only UPDATE (nothing),
+    runs on two UTC days: the counters equal the sums over the runs."""
+    user = make_user()
+    day1 = datetime(2026, 6, 1, 23, 59, 59, tzinfo=UTC)
+    day2 = datetime(2026, 6, 2, 0, 0, 1, tzinfo=UTC)
+    _add_run(user, at=day1, tokens=(100, 20), cost="0.5")
+    _add_run(user, at=day2, tokens=(7, 3))
+    with user_session(user) as s:
+        conv = Conversation(user_id=user)
+        s.add(conv)
+        s.flush()
+        pending = AgentRun(user_id=user, conversation_id=conv.id, created_at=day2, user_message="q",
+                           status="pending", request_id="r")
+        s.add(pending)
+    assert _counters(user) == {"2026-06-01": (120, Decimal("0.5")), "2026-06-02": (10, Decimal(0))}
+    with user_session(user) as s:  # the chat turn's finish: tokens and cost arrive by UPDATE
+        s.execute(update(AgentRun).where(col(AgentRun.id) == pending.id).values(
+            status="ok", input_tokens=40, cached_input_tokens=5, cache_write_tokens=2, output_tokens=3,
+            cost_usd=Decimal("0.25")))
+    assert _counters(user) == {"2026-06-01": (120, Decimal("0.5")), "2026-06-02": (60, Decimal("0.25"))}
+    with user_session(user) as s:  # a correction: the difference is applied, not the new value again
+        s.execute(update(AgentRun).where(col(AgentRun.id) == pending.id).values(output_tokens=13))
+        s.execute(update(AgentRun).where(col(AgentRun.id) == pending.id).values(status="interrupted"))
+    assert _counters(user) == {"2026-06-01": (120, Decimal("0.5")), "2026-06-02": (70, Decimal("0.25"))}
+
+
+def test_deleting_a_conversation_does_not_give_quota_back(any_db_url: str, set_env) -> None:
+    set_env(TOKENS_PER_DAY="100")
+    reset_limiter_cache()
+    user = make_user()
+    now = datetime(2026, 7, 7, 12, tzinfo=UTC)
+    _add_run(user, at=now - timedelta(hours=1), tokens=(60, 40))
+    with pytest.raises(LimitExceeded):
+        check_turn_allowed(user_id=user, now=now)
+    with user_session(user) as s:  # the runs go with their conversation (ON DELETE CASCADE)
+        for conv in s.exec(select(Conversation).where(Conversation.user_id == user)).all():
+            s.delete(conv)
+    with user_session(user) as s:
+        assert s.exec(select(AgentRun).where(AgentRun.user_id == user)).all() == []
+    with pytest.raises(LimitExceeded) as info:
+        check_turn_allowed(user_id=user, now=now)
+    assert info.value.used == 100
+
+
+def test_other_users_usage_does_not_count(any_db_url: str, set_env) -> None:
+    set_env(TOKENS_PER_DAY="100")
+    reset_limiter_cache()
+    user, other = make_user(), make_user()
+    now = datetime(2026, 7, 8, 12, tzinfo=UTC)
+    _add_run(other, at=now, tokens=(500, 500))
+    _add_run(user, at=now, tokens=(10, 10))
+    check_turn_allowed(user_id=user, now=now)
+    assert usage_summary(user_id=user, now=now).tokens_today == 20
+    assert _counters(other) == {"2026-07-08": (1000, Decimal(0))}

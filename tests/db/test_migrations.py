@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 import models
 from core import db as core_db
@@ -21,7 +24,8 @@ def _head() -> str:
     return str(ScriptDirectory.from_config(core_db.alembic_config("sqlite://")).get_current_head())
 
 
-TABLES = {"users", "user_profiles", "vibe_configs", "conversations", "agent_runs", "deletion_records"}
+TABLES = {"users", "user_profiles", "vibe_configs", "conversations", "agent_runs", "deletion_records",
+          "usage_counters"}
 
 
 def _tables(url: str) -> set[str]:
@@ -82,3 +86,39 @@ def test_two_processes_migrating_at_once_postgres(empty_pg_url):
 
 def test_two_processes_migrating_at_once_sqlite(tmp_path):
     _two_processes_migrate(f"sqlite:///{tmp_path / 'race.db'}")
+
+
+def _backfill(url: str) -> None:
+    """0005 sums the runs that exist before it into usage_counters (per user and UTC day)."""
+    cfg = core_db.alembic_config(url)
+    command.upgrade(cfg, "0004")
+    engine = core_db.engine_for(url)
+    uid, cid = uuid.uuid4(), uuid.uuid4()
+    runs = models.AgentRun.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(models.User.__table__.insert(), {  # type: ignore[attr-defined]
+            "id": uid, "email": f"{uid.hex}@example.com", "auth_provider": "local", "is_admin": False,
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC)})
+        conn.execute(models.Conversation.__table__.insert(), {  # type: ignore[attr-defined]
+            "id": cid, "user_id": uid, "title": "t", "agent": "general",
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC)})
+        for at, tokens, cost in ((datetime(2026, 1, 2, 1, tzinfo=UTC), 10, "0.1"),
+                                 (datetime(2026, 1, 2, 23, tzinfo=UTC), 5, None),
+                                 (datetime(2026, 1, 3, 0, 30, tzinfo=UTC), 7, "0.2")):
+            conn.execute(runs.insert(), {
+                "id": uuid.uuid4(), "user_id": uid, "conversation_id": cid, "agent": "general", "created_at": at,
+                "user_message": "q", "output": "a", "status": "ok", "input_tokens": tokens, "output_tokens": 1,
+                "cost_usd": Decimal(cost) if cost else None, "request_id": "r"})
+    command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT day, tokens, cost_usd FROM usage_counters ORDER BY day")).all()
+    assert [(str(d), int(t), Decimal(str(c))) for d, t, c in rows] == [
+        ("2026-01-02", 17, Decimal("0.1")), ("2026-01-03", 8, Decimal("0.2"))]
+
+
+def test_usage_counters_are_backfilled_sqlite(tmp_path):
+    _backfill(f"sqlite:///{tmp_path / 'b.db'}")
+
+
+def test_usage_counters_are_backfilled_postgres(empty_pg_url):
+    _backfill(empty_pg_url)

@@ -15,7 +15,7 @@ import struct
 import uuid
 import zipfile
 import zlib
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -135,6 +135,8 @@ def same(exported: Any, stored: Any) -> bool:
         return uuid.UUID(exported) == stored
     if isinstance(stored, datetime):
         return datetime.fromisoformat(exported) == stored
+    if isinstance(stored, date):
+        return date.fromisoformat(exported) == stored
     if isinstance(stored, Decimal):
         return isinstance(exported, str) and Decimal(exported) == stored
     return type(exported) is type(stored) and exported == stored
@@ -174,11 +176,11 @@ def test_export_holds_every_row_of_the_user_with_equal_values(two_users):
     for table in owned_tables():
         stored = db_rows(table, a)
         assert stored, table
-        got = {row["id" if "id" in row else "user_id"]: row for row in exported[table]}
+        pk = [c.name for c in models.metadata.tables[table].primary_key.columns]
+        got = {tuple(str(row[c]) for c in pk): row for row in exported[table]}
         assert len(got) == len(exported[table]) == len(stored), table
         for row in stored:
-            key = str(row["id"] if "id" in row else row["user_id"])
-            out = got[key]
+            out = got[tuple(str(row[c]) for c in pk)]
             expected_cols = set(row) - ({"password_hash"} if table == "users" else set())
             assert set(out) == expected_cols, table
             for col in expected_cols:

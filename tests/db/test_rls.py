@@ -10,12 +10,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core import db as core_db
-from core.db import system_session, user_session
+from core.db import system_session, user_connection, user_session
 from models import AgentRun, Conversation, User, UserProfile, VibeConfig
 from tests.factories import fill_user, make_user
 
 OWNED = {"users": "id", "user_profiles": "user_id", "vibe_configs": "user_id",
-         "conversations": "user_id", "agent_runs": "user_id"}
+         "conversations": "user_id", "agent_runs": "user_id", "usage_counters": "user_id"}
 
 
 @pytest.fixture
@@ -120,7 +120,8 @@ def test_rls_enabled_forced_with_policies_on_every_table_with_user_id(pg_url):
             assert {"SELECT", "INSERT", "UPDATE", "DELETE"} <= cmds, f"{table}: policies {cmds}"
 
 
-def test_pooled_connection_does_not_leak_identity(pg_url):
+@pytest.mark.parametrize("opener", [user_session, user_connection], ids=["orm", "core"])
+def test_pooled_connection_does_not_leak_identity(pg_url, opener):
     """Many interleaved sessions over a pool of one connection: each sees only its own rows."""
     users = [make_user() for _ in range(3)]
     for u in users:
@@ -129,7 +130,7 @@ def test_pooled_connection_does_not_leak_identity(pg_url):
     pids = set()
     for i in range(60):
         u = users[i % 3]
-        with user_session(u, engine=engine) as s:
+        with opener(u, engine=engine) as s:
             pids.add(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
             assert _owner_ids(s, "agent_runs") == {u}
             assert s.execute(text("SELECT current_user")).scalar_one() == "advisor_app"
@@ -139,16 +140,18 @@ def test_pooled_connection_does_not_leak_identity(pg_url):
     assert len(pids) == 1
 
 
-def test_identity_does_not_survive_an_error(pg_url):
+@pytest.mark.parametrize("opener", [user_session, user_connection], ids=["orm", "core"])
+def test_identity_does_not_survive_an_error(pg_url, opener):
     a = make_user()
     fill_user(a, runs=1)
     engine = core_db.engine_for(pg_url, pool_size=1)
-    with pytest.raises(RuntimeError), user_session(a, engine=engine):
+    with pytest.raises(RuntimeError), opener(a, engine=engine):
         raise RuntimeError("boom")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT current_setting('app.user_id', true)")).scalar() in (None, "")
 
 
-def test_user_session_requires_uuid(pg_url):
-    with pytest.raises(TypeError), user_session("not-a-uuid"):  # type: ignore[arg-type]
+@pytest.mark.parametrize("opener", [user_session, user_connection], ids=["orm", "core"])
+def test_user_session_requires_uuid(pg_url, opener):
+    with pytest.raises(TypeError), opener("not-a-uuid"):
         pass
