@@ -349,7 +349,6 @@ def breakdown(user_id: uuid.UUID, conversation_for: Callable[[int], uuid.UUID], 
     from sqlalchemy import event
 
     import core.chat as chat
-    import core.limits as limits
     from core.db import get_engine
 
     spans: dict[str, list[float]] = {}
@@ -379,10 +378,9 @@ def breakdown(user_id: uuid.UUID, conversation_for: Callable[[int], uuid.UUID], 
     event.listen(engine, "before_cursor_execute", on_exec)
     event.listen(engine, "checkout", on_checkout)
     undo = [
-        wrap(limits, "check_turn_allowed", "check_turn_allowed (quota sums + rate limit)"),
-        wrap(limits, "_usage", "  of which quota queries (_usage)"),
-        wrap(chat, "_load_context", "_load_context (context + history select)"),
-        wrap(chat, "assemble_prompt", "assemble_prompt"),
+        wrap(chat, "_accept", "_accept (rate limit, context+quotas+INSERT+title, COMMIT)"),
+        wrap(chat, "consume_chat_turn", "  of which the rate limit (consume_chat_turn)"),
+        wrap(chat, "_prompt_for", "_prompt_for (memoised assemble_prompt)"),
         wrap(chat, "_finish", "_finish (final UPDATE, after the last token)"),
     ]
     accept: list[float] = []
@@ -403,7 +401,8 @@ def breakdown(user_id: uuid.UUID, conversation_for: Callable[[int], uuid.UUID], 
     print(f"  run_turn() until the stream is returned (validate, limits, store) p50 {pct(accept, 50):.3f}")
     for key, values in spans.items():
         print(f"  {key:<48} p50 {pct(values, 50):.3f}")
-    print(f"  SQL statements per turn (excl. BEGIN/COMMIT, pre-ping): {counts['statements'] / n:.1f}; "
+    print(f"  SQLAlchemy statements per turn (excl. BEGIN/COMMIT, pre-ping, and the raw psycopg statements of "
+          f"the PostgreSQL path): {counts['statements'] / n:.1f}; "
           f"pool checkouts per turn: {counts['checkouts'] / n:.1f}")
 
 
@@ -443,6 +442,8 @@ def main() -> int:
             fresh = [make_conversation(user_id) for _ in range(pairs + warmup)]
             heavy_conv = make_conversation(user_id)
             bulk_insert_runs(user_id, heavy_conv, HISTORY_RUNS)
+            with core_db.get_engine().begin() as conn:  # planner statistics, as autovacuum keeps them live
+                conn.execute(text("ANALYZE"))
             print(f"pairs per case: {pairs} (+{warmup} warm-up); reply: {REPLY_WORDS} chunks; "
                   f"limiter: {'redis' if args.redis else 'memory'}")
 

@@ -27,24 +27,26 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 from sqlalchemy import Table, Uuid, bindparam, update
 from sqlalchemy import text as sql_text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import col
 
 from core.assembler import AssembledPrompt, assemble_prompt, run_record
 from core.atoms import AtomLibrary, app_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
-from core.db import NotFound, system_session, user_connection
-from core.limits import LimitExceeded, check_turn_allowed
+from core.db import NotFound, get_engine, pg_user_transaction, system_session, user_connection
+from core.limits import LimitExceeded, QuotaPeriods, consume_chat_turn, quota_periods, quota_refusal, quota_usage
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
 from core.providers.base import ChatMessage, Done, ProviderError, TextDelta, Usage
@@ -151,6 +153,8 @@ def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings
     return data
 
 
+# --- accepting a turn: one transaction (ownership + context, quotas, the pending row, the title) ---
+# Portable statements (SQLite; SQLAlchemy Core, no ORM unit of work).
 _CONTEXT_SQL = sql_text(
     """
     SELECT c.agent, c.title, p.role, p.stack, p.vertical,
@@ -168,23 +172,143 @@ _HISTORY_SQL = sql_text(
     ORDER BY created_at DESC LIMIT :n
     """
 ).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
+# A conversation is titled from its first message: while it has its default title and no answered run.
+_TITLE_SQL = sql_text(
+    """
+    UPDATE conversations SET title = :t
+    WHERE id = :cid AND user_id = :uid AND title = :d
+      AND NOT EXISTS (SELECT 1 FROM agent_runs r
+                      WHERE r.conversation_id = :cid AND r.user_id = :uid AND r.status IN ('ok', 'interrupted'))
+    """
+).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
+_RUNS: Table = AgentRun.__table__  # type: ignore[attr-defined]
+_INSERT_RUN = _RUNS.insert()
+# The SET clause is the keys of the parameters given at execution (compiled once per key set).
+_FINISH_RUN = _RUNS.update().where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.user_id == bindparam("owner_id"))
+
+# PostgreSQL: the same in one statement (psycopg, no SQLAlchemy on this path): the context row with
+# the quota figures (as core.limits reads them), the INSERT only when the conversation is the user's
+# and no quota is reached, and the title; "inserted" says whether the run was stored. The history
+# follows in the same transaction. Two statements and a commit instead of seven: on a virtual
+# machine every round trip to the database costs a wake-up of the other side.
+_PG_ACCEPT = """
+WITH ctx AS (
+    SELECT c.agent, c.title, p.role, p.stack, p.vertical,
+           v.name, v.playfulness, v.revenue_focus, v.technical_depth, v.brevity, v.formality,
+           u.quota_tokens_per_day AS quota_tokens, u.quota_cost_per_month_usd AS quota_cost,
+           (SELECT coalesce(sum(k.tokens), 0) FROM usage_counters k
+            WHERE k.user_id = %(uid)s AND k.day = %(day)s) AS tokens_today,
+           (SELECT coalesce(sum(k.cost_usd), 0) FROM usage_counters k
+            WHERE k.user_id = %(uid)s AND k.day >= %(mstart)s AND k.day < %(mend)s) AS cost_month
+    FROM conversations c
+    JOIN users u ON u.id = c.user_id
+    LEFT JOIN user_profiles p ON p.user_id = c.user_id
+    LEFT JOIN vibe_configs v ON v.user_id = c.user_id AND v.is_active
+    WHERE c.id = %(cid)s AND c.user_id = %(uid)s
+), ins AS (
+    INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, user_message, output, status,
+                            request_id)
+    SELECT %(id)s, %(uid)s, %(cid)s, ctx.agent, %(created_at)s, %(message)s, '', 'pending', %(request_id)s
+    FROM ctx
+    WHERE ctx.tokens_today < coalesce(ctx.quota_tokens, %(tokens_default)s)
+      AND ctx.cost_month < coalesce(ctx.quota_cost, %(cost_default)s)
+    RETURNING 1
+), titled AS (
+    UPDATE conversations SET title = %(title)s
+    WHERE id = %(cid)s AND user_id = %(uid)s AND title = %(default_title)s AND EXISTS (SELECT 1 FROM ins)
+      AND NOT EXISTS (SELECT 1 FROM agent_runs r
+                      WHERE r.conversation_id = %(cid)s AND r.user_id = %(uid)s AND r.status IN ('ok', 'interrupted'))
+    RETURNING 1
+)
+SELECT ctx.*, EXISTS (SELECT 1 FROM ins) AS inserted FROM ctx
+"""
+_PG_HISTORY = """
+SELECT user_message, output FROM agent_runs
+WHERE conversation_id = %(cid)s AND user_id = %(uid)s AND status IN ('ok', 'interrupted')
+ORDER BY created_at DESC LIMIT %(n)s
+"""
+_PG_FINISH = """
+UPDATE agent_runs SET status = %(status)s, output = %(output)s, provider = %(provider)s, model = %(model)s,
+    fallback_from = %(fallback_from)s, input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
+    cached_input_tokens = %(cached_input_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
+    cost_usd = %(cost_usd)s, ttft_ms = %(ttft_ms)s, latency_ms = %(latency_ms)s,
+    prompt_sha256 = %(prompt_sha256)s, atom_versions = %(atom_versions)s, error_code = %(error_code)s
+WHERE id = %(run_id)s AND user_id = %(owner_id)s
+"""
 
 
-def _load_context(conn: Connection, user_id: uuid.UUID, conversation_id: uuid.UUID, turns: int) -> _Context:
-    row = conn.execute(_CONTEXT_SQL, {"cid": conversation_id, "uid": user_id}).first()
-    if row is None:
-        raise NotFound("conversation not found")
+@dataclass(frozen=True)
+class _NewRun:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    message: str
+    request_id: str
+    created_at: datetime
+
+
+def _context(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> _Context:
+    """From the context row (agent, title, profile and vibe columns) and the history, newest first."""
     stack = row[3] if isinstance(row[3], list) else json.loads(row[3]) if row[3] else []
     hist: list[ChatMessage] = []
-    if turns:
-        for user_message, output in reversed(
-            conn.execute(_HISTORY_SQL, {"cid": conversation_id, "uid": user_id, "n": turns}).all()
-        ):
-            if output:
-                hist.append(ChatMessage("user", user_message))
-                hist.append(ChatMessage("assistant", output))
+    for user_message, output in reversed(history):
+        if output:
+            hist.append(ChatMessage("user", user_message))
+            hist.append(ChatMessage("assistant", output))
     key = (row[0], row[2], tuple(stack), row[4], *row[5:11])
     return _Context(agent=row[0], title=row[1], prompt_key=key, history=hist)
+
+
+def _accept(new: _NewRun, turns: int) -> _Context:
+    """Rate limit, then one transaction: ownership + context, quotas, the pending row, the title.
+
+    Raises ``LimitExceeded`` or ``NotFound`` with nothing stored; on return the message is committed.
+    """
+    consume_chat_turn(new.user_id)  # attempts count: a turn refused below still used its slot
+    periods = quota_periods()
+    engine = get_engine()
+    if engine.dialect.name == "postgresql":
+        return _accept_pg(new, periods, turns, engine)
+    return _accept_portable(new, periods, turns, engine)
+
+
+def _accept_pg(new: _NewRun, periods: QuotaPeriods, turns: int, engine: Engine) -> _Context:
+    params: dict[str, Any] = {
+        "uid": new.user_id, "cid": new.conversation_id, "id": new.id, "created_at": new.created_at,
+        "message": new.message, "request_id": new.request_id, "title": title_from_message(new.message),
+        "default_title": DEFAULT_TITLE, "n": turns, **periods.params,
+    }
+    with pg_user_transaction(new.user_id, engine=engine) as pg:
+        row = pg.execute(_PG_ACCEPT, params).fetchone()
+        if row is None:
+            raise NotFound("conversation not found")
+        if not row[-1]:  # the conversation is the user's, so a quota held the INSERT back
+            refusal = quota_refusal(periods.usage(*row[11:15]), periods.now)
+            if refusal is None:  # pragma: no cover - the SQL and core.limits compare the same figures
+                raise RuntimeError("the database refused the turn but no quota is reached")
+            raise refusal
+        history = pg.execute(_PG_HISTORY, params).fetchall() if turns else []
+    return _context(row, history)
+
+
+def _accept_portable(new: _NewRun, periods: QuotaPeriods, turns: int, engine: Engine) -> _Context:
+    ids = {"cid": new.conversation_id, "uid": new.user_id}
+    with user_connection(new.user_id, engine=engine) as conn:
+        row = conn.execute(_CONTEXT_SQL, ids).first()
+        if row is None:
+            raise NotFound("conversation not found")
+        refusal = quota_refusal(quota_usage(new.user_id, periods, conn), periods.now)
+        if refusal is not None:
+            raise refusal
+        history = conn.execute(_HISTORY_SQL, {**ids, "n": turns}).all() if turns else []
+        conn.execute(
+            _INSERT_RUN,
+            {"id": new.id, "user_id": new.user_id, "conversation_id": new.conversation_id, "agent": row[0],
+             "created_at": new.created_at, "user_message": new.message, "output": "", "status": "pending",
+             "request_id": new.request_id},
+        )
+        conn.execute(_TITLE_SQL, {**ids, "t": title_from_message(new.message), "d": DEFAULT_TITLE})
+    return _context(row, history)
 
 
 def _profile_and_vibe(key: PromptKey) -> tuple[ProfileIn, VibeIn]:
@@ -232,13 +356,6 @@ def _prompt_for(key: PromptKey, atoms: AtomLibrary) -> AssembledPrompt:
     return prompt
 
 
-_TITLE_SQL = sql_text(
-    "UPDATE conversations SET title = :t WHERE id = :cid AND user_id = :uid AND title = :d"
-).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
-_RUNS: Table = AgentRun.__table__  # type: ignore[attr-defined]
-_INSERT_RUN = _RUNS.insert()
-# The SET clause is the keys of the parameters given at execution (compiled once per key set).
-_FINISH_RUN = _RUNS.update().where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.user_id == bindparam("owner_id"))
 
 def run_turn(
     *,
@@ -262,31 +379,14 @@ def run_turn(
     t0 = clock()
     request_id = request_id or current_request_id() or new_request_id()
     data = _validate(conversation_id, text, settings)
-    run_id = uuid.uuid4()
-    # One transaction: ownership + context, limits, then the message. A refusal (NotFound or a
-    # limit) rolls back before anything is stored; on success the commit makes the message
-    # durable before any provider is called. Core statements (no ORM unit of work): this is the
-    # time a user waits before the provider is even asked.
+    new = _NewRun(id=uuid.uuid4(), user_id=user_id, conversation_id=data.conversation_id, message=data.text,
+                  request_id=request_id, created_at=utcnow())
     try:
-        with user_connection(user_id) as conn:
-            ctx = _load_context(conn, user_id, data.conversation_id, settings.history_turns_in_prompt)
-            check_turn_allowed(user_id=user_id, session=conn)
-            conn.execute(
-                _INSERT_RUN,
-                {"id": run_id, "user_id": user_id, "conversation_id": data.conversation_id, "agent": ctx.agent,
-                 "created_at": utcnow(), "user_message": data.text, "output": "", "status": "pending",
-                 "request_id": request_id},
-            )
-            if ctx.title == DEFAULT_TITLE and not ctx.history:
-                conn.execute(
-                    _TITLE_SQL,
-                    {"t": title_from_message(data.text), "cid": data.conversation_id, "uid": user_id,
-                     "d": DEFAULT_TITLE},
-                )
+        ctx = _accept(new, settings.history_turns_in_prompt)
     except LimitExceeded as exc:
         raise TurnRejected(exc.message, reason=exc.limit, retry_after_s=exc.retry_after_s) from None
     # committed: the user's message is durable before any provider is called
-    result = TurnResult(run_id=run_id, request_id=request_id)
+    result = TurnResult(run_id=new.id, request_id=request_id)
     stream = _stream(
         result=result, user_id=user_id, ctx=ctx, message=data.text, settings=settings,
         router=router, atoms=atoms, t0=t0, clock=clock,
@@ -402,13 +502,18 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
         "atom_versions": atoms,
         "error_code": result.error_code,
     }
+    engine = get_engine()
     delay = 0.25
     for attempt in range(FINISH_RETRIES):
         try:
-            with user_connection(user_id) as conn:
-                conn.execute(_FINISH_RUN, values)
+            if engine.dialect.name == "postgresql":
+                with pg_user_transaction(user_id, engine=engine) as pg:
+                    pg.execute(_PG_FINISH, {**values, "atom_versions": None if atoms is None else Jsonb(atoms)})
+            else:
+                with user_connection(user_id, engine=engine) as conn:
+                    conn.execute(_FINISH_RUN, values)
             return
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, DBAPIError, psycopg.Error) as exc:
             if attempt == FINISH_RETRIES - 1:
                 log.error("could not record the end of run %s (%s); the recovery sweep will close it",
                           result.run_id, type(exc).__name__)

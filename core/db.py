@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
@@ -31,6 +32,7 @@ SYSTEM_ROLE = "advisor_system"
 _SET_ROLE = text("SELECT set_config('role', :role, true)")
 # One round trip: the transaction-local role switch and the user id (set_config(..., true) is SET LOCAL).
 _SET_IDENTITY = text("SELECT set_config('role', :role, true), set_config('app.user_id', :uid, true)")
+_PG_SET_IDENTITY = "SELECT set_config('role', %s, true), set_config('app.user_id', %s, true)"
 # Arbitrary constant: the advisory lock that serialises `alembic upgrade` across app processes.
 MIGRATION_LOCK_ID = 7_362_001
 
@@ -129,6 +131,34 @@ def user_connection(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iter
         if engine.dialect.name == "postgresql":
             conn.execute(_SET_IDENTITY, {"role": APP_ROLE, "uid": str(user_id)})
         yield conn
+
+
+@contextmanager
+def pg_user_transaction(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iterator[psycopg.Connection[Any]]:
+    """PostgreSQL only: the pooled psycopg connection itself, in a transaction acting as ``user_id``.
+
+    The chat turn's two writes go through this: raw psycopg statements skip SQLAlchemy's per-statement
+    work, which on this path costs more than the database does. Same identity switch as
+    ``user_session`` (role + ``app.user_id``, transaction-local), commit on success, rollback on
+    error; a connection that failed is invalidated so the pool replaces it. Yields a
+    ``psycopg.Connection``; raises ``psycopg.Error`` subclasses.
+    """
+    if not isinstance(user_id, uuid.UUID):
+        raise TypeError("pg_user_transaction needs a uuid.UUID")
+    engine = engine or get_engine()
+    if engine.dialect.name != "postgresql":
+        raise ValueError("pg_user_transaction is for PostgreSQL")
+    with engine.connect() as sa_conn:
+        pg = sa_conn.connection.driver_connection
+        if not isinstance(pg, psycopg.Connection):
+            raise TypeError("the PostgreSQL driver is not psycopg 3")
+        try:
+            with pg.transaction():
+                pg.execute(_PG_SET_IDENTITY, (APP_ROLE, str(user_id)))
+                yield pg
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            sa_conn.invalidate()
+            raise
 
 
 @contextmanager

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -46,12 +46,18 @@ __all__ = [
     "DEFAULT_KEY_PREFIX",
     "LimitExceeded",
     "LimitName",
+    "QuotaPeriods",
+    "QuotaUsage",
     "UsageSummary",
     "check_signin_allowed",
     "check_turn_allowed",
     "clear_signin_failures",
     "clear_user_limits",
+    "consume_chat_turn",
     "format_duration",
+    "quota_periods",
+    "quota_refusal",
+    "quota_usage",
     "record_signin_failure",
     "reset_limiter_cache",
     "usage_summary",
@@ -229,7 +235,9 @@ def _now(now: datetime | None) -> datetime:
 
 
 @dataclass(frozen=True)
-class _Usage:
+class QuotaUsage:
+    """A user's quota position: used and allowed, and when each period ends."""
+
     tokens_today: int
     tokens_allowed: int
     cost_month: Decimal
@@ -238,10 +246,54 @@ class _Usage:
     month_end: datetime
 
 
+@dataclass(frozen=True)
+class QuotaPeriods:
+    """The periods quotas count in (UTC) and the defaults that apply without a per-user override.
+
+    ``params`` are the bind parameters of every quota query (``usage_counters`` days are dates)."""
+
+    now: datetime
+    day: date
+    month_start: date
+    month_end: date
+    day_end: datetime
+    month_end_at: datetime
+    default_tokens: int
+    default_cost: Decimal
+
+    @property
+    def params(self) -> dict[str, object]:
+        return {"day": self.day, "mstart": self.month_start, "mend": self.month_end,
+                "tokens_default": self.default_tokens, "cost_default": self.default_cost}
+
+    def usage(self, quota_tokens: int | None, quota_cost: object, tokens: object, cost: object) -> QuotaUsage:
+        """From a quota row: the user's overrides (NULL: the default), tokens today, cost this month."""
+        return QuotaUsage(
+            tokens_today=int(tokens or 0),  # type: ignore[call-overload]
+            tokens_allowed=int(quota_tokens) if quota_tokens is not None else self.default_tokens,
+            cost_month=Decimal(str(cost or 0)),
+            cost_allowed=Decimal(str(quota_cost)) if quota_cost is not None else self.default_cost,
+            day_end=self.day_end,
+            month_end=self.month_end_at,
+        )
+
+
+def quota_periods(now: datetime | None = None) -> QuotaPeriods:
+    settings = get_settings()
+    current = _now(now)
+    day_start, day_end = _day_bounds(current)
+    month_start, month_end = _month_bounds(current)
+    return QuotaPeriods(
+        now=current, day=day_start.date(), month_start=month_start.date(), month_end=month_end.date(),
+        day_end=day_end, month_end_at=month_end, default_tokens=int(settings.tokens_per_day),
+        default_cost=Decimal(settings.cost_per_month_usd),
+    )
+
+
 _UID = bindparam("uid", type_=Uuid())
 # One round trip: the user's overrides, today's tokens and this month's cost, from the per-day
 # counters the database keeps as runs are recorded (migration 0005): at most 32 rows, however many
-# runs the user has.
+# runs the user has. (The chat turn on PostgreSQL reads the same in its one accepting statement.)
 _USAGE_SQL = select(
     col(User.quota_tokens_per_day),
     col(User.quota_cost_per_month_usd),
@@ -258,16 +310,14 @@ _USAGE_SQL = select(
 ).where(col(User.id) == _UID)
 
 
-def _usage(user_id: uuid.UUID, now: datetime, session: Session | Connection | None = None) -> _Usage:
+def quota_usage(
+    user_id: uuid.UUID, periods: QuotaPeriods, session: Session | Connection | None = None
+) -> QuotaUsage:
     """Tokens used today (input, cached, cache-write and output) and cost this month, in one query.
 
-    ``session``: run it in the caller's ``user_session`` / ``user_connection`` transaction (saves a
-    transaction per turn).
+    ``session``: run it in the caller's ``user_session`` / ``user_connection`` transaction.
     """
-    settings = get_settings()
-    day_start, day_end = _day_bounds(now)
-    month_start, month_end = _month_bounds(now)
-    params = {"uid": user_id, "day": day_start.date(), "mstart": month_start.date(), "mend": month_end.date()}
+    params = {"uid": user_id, **periods.params}
     if session is not None:
         row = session.execute(_USAGE_SQL, params).first()
     else:
@@ -275,38 +325,18 @@ def _usage(user_id: uuid.UUID, now: datetime, session: Session | Connection | No
             row = s.execute(_USAGE_SQL, params).first()
     if row is None:
         raise NotFound("user")
-    quota_tokens, quota_cost, tokens, cost = row
-    tokens_allowed = quota_tokens if quota_tokens is not None else settings.tokens_per_day
-    cost_allowed = Decimal(quota_cost) if quota_cost is not None else settings.cost_per_month_usd
-    return _Usage(
-        tokens_today=int(tokens or 0),
-        tokens_allowed=int(tokens_allowed),
-        cost_month=Decimal(str(cost or 0)),
-        cost_allowed=Decimal(cost_allowed),
-        day_end=day_end,
-        month_end=month_end,
-    )
+    return periods.usage(*row)
 
 
 def _money(value: Decimal) -> str:
     return f"${value.quantize(Decimal('0.01')):,}"
 
 
-def check_turn_allowed(
-    *, user_id: uuid.UUID, now: datetime | None = None, session: Session | Connection | None = None
-) -> None:
-    """Raise ``LimitExceeded`` if this user may not start a chat turn now; otherwise count the turn.
-
-    Quotas are checked first (they only read), then the per-minute rate limit is consumed.
-    ``now`` (timezone-aware) sets the clock for the quota periods; the rate-limit window always
-    uses the real clock. ``session``: the caller's ``user_session`` for ``user_id`` (the chat turn
-    checks inside the transaction that then stores the message; a refusal stores nothing).
-    """
-    current = _now(now)
-    usage = _usage(user_id, current, session)
+def quota_refusal(usage: QuotaUsage, now: datetime) -> LimitExceeded | None:
+    """The quota this usage has reached (tokens today first, then cost this month), or None."""
     if usage.tokens_today >= usage.tokens_allowed:
-        wait = (usage.day_end - current).total_seconds()
-        raise LimitExceeded(
+        wait = (usage.day_end - now).total_seconds()
+        return LimitExceeded(
             limit="tokens_per_day",
             message=(
                 f"Daily token quota reached: {usage.tokens_today:,} of {usage.tokens_allowed:,} tokens used "
@@ -318,8 +348,8 @@ def check_turn_allowed(
             retry_after_s=max(1, math.ceil(wait)),
         )
     if usage.cost_month >= usage.cost_allowed:
-        wait = (usage.month_end - current).total_seconds()
-        raise LimitExceeded(
+        wait = (usage.month_end - now).total_seconds()
+        return LimitExceeded(
             limit="cost_per_month",
             message=(
                 f"Monthly cost quota reached: {_money(usage.cost_month)} of "
@@ -331,6 +361,11 @@ def check_turn_allowed(
             resets_at=usage.month_end,
             retry_after_s=max(1, math.ceil(wait)),
         )
+    return None
+
+
+def consume_chat_turn(user_id: uuid.UUID) -> None:
+    """Count one chat turn against the per-minute rate limit; raise ``LimitExceeded`` when used up."""
     limiter = _limiter()
     item = _chat_item()
     if not limiter.hit(item, "user", str(user_id)):
@@ -348,10 +383,25 @@ def check_turn_allowed(
         )
 
 
+def check_turn_allowed(
+    *, user_id: uuid.UUID, now: datetime | None = None, session: Session | Connection | None = None
+) -> None:
+    """Raise ``LimitExceeded`` if this user may not start a chat turn now; otherwise count the turn.
+
+    Quotas are checked first (they only read), then the per-minute rate limit is consumed.
+    ``now`` (timezone-aware) sets the clock for the quota periods; the rate-limit window always
+    uses the real clock. ``session``: the caller's ``user_session`` for ``user_id``.
+    """
+    periods = quota_periods(now)
+    refusal = quota_refusal(quota_usage(user_id, periods, session), periods.now)
+    if refusal is not None:
+        raise refusal
+    consume_chat_turn(user_id)
+
+
 def usage_summary(*, user_id: uuid.UUID, now: datetime | None = None) -> UsageSummary:
     """Today's tokens, this month's cost, the limits that apply, and turns left this minute."""
-    current = _now(now)
-    usage = _usage(user_id, current)
+    usage = quota_usage(user_id, quota_periods(now))
     item = _chat_item()
     stats = _limiter().get_window_stats(item, "user", str(user_id))
     return UsageSummary(

@@ -1,4 +1,5 @@
-"""Fixtures for chat-turn tests: a migrated PostgreSQL DB, the loopback stub as two providers."""
+"""Fixtures for chat-turn tests: a migrated database (PostgreSQL; SQLite too where a test asks with
+``BOTH_DATABASES``), the loopback stub as two providers."""
 
 from __future__ import annotations
 
@@ -39,7 +40,17 @@ def stub_server() -> Iterator[ProviderStubServer]:
 
 
 @pytest.fixture
-def chat_env(pg_url: str, stub_server: ProviderStubServer, set_env) -> Iterator[ChatEnv]:
+def chat_db_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL unless a test parametrizes it (``indirect``) with "sqlite" as well."""
+    kind = getattr(request, "param", "postgresql")
+    return request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")  # type: ignore[no-any-return]
+
+
+BOTH_DATABASES = pytest.mark.parametrize("chat_db_url", ["postgresql", "sqlite"], indirect=True)
+
+
+@pytest.fixture
+def chat_env(chat_db_url: str, stub_server: ProviderStubServer, set_env) -> Iterator[ChatEnv]:
     stub_server.reset()
     set_env(
         PROVIDERS="openai,anthropic",

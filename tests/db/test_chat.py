@@ -15,14 +15,14 @@ from sqlmodel import select
 from core.assembler import assemble_prompt
 from core.atoms import load_atoms
 from core.chat import TurnRejected, recover_stale_runs, run_turn
-from core.conversations import get_conversation, history
+from core.conversations import DEFAULT_TITLE, get_conversation, history
 from core.db import NotFound, engine_for, system_session, user_session
 from core.pricing import cost_usd
 from core.profiles import save_profile
 from core.providers.base import Usage
 from models import AgentRun
 from models.schemas import ProfileIn, VibeIn
-from tests.chat_fixtures import ChatEnv
+from tests.chat_fixtures import BOTH_DATABASES, ChatEnv
 from tests.factories import make_user
 from tests.stubs.provider_server import Fault, Reply
 
@@ -39,6 +39,7 @@ def _turn(env: ChatEnv, message: str = "Should we adopt Kafka?", **kw):
     return turn.result, streamed
 
 
+@BOTH_DATABASES
 def test_happy_turn_records_everything(chat_env: ChatEnv):
     save_profile(user_id=chat_env.user_id, data=ProfileIn(role="CTO", stack=["Go", "React"], vertical="SaaS"))
     reply = Reply(text="Start with one topic and measure consumer lag.", input_tokens=1200, cached_tokens=200)
@@ -68,13 +69,14 @@ def test_happy_turn_records_everything(chat_env: ChatEnv):
                             conversation_id=chat_env.conversation_id).title == "Should we adopt Kafka?"
 
 
+@BOTH_DATABASES
 def test_message_is_committed_before_the_provider_is_called(chat_env: ChatEnv):
     turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="durable?",
                     settings=chat_env.settings, router=chat_env.router)
     assert chat_env.stub.requests() == []  # nothing sent yet
     with engine_for(chat_env.settings.database_url).connect() as conn:  # another connection sees it
-        status, msg = conn.execute(text("SELECT status, user_message FROM agent_runs WHERE id = :i"),
-                                   {"i": turn.result.run_id}).one()
+        status, msg = conn.execute(select(AgentRun.status, AgentRun.user_message)
+                                   .where(AgentRun.id == turn.result.run_id)).one()
     assert (status, msg) == ("pending", "durable?")
     assert "".join(turn)
     assert _runs(chat_env.user_id)[0].status == "ok"
@@ -129,6 +131,7 @@ def test_auth_error_does_not_fall_back(chat_env: ChatEnv):
     assert chat_env.stub.requests("anthropic") == []
 
 
+@BOTH_DATABASES
 def test_history_is_sent_and_paged(chat_env: ChatEnv):
     for i in range(3):
         chat_env.stub.set_reply("openai", Reply(text=f"answer {i}"))
@@ -143,6 +146,7 @@ def test_history_is_sent_and_paged(chat_env: ChatEnv):
     assert [r.user_message for r in earlier.runs] == ["question 0"] and not earlier.has_earlier
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize(
     "bad", ["", "   \n\t ", "x" * 8001, "hello\x00world", "bell\x07", "\u202eevil"],
     ids=["empty", "whitespace", "too-long", "nul", "bell", "rtl-override"],
@@ -155,6 +159,7 @@ def test_bad_input_is_rejected_with_no_row_and_no_call(chat_env: ChatEnv, bad: s
     assert _runs(chat_env.user_id) == [] and chat_env.stub.requests() == []
 
 
+@BOTH_DATABASES
 def test_another_users_conversation_is_not_found(chat_env: ChatEnv):
     other = make_user()
     theirs = chat_env.new_conversation(user_id=other)
@@ -164,6 +169,7 @@ def test_another_users_conversation_is_not_found(chat_env: ChatEnv):
     assert _runs(chat_env.user_id) == [] and _runs(other) == [] and chat_env.stub.requests() == []
 
 
+@BOTH_DATABASES
 def test_rate_limit_rejects_before_storing(chat_env: ChatEnv, set_env):
     from core import limits
 
@@ -287,3 +293,30 @@ def test_ownership_of_history(chat_env: ChatEnv):
         history(user_id=other, conversation_id=chat_env.conversation_id)
     with user_session(other) as s:
         assert s.execute(text("SELECT count(*) FROM conversations")).scalar_one() == 0
+
+
+@BOTH_DATABASES
+def test_quota_reached_rejects_before_storing(chat_env: ChatEnv, set_env):
+    """The quota is read in the same transaction that stores the message (one statement on
+    PostgreSQL): a reached quota stores nothing, calls no provider, leaves the title alone."""
+    set_env(TOKENS_PER_DAY="1000", PROVIDERS="openai,anthropic")
+    chat_env.stub.set_reply("openai", Reply(text="fine", input_tokens=900, output_tokens=100))
+    first, _ = _turn(chat_env, "first question")
+    assert first.status == "ok"  # 1,000 tokens used: the quota is reached
+    fresh = chat_env.new_conversation()
+    with pytest.raises(TurnRejected) as info:
+        run_turn(user_id=chat_env.user_id, conversation_id=fresh, text="one more", settings=chat_env.settings,
+                 router=chat_env.router)
+    assert info.value.reason == "tokens_per_day"
+    assert info.value.message.startswith("Daily token quota reached: 1,000 of 1,000 tokens used today")
+    assert [r.user_message for r in _runs(chat_env.user_id)] == ["first question"]
+    assert len(chat_env.stub.requests("openai")) == 1
+    assert get_conversation(user_id=chat_env.user_id, conversation_id=fresh).title == DEFAULT_TITLE
+
+
+@BOTH_DATABASES
+def test_title_comes_from_the_first_message_only(chat_env: ChatEnv):
+    _turn(chat_env, "What about Kafka?")
+    _turn(chat_env, "And Pulsar?")
+    assert get_conversation(user_id=chat_env.user_id,
+                            conversation_id=chat_env.conversation_id).title == "What about Kafka?"
