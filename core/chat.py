@@ -4,10 +4,15 @@
 
 1. validate the message (``models.schemas.ChatIn`` + ``settings.max_message_chars``) — a bad one
    raises ``TurnRejected`` and nothing is stored or sent;
-2. limits (``core.limits.check_turn_allowed``) — a hit raises ``TurnRejected`` with the limit's
+2. limits: the per-minute rate limit (``core.limits.consume_chat_turn``), then the quotas, read in
+   the same transaction that stores the message — a hit raises ``TurnRejected`` with the limit's
    message, nothing stored or sent;
 3. the ``agent_runs`` row with the user's message and status ``pending`` is inserted and
-   **committed before any provider is called**: nothing a user typed is ever lost;
+   **committed before any provider is called**: nothing a user typed is ever lost. On PostgreSQL
+   steps 2 (quotas) and 3 are one statement — context, quota figures, the INSERT only when the
+   conversation is the user's and no quota is reached, and the title — run as raw psycopg through
+   ``core.db.pg_user_transaction`` (same identity switch and row-level security as every session);
+   elsewhere (SQLite) the same as SQLAlchemy Core statements;
 4. the prompt is assembled (``core.assembler``) from the user's profile and active vibe (memoised:
    the assembler is pure, so a user's next turns reuse the byte-identical prompt);
 5. the answer streams through the provider router (fallback chain, circuit breakers);

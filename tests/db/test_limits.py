@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -302,3 +304,40 @@ def test_other_users_usage_does_not_count(any_db_url: str, set_env) -> None:
     check_turn_allowed(user_id=user, now=now)
     assert usage_summary(user_id=user, now=now).tokens_today == 20
     assert _counters(other) == {"2026-07-08": (1000, Decimal(0))}
+
+
+# ------------------------------------------------------------------------------------------------
+# the in-process storage: no thread per hit, expired entries still swept
+# ------------------------------------------------------------------------------------------------
+def test_memory_storage_starts_no_thread_per_hit_and_still_expires_entries() -> None:
+    from limits import RateLimitItemPerSecond
+    from limits.strategies import MovingWindowRateLimiter
+
+    storage = limits.SweptMemoryStorage(sweep_s=0.05)
+    try:
+        limiter = MovingWindowRateLimiter(storage)
+        item = RateLimitItemPerSecond(2, 1, namespace="t")
+        started: list[str] = []
+        original_start = threading.Thread.start
+
+        def spy(self: threading.Thread) -> None:
+            started.append(self.name)
+            original_start(self)
+
+        threading.Thread.start = spy  # type: ignore[method-assign]
+        try:
+            for _ in range(3):
+                time.sleep(0.02)  # idle longer than the library's 10 ms timer: it would start one each time
+                limiter.hit(item, "user", "u1")
+        finally:
+            threading.Thread.start = original_start  # type: ignore[method-assign]
+        assert started == []
+        assert not limiter.hit(item, "user", "u1")  # the window still counts: 2 per second
+        assert storage.events  # entries held ...
+        deadline = time.monotonic() + 5
+        while any(storage.events.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(storage.events.values())  # ... and swept once their window has passed
+        assert limiter.hit(item, "user", "u1")
+    finally:
+        storage.close()
