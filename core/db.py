@@ -31,7 +31,6 @@ APP_ROLE = "advisor_app"
 SYSTEM_ROLE = "advisor_system"
 _SET_ROLE = text("SELECT set_config('role', :role, true)")
 # One round trip: the transaction-local role switch and the user id (set_config(..., true) is SET LOCAL).
-_SET_IDENTITY = text("SELECT set_config('role', :role, true), set_config('app.user_id', :uid, true)")
 _PG_SET_IDENTITY = "SELECT set_config('role', %s, true), set_config('app.user_id', %s, true)"
 # Arbitrary constant: the advisory lock that serialises `alembic upgrade` across app processes.
 MIGRATION_LOCK_ID = 7_362_001
@@ -101,6 +100,17 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
+def _set_identity(conn: Connection, role: str, user_id: uuid.UUID) -> None:
+    """The transaction-local role and user id, straight on the driver's cursor: it is one fixed
+    statement per transaction, and SQLAlchemy's statement machinery would cost more than the round
+    trip. The connection's transaction is already begun (psycopg opens it with this statement)."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(_PG_SET_IDENTITY, (role, str(user_id)))
+    finally:
+        cursor.close()
+
+
 @contextmanager
 def user_session(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iterator[Session]:
     """A transaction acting as ``user_id``: commits on success, rolls back on error.
@@ -113,7 +123,7 @@ def user_session(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iterato
     engine = engine or get_engine()
     with Session(engine, expire_on_commit=False) as session, session.begin():
         if engine.dialect.name == "postgresql":
-            session.execute(_SET_IDENTITY, {"role": APP_ROLE, "uid": str(user_id)})
+            _set_identity(session.connection(), APP_ROLE, user_id)
         yield session
 
 
@@ -129,7 +139,7 @@ def user_connection(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iter
     engine = engine or get_engine()
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(_SET_IDENTITY, {"role": APP_ROLE, "uid": str(user_id)})
+            _set_identity(conn, APP_ROLE, user_id)
         yield conn
 
 
