@@ -114,6 +114,17 @@ class _Progress:
         )
 
 
+# What the usage trigger would have added for the seeded users' runs (same sums as migration 0005).
+_COUNT_SEEDED_USAGE = """
+INSERT INTO usage_counters AS u (user_id, day, tokens, cost_usd)
+SELECT user_id, (created_at AT TIME ZONE 'UTC')::date,
+       sum(coalesce(input_tokens, 0) + coalesce(cached_input_tokens, 0) + coalesce(cache_write_tokens, 0)
+           + coalesce(output_tokens, 0)),
+       sum(coalesce(cost_usd, 0))
+FROM agent_runs WHERE user_id = ANY(%s) GROUP BY 1, 2
+ON CONFLICT (user_id, day) DO UPDATE SET tokens = u.tokens + EXCLUDED.tokens, cost_usd = u.cost_usd + EXCLUDED.cost_usd
+"""
+
 def _uuids(rnd: random.Random, n: int) -> list[uuid.UUID]:
     return [uuid.UUID(int=rnd.getrandbits(128), version=4) for _ in range(n)]
 
@@ -301,6 +312,8 @@ def seed_runs(
                 with cur.copy(f"COPY conversations ({', '.join(conv_cols)}) FROM STDIN") as cp:
                     for conv_row in conv_rows:
                         cp.write_row(conv_row)
+                # The usage trigger (migration 0005) would run once per copied row: summed once below.
+                cur.execute("ALTER TABLE agent_runs DISABLE TRIGGER agent_runs_count_usage_insert")
                 for rows in chunks:
                     with cur.copy(f"COPY agent_runs ({', '.join(RUN_COLUMNS)}) FROM STDIN") as cp:
                         for r in rows:
@@ -309,6 +322,8 @@ def seed_runs(
                             )
                     done += len(rows)
                     bar.update(done)
+                cur.execute("ALTER TABLE agent_runs ENABLE TRIGGER agent_runs_count_usage_insert")
+                cur.execute(_COUNT_SEEDED_USAGE, (list(user_ids),))
             conn.commit()
         finally:
             raw.close()

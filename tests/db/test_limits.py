@@ -341,3 +341,25 @@ def test_memory_storage_starts_no_thread_per_hit_and_still_expires_entries() -> 
         assert limiter.hit(item, "user", "u1")
     finally:
         storage.close()
+
+
+def test_bench_seeding_keeps_the_counters_equal_to_the_runs(pg_url: str) -> None:
+    """bench.seed_runs copies runs with the usage trigger off and sums them once: same counters."""
+    from sqlalchemy import text as sql_text
+
+    from bench.seed_runs import seed_runs
+    from core.db import engine_for
+
+    seed_runs(database_url=pg_url, users=3, runs=600, days=10, progress=False)
+    with engine_for(pg_url).connect() as conn:
+        expected = conn.execute(sql_text(
+            "SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, sum(coalesce(input_tokens, 0) "
+            "+ coalesce(cached_input_tokens, 0) + coalesce(cache_write_tokens, 0) + coalesce(output_tokens, 0)), "
+            "sum(coalesce(cost_usd, 0)) FROM agent_runs GROUP BY 1, 2 ORDER BY 1, 2")).all()
+        counters = conn.execute(sql_text(
+            "SELECT user_id, day, tokens, cost_usd FROM usage_counters ORDER BY 1, 2")).all()
+        enabled = conn.execute(sql_text(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'agent_runs_count_usage_insert'")).scalar_one()
+    assert len(expected) > 10
+    assert [tuple(r) for r in counters] == [tuple(r) for r in expected]
+    assert enabled == "O"  # the trigger is on again
