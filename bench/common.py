@@ -6,7 +6,9 @@ import os
 import platform
 import statistics
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -52,3 +54,25 @@ def goal(name: str, value: float, unit: str, op: str, target: float) -> str:
 def machine() -> str:
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{platform.machine()}, {os.cpu_count()} cores, {mem_gb:.0f} GiB RAM, Python {platform.python_version()}"
+
+# What the usage trigger would have added for the seeded users' runs (same sums as migration 0005).
+_COUNT_SEEDED_USAGE = """
+INSERT INTO usage_counters AS u (user_id, day, tokens, cost_usd)
+SELECT user_id, (created_at AT TIME ZONE 'UTC')::date,
+       sum(coalesce(input_tokens, 0) + coalesce(cached_input_tokens, 0) + coalesce(cache_write_tokens, 0)
+           + coalesce(output_tokens, 0)),
+       sum(coalesce(cost_usd, 0))
+FROM agent_runs WHERE user_id = ANY(%s) GROUP BY 1, 2
+ON CONFLICT (user_id, day) DO UPDATE SET tokens = u.tokens + EXCLUDED.tokens, cost_usd = u.cost_usd + EXCLUDED.cost_usd
+"""
+
+
+@contextmanager
+def usage_trigger_paused(cur: Any, user_ids: Sequence[uuid.UUID]) -> Iterator[None]:
+    """PostgreSQL, as the tables' owner, inside the seeding transaction: the usage trigger
+    (migration 0005) would run once per copied row; it is off while ``user_ids``' runs are copied,
+    and their counters are summed once afterwards (the same sums as the trigger's)."""
+    cur.execute("ALTER TABLE agent_runs DISABLE TRIGGER agent_runs_count_usage_insert")
+    yield
+    cur.execute("ALTER TABLE agent_runs ENABLE TRIGGER agent_runs_count_usage_insert")
+    cur.execute(_COUNT_SEEDED_USAGE, (list(user_ids),))

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from bench.common import create_database, drop_database, goal, machine
+from bench.common import create_database, drop_database, goal, machine, usage_trigger_paused
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TEXT_BYTES = 2048
@@ -72,7 +72,9 @@ def seed(admin_dsn: str, user_id: uuid.UUID, runs: int) -> None:
             "model, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, prompt_sha256, "
             "atom_versions, request_id"
         )
-        with conn.cursor().copy(f"COPY agent_runs ({cols}) FROM STDIN") as copy:  # type: ignore[arg-type]
+        cur = conn.cursor()
+        copy_sql = f"COPY agent_runs ({cols}) FROM STDIN"
+        with usage_trigger_paused(cur, [user_id]), cur.copy(copy_sql) as copy:  # type: ignore[arg-type]
             for i in range(runs):
                 question, answer = pool[i % len(pool)]
                 copy.write_row(
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = args.runs or (10_000 if args.quick else 100_000)
     print(f"export benchmark: {runs:,} runs x ~{RUN_TEXT_BYTES} B text, PostgreSQL; {machine()}", flush=True)
+    print("load average (1, 5, 15 min) at the start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     from core import db as core_db
 
     name, url = create_database("advisor_bench_export")
@@ -160,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         _run_child("copy", url, admin_dsn, user_id)  # warm the cache once
         exports: list[dict[str, float]] = []
         copies: list[dict[str, float]] = []
+        print("load average (1, 5, 15 min) before the timed runs: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         for _ in range(max(1, args.repeat)):  # interleaved, so drift hits both sides
             copies.append(_run_child("copy", url, admin_dsn, user_id))
             exports.append(_run_child("export", url, admin_dsn, user_id))
@@ -171,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     copy_wall = statistics.median(r["wall"] for r in copies)
     export_rss = max(r["rss_mb"] for r in exports)
     copy_rss = max(r["rss_mb"] for r in copies)
+    print("export runs: " + ", ".join(f"{r['wall']:.2f} s" for r in exports))
     print(
         f"export: median {export_wall:.2f} s over {len(exports)}, ZIP {exports[0]['bytes'] / 2**20:.1f} MiB, "
         f"peak RSS {export_rss:.0f} MB (after imports {exports[0]['rss_before_mb']:.0f} MB)"

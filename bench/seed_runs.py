@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import usage_trigger_paused
+
 # provider, model, share of runs, USD per 1M input tokens, per 1M output tokens, latency factor
 MODELS: tuple[tuple[str, str, float, str, str, float], ...] = (
     ("openai", "gpt-4o-mini", 0.34, "0.15", "0.60", 0.7),
@@ -113,17 +115,6 @@ class _Progress:
             flush=True,
         )
 
-
-# What the usage trigger would have added for the seeded users' runs (same sums as migration 0005).
-_COUNT_SEEDED_USAGE = """
-INSERT INTO usage_counters AS u (user_id, day, tokens, cost_usd)
-SELECT user_id, (created_at AT TIME ZONE 'UTC')::date,
-       sum(coalesce(input_tokens, 0) + coalesce(cached_input_tokens, 0) + coalesce(cache_write_tokens, 0)
-           + coalesce(output_tokens, 0)),
-       sum(coalesce(cost_usd, 0))
-FROM agent_runs WHERE user_id = ANY(%s) GROUP BY 1, 2
-ON CONFLICT (user_id, day) DO UPDATE SET tokens = u.tokens + EXCLUDED.tokens, cost_usd = u.cost_usd + EXCLUDED.cost_usd
-"""
 
 def _uuids(rnd: random.Random, n: int) -> list[uuid.UUID]:
     return [uuid.UUID(int=rnd.getrandbits(128), version=4) for _ in range(n)]
@@ -312,18 +303,15 @@ def seed_runs(
                 with cur.copy(f"COPY conversations ({', '.join(conv_cols)}) FROM STDIN") as cp:
                     for conv_row in conv_rows:
                         cp.write_row(conv_row)
-                # The usage trigger (migration 0005) would run once per copied row: summed once below.
-                cur.execute("ALTER TABLE agent_runs DISABLE TRIGGER agent_runs_count_usage_insert")
-                for rows in chunks:
-                    with cur.copy(f"COPY agent_runs ({', '.join(RUN_COLUMNS)}) FROM STDIN") as cp:
-                        for r in rows:
-                            cp.write_row(
-                                (*r[:1], user_ids[r[1]], *r[2:19], Jsonb(json.loads(r[19])), *r[20:])
-                            )
-                    done += len(rows)
-                    bar.update(done)
-                cur.execute("ALTER TABLE agent_runs ENABLE TRIGGER agent_runs_count_usage_insert")
-                cur.execute(_COUNT_SEEDED_USAGE, (list(user_ids),))
+                with usage_trigger_paused(cur, user_ids):
+                    for rows in chunks:
+                        with cur.copy(f"COPY agent_runs ({', '.join(RUN_COLUMNS)}) FROM STDIN") as cp:
+                            for r in rows:
+                                cp.write_row(
+                                    (*r[:1], user_ids[r[1]], *r[2:19], Jsonb(json.loads(r[19])), *r[20:])
+                                )
+                        done += len(rows)
+                        bar.update(done)
             conn.commit()
         finally:
             raw.close()

@@ -9,13 +9,15 @@ exported (as ``extra/<table>.jsonl``) and deleted without a change here. Known t
 their model column types, so values come back as uuids, UTC datetimes, decimals and JSON.
 
 **Export.** ``iter_export_zip()`` yields the bytes of a ZIP archive as it is built: rows are read in
-batches through a server-side cursor, serialised, compressed and handed out, so memory stays flat
-however many runs a user has, and nothing is written to disk (the runtime guard forbids it outside the
-data directory anyway). On PostgreSQL the database renders the lines of the large files
-(``agent_runs.jsonl``, ``agent_runs.csv``, ``extra/*.jsonl``) itself, byte for byte as the Python
-serialiser would (``_pg_line_query``; a table with a column type it does not know takes the Python
-path), and a worker thread hashes and compresses one batch while the next is fetched; on SQLite
-the rows are read with ``yield_per`` and serialised in Python. It reads in ``user_session(user_id)``
+batches, serialised, compressed and handed out, so memory stays flat however many runs a user has,
+and nothing is written to disk (the runtime guard forbids it outside the data directory anyway). On
+PostgreSQL the database renders the lines of the large files (``agent_runs.jsonl``,
+``agent_runs.csv``, ``extra/*.jsonl``) itself, byte for byte as the Python serialiser would, except
+that the values of long text columns come raw and are quoted in Python (``_pg_line_query``; a table
+with a column type it does not know takes the Python path); the rows are streamed, and a worker
+thread puts batches together, hashes and compresses them (ISA-L's deflate when ``isal`` is
+installed, zlib's otherwise) while the next ones are read. On SQLite the rows are read with
+``yield_per`` and serialised in Python. It reads in ``user_session(user_id)``
 (row-level security on PostgreSQL), in one REPEATABLE READ transaction there (one consistent
 snapshot), and also filters every query by the user id. Contents: ``profile.json``,
 ``vibe_configs.json``, ``conversations.json``, ``agent_runs.jsonl``, ``agent_runs.csv``,
@@ -42,12 +44,14 @@ import json
 import logging
 import uuid
 import zipfile
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from itertools import chain, islice
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Literal, overload
 
 from sqlalchemy import (
@@ -80,6 +84,11 @@ from models import DeletionRecord
 from models import metadata as model_metadata
 from models.types import UTCDateTime, utcnow
 
+try:  # ISA-L's deflate: the same raw deflate stream as zlib's, several times faster at low levels
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - isal is in requirements.txt; zlib does the same job, slower
+    isal_zlib = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     import psycopg
     from psycopg import sql as pgsql
@@ -104,9 +113,11 @@ ROOT_TABLE: Final = "users"
 OWNER_COLUMN: Final = "user_id"
 # Values we hold but never hand out: a password hash is a secret, not information about the person.
 EXCLUDED_COLUMNS: Final[dict[str, frozenset[str]]] = {"users": frozenset({"password_hash"})}
-BATCH_ROWS: Final = 500  # rows per server-side fetch (memory: ~batch x row size x a few copies)
+BATCH_ROWS: Final = 500  # rows per fetch / batch (memory: ~batch x row size x a few copies)
 CHUNK_BYTES: Final = 256 * 1024  # hand compressed bytes out once this many are waiting
-COMPRESS_LEVEL: Final = 1  # zlib level 1: ~3-5x on chat text at several times the speed of level 6
+PIPELINE_BATCHES: Final = 2  # batches of lines in flight: queued or being compressed
+COMPRESS_LEVEL: Final = 1  # zlib level 1 (fallback): ~3-5x on chat text at several times the speed of level 6
+ISAL_LEVEL: Final = 1  # ISA-L level 1: about zlib 1's ratio (a little better) at ~3.5x its speed
 
 # Files of the known tables, in archive order. Any other user-owned table → extra/<table>.jsonl.
 _JSON_ARRAY_FILES: Final = {"vibe_configs": "vibe_configs.json", "conversations": "conversations.json"}
@@ -232,7 +243,14 @@ def _dumps(obj: Any) -> str:
 # 1.50) where Python would print its float (1e-07, 1.5); both parse to the same number. Only the
 # column types below qualify; a table with any other type (float, naive timestamp, json, arrays, ...)
 # is rendered in Python.
-PgKind = Literal["bool", "int", "numeric", "uuid", "text", "timestamptz", "jsonb"]
+#
+# Except for long text. Escaping kilobytes of text is the bulk of PostgreSQL's work on a line
+# (to_json walks it character by character; the CSV test is a regular expression), and PostgreSQL is
+# the one busy core of an export; Python does the same job with a few ``bytes.replace`` / ``in`` calls
+# at memchr speed, on the other core. So columns of unbounded text (Text, VARCHAR without a length:
+# messages and answers) come raw, between the segments PostgreSQL renders, and ``_json_text`` /
+# ``_csv_text`` quote them, byte for byte as ``json.dumps`` / ``csv.writer`` do.
+PgKind = Literal["bool", "int", "numeric", "uuid", "text", "longtext", "timestamptz", "jsonb"]
 
 # jsonb::text separates with ", " and ": "; a match is either a whole string (kept as it is) or one
 # of those separators (kept without its space), which makes the compact form of json.dumps.
@@ -265,7 +283,9 @@ def _pg_kind(typ: TypeEngine[Any], dialect: Dialect) -> PgKind | None:
     if isinstance(typ, Uuid):
         return "uuid"
     if isinstance(typ, String):
-        return None if isinstance(typ, Enum | CHAR) else "text"
+        if isinstance(typ, Enum | CHAR):
+            return None
+        return "longtext" if typ.length is None else "text"
     if isinstance(typ, DateTime):
         return "timestamptz" if typ.timezone else None
     if isinstance(typ, JSON):
@@ -330,11 +350,37 @@ def _pg_values(
     return value, part
 
 
-def _pg_line_query(t: OwnedTable, fmt: Literal["jsonl", "csv"], dialect: Dialect) -> pgsql.Composed | None:
-    """SELECT one text column per row of ``t`` (owner ``%(owner_uid)s``): the row's line of ``fmt``.
+@dataclass(frozen=True)
+class _LineQuery:
+    """A SELECT whose rows are the lines of a JSONL or CSV file, in parts.
+
+    Each row holds ``2 * raw + 1`` values: a segment of the line rendered by PostgreSQL (text, never
+    NULL), then, ``raw`` times, the value of a long text column as stored (or NULL) and the segment that
+    follows it. ``lines()`` puts a batch of rows together.
+    """
+
+    sql: pgsql.Composed
+    fmt: Literal["jsonl", "csv"]
+    raw: int
+
+    def lines(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        """The UTF-8 lines of ``rows`` (fetched as bytes), joined."""
+        if not self.raw:
+            return b"".join([row[0] for row in rows])
+        quote = _json_text if self.fmt == "jsonl" else _csv_text
+        null = b"null" if self.fmt == "jsonl" else b""
+        columns: list[Iterable[bytes]] = list(zip(*rows, strict=True))
+        for i in range(1, len(columns), 2):
+            columns[i] = [null if value is None else quote(value) for value in columns[i]]
+        return b"".join(chain.from_iterable(zip(*columns, strict=True)))
+
+
+def _pg_line_query(t: OwnedTable, fmt: Literal["jsonl", "csv"], dialect: Dialect) -> _LineQuery | None:
+    """SELECT the line of ``fmt`` of each row of ``t`` (owner ``%(owner_uid)s``), in export order.
 
     The inner query reads the user's rows in export order and computes each column's text once; the
-    outer one assembles the lines. None when a column has a type that only Python renders exactly.
+    outer one assembles the segments of the lines around the long text values (``_LineQuery``). None
+    when a column has a type that only Python renders exactly.
     """
     from psycopg import sql
 
@@ -343,17 +389,25 @@ def _pg_line_query(t: OwnedTable, fmt: Literal["jsonl", "csv"], dialect: Dialect
     if not names or any(k is None for k in kinds) or (fmt == "csv" and len(names) < 2):
         return None  # (csv.writer quotes a lone empty cell; not worth a special case)
     inner: list[pgsql.Composable] = []
-    parts: list[pgsql.Composable] = []
+    outer: list[pgsql.Composable] = []  # segment, raw value, segment, ..., segment
+    parts: list[pgsql.Composable] = []  # of the segment being built
     for i, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         assert kind is not None
-        value, part = _pg_values(kind, sql.SQL("t.{}").format(sql.Identifier(name)), fmt)
-        inner.append(sql.SQL("{} AS {}").format(value, sql.Identifier(f"v{i}")))
+        col = sql.SQL("t.{}").format(sql.Identifier(name))
         v = sql.SQL("s.{}").format(sql.Identifier(f"v{i}"))
-        if fmt == "jsonl":
-            parts += [sql.Literal(("{" if i == 0 else ",") + _dumps(name) + ":"), part(v)]
+        separator = (("{" if i == 0 else ",") + _dumps(name) + ":") if fmt == "jsonl" else ("," if i else "")
+        if separator:
+            parts.append(sql.Literal(separator))
+        if kind == "longtext":
+            inner.append(sql.SQL("{}::text AS {}").format(col, sql.Identifier(f"v{i}")))
+            outer += [_pg_concat(parts) if parts else sql.SQL("''::text"), v]
+            parts = []
         else:
-            parts += [part(v)] if i == 0 else [sql.Literal(","), part(v)]
+            value, part = _pg_values(kind, col, fmt)
+            inner.append(sql.SQL("{} AS {}").format(value, sql.Identifier(f"v{i}")))
+            parts.append(part(v))
     parts.append(sql.Literal("}\n" if fmt == "jsonl" else "\r\n"))
+    outer.append(_pg_concat(parts))
     keys = [sql.Identifier(f"k{i}") for i in range(len(t.order_by))]
     inner += [
         sql.SQL("t.{} AS {}").format(sql.Identifier(name), key) for name, key in zip(t.order_by, keys, strict=True)
@@ -361,17 +415,53 @@ def _pg_line_query(t: OwnedTable, fmt: Literal["jsonl", "csv"], dialect: Dialect
     owner = sql.SQL(" OR ").join(
         sql.SQL("t.{} = %(owner_uid)s").format(sql.Identifier(name)) for name in t.owner_columns
     )
-    return sql.SQL(
-        "SELECT {line} FROM (SELECT {inner} FROM {table} AS t WHERE {owner} ORDER BY {inner_order} OFFSET 0) AS s"
-        " ORDER BY {outer_order}"
+    query = sql.SQL(
+        "SELECT {outer} FROM (SELECT {inner} FROM {table} AS t WHERE {owner} ORDER BY {inner_order} OFFSET 0)"
+        " AS s ORDER BY {outer_order}"
     ).format(
-        line=_pg_concat(parts),
+        outer=sql.SQL(", ").join(outer),
         inner=sql.SQL(", ").join(inner),
         table=sql.Identifier(t.name),
         owner=owner,
         inner_order=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in t.order_by),
         outer_order=sql.SQL(", ").join(sql.SQL("s.{}").format(k) for k in keys),
     )
+    return _LineQuery(query, fmt, len(outer) // 2)
+
+
+# The control characters that json.dumps escapes as \u00xx (it has short escapes for \b \t \n \f \r);
+# the table marks them (maps them to NUL, which PostgreSQL text never holds).
+_JSON_U_ESCAPED: Final = bytes(c for c in range(1, 0x20) if c not in b"\b\t\n\f\r")
+_JSON_U_ESCAPED_MARK: Final = bytes.maketrans(_JSON_U_ESCAPED, bytes(len(_JSON_U_ESCAPED)))
+
+
+def _json_text(value: bytes) -> bytes:
+    """``_dumps(value.decode())`` as UTF-8, for UTF-8 text: a JSON string.
+
+    Only ASCII bytes are looked at or replaced, and no byte of a multi-byte UTF-8 character is ASCII.
+    """
+    if value.translate(_JSON_U_ESCAPED_MARK) != value:
+        return _dumps(value.decode("utf-8")).encode("utf-8")  # rare: json.dumps spells the \u00xx escapes
+    if 92 in value or 34 in value or 10 in value or 13 in value or 9 in value or 8 in value or 12 in value:
+        value = (  # the backslash first: no escape made here is escaped again
+            value.replace(b"\\", b"\\\\")
+            .replace(b'"', b'\\"')
+            .replace(b"\n", b"\\n")
+            .replace(b"\r", b"\\r")
+            .replace(b"\t", b"\\t")
+            .replace(b"\b", b"\\b")
+            .replace(b"\f", b"\\f")
+        )
+    return b'"' + value + b'"'
+
+
+def _csv_text(value: bytes) -> bytes:
+    """A cell of UTF-8 text as ``csv.writer`` writes it (QUOTE_MINIMAL, lineterminator CRLF)."""
+    if 34 in value:  # '"'
+        return b'"' + value.replace(b'"', b'""') + b'"'
+    if 44 in value or 10 in value or 13 in value:  # ',' '\n' '\r'
+        return b'"' + value + b'"'
+    return value
 
 
 def _psycopg_connection(conn: Connection) -> psycopg.Connection[Any] | None:
@@ -423,6 +513,18 @@ class _FileStats:
     sha256: Any = field(default_factory=hashlib.sha256)
 
 
+def _use_isal(fh: IO[bytes]) -> None:
+    """Let ISA-L deflate the member ``fh`` (just opened by ``ZipFile.open(name, "w")``, nothing written).
+
+    zipfile compresses through the ``compressobj`` it keeps in ``_compressor`` (a raw deflate stream,
+    wbits -15, with zipfile's own CRC32 and headers); ISA-L's ``compressobj`` has the same interface
+    and makes the same format (method 8, deflate), so the archive stays a standard ZIP. Where either
+    is missing (no isal, a future zipfile without that attribute) zlib does the work, only slower.
+    """
+    if isal_zlib is not None and getattr(fh, "_compressor", None) is not None:
+        fh._compressor = isal_zlib.compressobj(ISAL_LEVEL, isal_zlib.DEFLATED, -15)  # type: ignore[attr-defined]
+
+
 class _Writer:
     """One archive member being written: counts, hashes and compresses what it is given."""
 
@@ -430,12 +532,13 @@ class _Writer:
         self.name = name
         self.stats = _FileStats()
         self._fh: IO[bytes] = zf.open(name, "w", force_zip64=large)
+        _use_isal(self._fh)
 
     def write(self, text: str, rows: int = 0) -> None:
         self.write_bytes(text.encode("utf-8"), rows)
 
     def write_bytes(self, data: bytes, rows: int = 0) -> None:
-        """UTF-8 text; thread-safe for one writer at a time (zlib and hashlib release the GIL)."""
+        """UTF-8 text; thread-safe for one writer at a time (ISA-L, zlib and hashlib release the GIL)."""
         self.stats.sha256.update(data)
         self.stats.size += len(data)
         self.stats.rows += rows
@@ -493,46 +596,56 @@ class _Export:
     def _count(self, t: OwnedTable) -> int:
         return _count(self.conn, t, self.user_id)
 
-    def _line_query(self, t: OwnedTable, fmt: Literal["jsonl", "csv"]) -> pgsql.Composed | None:
+    def _line_query(self, t: OwnedTable, fmt: Literal["jsonl", "csv"]) -> _LineQuery | None:
         return None if self.pg is None else _pg_line_query(t, fmt, self.conn.dialect)
 
-    def _line_batches(self, query: pgsql.Composed) -> Generator[tuple[bytes, int], None, None]:
-        """(lines, number of rows) per batch of a ``_pg_line_query``, as UTF-8 bytes.
+    def _line_batches(self, query: _LineQuery) -> Generator[list[tuple[Any, ...]], None, None]:
+        """The rows of a ``_pg_line_query`` in batches of ``BATCH_ROWS``, every text value as UTF-8 bytes.
 
-        A server-side cursor in the session's transaction: the same snapshot, role and RLS identity.
+        Streamed (in chunks of rows where libpq can): PostgreSQL goes on rendering rows while the last
+        ones are read, without the round trip per batch of a server-side cursor; the socket bounds what
+        is in flight. In the session's transaction: the same snapshot, role and RLS identity.
         """
+        from psycopg import capabilities
         from psycopg.types.string import ByteaBinaryLoader
 
         assert self.pg is not None
-        name = f"advisor_export_{uuid.uuid4().hex}"
-        with self.pg.cursor(name=name, binary=True) as cur:
+        chunk = BATCH_ROWS if capabilities.has_stream_chunked() else 1
+        with self.pg.cursor(binary=True) as cur:
             cur.adapters.register_loader("text", ByteaBinaryLoader)  # raw UTF-8, no str round trip
-            cur.execute(query, {"owner_uid": self.user_id})
-            while rows := cur.fetchmany(BATCH_ROWS):
-                yield b"".join([row[0] for row in rows]), len(rows)
+            rows = cur.stream(query.sql, {"owner_uid": self.user_id}, size=chunk)
+            assert isinstance(rows, Generator)
+            try:
+                while batch := list(islice(rows, BATCH_ROWS)):
+                    yield batch
+            finally:
+                rows.close()  # stopped early: psycopg cancels the query and drains the connection
 
-    def _pipelined(self, w: _Writer, batches: Generator[tuple[bytes, int], None, None]) -> Iterator[bytes]:
-        """Write the batches into ``w``: the worker hashes and compresses one while the next is read."""
+    def _pipelined(self, w: _Writer, query: _LineQuery) -> Iterator[bytes]:
+        """Write the lines of ``query`` into ``w``. The worker puts batches together, hashes and compresses
+        them while the next ones are read (``PIPELINE_BATCHES`` in flight) and alone touches the
+        sink meanwhile: each of its jobs hands back the compressed bytes ready by then, in order."""
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="advisor-export")
-        pending: Future[None] | None = None
+        batches = self._line_batches(query)
+        pending: deque[Future[bytes]] = deque()
         try:
-            for data, rows in batches:
-                if pending is not None:
-                    pending.result()
-                # the worker is idle: the sink may be read
-                ready = self.sink.take() if self.sink.pending >= CHUNK_BYTES else b""
-                pending = self._worker.submit(w.write_bytes, data, rows)
-                self._tick(rows)
-                if ready:
+            for rows in batches:
+                if len(pending) >= PIPELINE_BATCHES and (ready := pending.popleft().result()):
                     yield ready
-            if pending is not None:
-                pending.result()
-                pending = None
+                pending.append(self._worker.submit(self._write_lines, w, query, rows))
+                self._tick(len(rows))
+            while pending:
+                if ready := pending.popleft().result():
+                    yield ready
         finally:
             batches.close()
-            if pending is not None:  # closed early or failed: let the worker finish with the writer
-                wait_futures([pending])
+            if pending:  # closed early or failed: let the worker finish with the writer
+                wait_futures(pending)
+
+    def _write_lines(self, w: _Writer, query: _LineQuery, rows: Sequence[Sequence[Any]]) -> bytes:
+        w.write_bytes(query.lines(rows), len(rows))
+        return self.sink.take() if self.sink.pending >= CHUNK_BYTES else b""
 
     # -- members ---------------------------------------------------------------------------
     def _profile(self, tables: dict[str, OwnedTable]) -> Iterator[bytes]:
@@ -570,7 +683,7 @@ class _Export:
         w = self._open(name, [t.name], large=True)
         query = self._line_query(t, "jsonl")
         if query is not None:
-            yield from self._pipelined(w, self._line_batches(query))
+            yield from self._pipelined(w, query)
         else:
             for batch in self._batches(t):
                 w.write("".join(_dumps(row) + "\n" for row in batch), rows=len(batch))
@@ -588,7 +701,7 @@ class _Export:
         w.write(buf.getvalue())
         query = self._line_query(t, "csv")
         if query is not None:
-            yield from self._pipelined(w, self._line_batches(query))
+            yield from self._pipelined(w, query)
         else:
             for batch in self._batches(t):
                 buf.seek(0)

@@ -67,3 +67,23 @@ def test_export_memory_stays_flat_as_runs_grow(pg_url):
     # and the bytes come out while rows are read, in bounded chunks
     assert chunks > size_large // (4 * CHUNK_BYTES)
     assert largest < 4 * CHUNK_BYTES + 2**20
+
+
+def test_export_closed_in_the_middle_of_the_runs_cancels_the_query(pg_url):
+    user = make_user()
+    seed_runs(pg_url, user, 5_000)
+    chunks = iter_export_zip(user_id=user)
+    read = 0
+    for chunk in chunks:  # well into agent_runs.jsonl (~10 MB of lines), the query still streaming
+        read += len(chunk)
+        if read > 4 * CHUNK_BYTES:
+            break
+    chunks.close()
+    admin = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin) as conn:
+        busy = conn.execute(
+            "SELECT state, query FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND state <> 'idle'"
+        ).fetchall()
+    assert busy == []
+    assert sum(len(c) for c in iter_export_zip(user_id=user)) > read  # the pool's connection works
