@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core import db as core_db
-from core.db import system_session, user_connection, user_session
+from core.db import pg_user_transaction, system_session, user_connection, user_session
 from models import AgentRun, Conversation, User, UserProfile, VibeConfig
 from tests.factories import fill_user, make_user
 
@@ -154,4 +154,27 @@ def test_identity_does_not_survive_an_error(pg_url, opener):
 @pytest.mark.parametrize("opener", [user_session, user_connection], ids=["orm", "core"])
 def test_user_session_requires_uuid(pg_url, opener):
     with pytest.raises(TypeError), opener("not-a-uuid"):
+        pass
+
+
+def test_pg_user_transaction_sees_own_rows_and_leaves_no_identity(pg_url):
+    """The chat turn's raw psycopg path: same identity switch, same RLS, nothing left behind."""
+    users = [make_user() for _ in range(3)]
+    for u in users:
+        fill_user(u, runs=1)
+    engine = core_db.engine_for(pg_url, pool_size=1)
+    for i in range(30):
+        u = users[i % 3]
+        with pg_user_transaction(u, engine=engine) as pg:
+            assert {r[0] for r in pg.execute("SELECT user_id FROM agent_runs").fetchall()} == {u}
+            assert pg.execute("SELECT current_user").fetchone() == ("advisor_app",)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT current_user")).scalar_one() != "advisor_app"
+            assert conn.execute(text("SELECT current_setting('app.user_id', true)")).scalar() in (None, "")
+    with pytest.raises(RuntimeError), pg_user_transaction(users[0], engine=engine) as pg:
+        pg.execute("UPDATE conversations SET title = 'rolled back'")
+        raise RuntimeError("boom")
+    with user_session(users[0], engine=engine) as s:
+        assert s.execute(text("SELECT title FROM conversations")).scalar_one() != "rolled back"
+    with pytest.raises(TypeError), pg_user_transaction("not-a-uuid"):  # type: ignore[arg-type]
         pass
