@@ -54,7 +54,7 @@ from core.db import NotFound, get_engine, pg_user_transaction, system_session, u
 from core.limits import LimitExceeded, QuotaPeriods, consume_chat_turn, quota_periods, quota_refusal, quota_usage
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
-from core.providers.base import ChatMessage, Done, ProviderError, TextDelta, Usage
+from core.providers.base import ChatMessage, Done, InputUsage, ProviderError, TextDelta, Usage
 from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
 from core.settings import Settings, get_settings
 from models import AgentRun
@@ -99,6 +99,8 @@ class TurnResult:
     model: str | None = None
     fallback_from: tuple[str, ...] = ()
     usage: Usage | None = None
+    # an interrupted answer: the input side the provider reported before its stream failed
+    input_usage: InputUsage | None = None
     cost_usd: Decimal | None = None
     ttft_ms: int | None = None
     latency_ms: int | None = None
@@ -448,8 +450,10 @@ def _stream(
     except StreamInterrupted as exc:
         result.status, result.error_code = "interrupted", exc.error_code
         result.provider, result.model, result.fallback_from = exc.provider, exc.model, exc.fallback_from
-        log.warning("answer from %s interrupted after %d chars: %s", exc.provider, len(exc.partial_text),
-                    exc.error.kind.value)
+        result.input_usage = exc.error.input_usage
+        log.warning("answer from %s interrupted after %d chars: %s%s", exc.provider, len(exc.partial_text),
+                    exc.error.kind.value,
+                    "; input tokens recorded, output tokens and cost unknown" if result.input_usage else "")
     except AllProvidersFailed as exc:
         result.status, result.error_code = "error", exc.error_code
         result.fallback_from = tuple(e.provider for e in exc.errors) + exc.skipped
@@ -492,6 +496,9 @@ def _checkpoint(user_id: uuid.UUID, run_id: uuid.UUID, output: str) -> None:
 def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | None) -> None:
     usage = result.usage
     sha, atoms = run_record(prompt) if prompt is not None else (None, None)
+    # Without a final usage report, an interrupted answer keeps the input counts the provider sent at
+    # the start (they are billed); its output count and so its cost stay unknown (NULL), never guessed.
+    partial = result.input_usage if usage is None else None
     values: dict[str, Any] = {
         "run_id": result.run_id,
         "owner_id": user_id,
@@ -500,10 +507,10 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
         "provider": result.provider,
         "model": result.model,
         "fallback_from": ",".join(result.fallback_from) or None,
-        "input_tokens": usage.input_tokens if usage else None,
+        "input_tokens": usage.input_tokens if usage else partial.input_tokens if partial else None,
         "output_tokens": usage.output_tokens if usage else None,
-        "cached_input_tokens": usage.cached_input_tokens if usage else None,
-        "cache_write_tokens": usage.cache_write_tokens if usage else None,
+        "cached_input_tokens": usage.cached_input_tokens if usage else partial.cached_input_tokens if partial else None,
+        "cache_write_tokens": usage.cache_write_tokens if usage else partial.cache_write_tokens if partial else None,
         "cost_usd": result.cost_usd,
         "ttft_ms": result.ttft_ms,
         "latency_ms": result.latency_ms,

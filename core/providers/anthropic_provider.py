@@ -15,6 +15,7 @@ from core.providers.base import (
     Deadline,
     Done,
     ErrorKind,
+    InputUsage,
     ProviderError,
     ProviderEvent,
     ProviderTimeouts,
@@ -117,13 +118,19 @@ class AnthropicProvider(SDKProvider):
                             stop_reason = event.delta.stop_reason
                     elif event.type == "message_stop":
                         finished = True
-        except ProviderError:
-            raise
         except Exception as exc:
-            raise map_anthropic_error(exc, provider=self.name, secrets=self._secrets) from None
+            error = exc if isinstance(exc, ProviderError) else map_anthropic_error(
+                exc, provider=self.name, secrets=self._secrets
+            )
+            if saw_usage:  # message_start came: the input side is known even though the stream failed
+                error.input_usage = InputUsage(input_tokens, cached, written)
+            raise error from None
 
         if not finished:
-            raise ProviderError(ErrorKind.CONNECTION, "stream ended before message_stop", provider=self.name)
+            raise ProviderError(
+                ErrorKind.CONNECTION, "stream ended before message_stop", provider=self.name,
+                input_usage=InputUsage(input_tokens, cached, written) if saw_usage else None,
+            )
         if saw_usage:
             yield Usage(
                 input_tokens=input_tokens,

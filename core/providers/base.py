@@ -57,6 +57,19 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class InputUsage:
+    """The input side of a request as the provider reported it before its stream failed.
+
+    Anthropic reports the input counts at the start of a stream (``message_start``); the output
+    count only at its end. A stream cut in between leaves the input known and the output unknown.
+    """
+
+    input_tokens: int
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Done:
     stop_reason: str | None
     provider_request_id: str | None
@@ -93,12 +106,14 @@ class ProviderError(Exception):
         provider: str,
         status_code: int | None = None,
         retry_after: float | None = None,
+        input_usage: InputUsage | None = None,
     ) -> None:
         self.kind = kind
         self.message = message
         self.provider = provider
         self.status_code = status_code
         self.retry_after = retry_after
+        self.input_usage = input_usage  # what the provider had reported of the input, if anything
         super().__init__(str(self))
 
     def __str__(self) -> str:

@@ -320,3 +320,27 @@ def test_title_comes_from_the_first_message_only(chat_env: ChatEnv):
     _turn(chat_env, "And Pulsar?")
     assert get_conversation(user_id=chat_env.user_id,
                             conversation_id=chat_env.conversation_id).title == "What about Kafka?"
+
+
+@BOTH_DATABASES
+def test_interrupted_answer_keeps_the_input_tokens_it_was_billed_for(chat_env: ChatEnv, set_env):
+    """Anthropic reports the input counts when the stream starts: a cut answer records them (and the
+    quota counts them); its output count and cost were never reported, so they stay unknown."""
+    from core.limits import usage_summary
+    from core.providers.router import build_router, reset_router_cache
+    from core.settings import get_settings
+
+    set_env(PROVIDERS="anthropic,openai")
+    reset_router_cache()
+    settings = get_settings()
+    chat_env.stub.set_reply("anthropic", Reply(text="one two three four", input_tokens=900, cached_tokens=100))
+    chat_env.stub.set_fault("anthropic", Fault("cut", after_chunks=2))
+    turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="q",
+                    settings=settings, router=build_router(settings))
+    streamed = "".join(turn)
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "interrupted" and run.output == streamed == "one two "
+    assert run.provider == "anthropic"
+    assert (run.input_tokens, run.cached_input_tokens, run.cache_write_tokens) == (900, 100, 0)
+    assert run.output_tokens is None and run.cost_usd is None
+    assert usage_summary(user_id=chat_env.user_id).tokens_today == 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.providers.base import Deadline, ErrorKind, ProviderError, ProviderTimeouts, Usage
+from core.providers.base import Deadline, ErrorKind, InputUsage, ProviderError, ProviderTimeouts, Usage
 from tests.providers.conftest import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, QUESTION, SYSTEM
 from tests.providers.helpers import FakeClock, collect
 from tests.stubs.provider_server import Fault, ProviderStubServer, Reply
@@ -222,3 +222,32 @@ def test_deadline_enforces_first_token_and_total():
     with pytest.raises(ProviderError, match="total") as info:
         d.check()
     assert info.value.kind is ErrorKind.TIMEOUT
+
+
+@pytest.mark.parametrize(
+    "fault", [Fault("cut", after_chunks=2), Fault("malformed", after_chunks=3), Fault("no_finish")],
+    ids=lambda f: f.kind,
+)
+def test_anthropic_failure_after_message_start_keeps_the_input_usage(
+    fault: Fault, stub: ProviderStubServer, make_provider
+):
+    """The input counts come in message_start: a stream that fails later still reports them."""
+    stub.set_reply("anthropic", Reply(text="one two three four", input_tokens=77, cached_tokens=500,
+                                      cache_write_tokens=12))
+    stub.set_fault("anthropic", fault)
+    with pytest.raises(ProviderError) as info:
+        collect(make_provider("anthropic").stream(QUESTION, system=SYSTEM, request_id="r"))
+    assert info.value.input_usage == InputUsage(input_tokens=77, cached_input_tokens=500, cache_write_tokens=12)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_failure_before_any_usage_reports_none(api: str, stub: ProviderStubServer, make_provider):
+    stub.set_fault(api, Fault("reset"))
+    with pytest.raises(ProviderError) as info:
+        collect(make_provider(api).stream(QUESTION, system=SYSTEM, request_id="r"))
+    assert info.value.input_usage is None
+    if api == "openai":  # OpenAI reports usage only in the last chunk: a cut stream has none
+        stub.set_fault("openai", Fault("cut", after_chunks=2))
+        with pytest.raises(ProviderError) as info:
+            collect(make_provider("openai").stream(QUESTION, system=SYSTEM, request_id="r"))
+        assert info.value.input_usage is None
