@@ -1,9 +1,10 @@
 """Engines, identity-carrying sessions, and migrations at start.
 
-``user_session(user_id)`` is the only way app code reads or writes a user's rows. On PostgreSQL it
-opens a transaction, switches to the NOLOGIN role ``advisor_app`` and sets ``app.user_id``, both
+``user_session(user_id)`` is how app code reads or writes a user's rows. On PostgreSQL it opens a
+transaction, switches to the NOLOGIN role ``advisor_app`` and sets ``app.user_id``, both
 transaction-local, so row-level security applies and a pooled connection never keeps an identity.
-``user_connection(user_id)`` is the same without the ORM (a Core connection: the chat turn's hot path).
+``user_connection(user_id)`` (a Core connection) and ``pg_user_transaction(user_id)`` (the psycopg
+connection itself) do the same without the ORM, for the chat turn's hot path.
 ``system_session()`` is for what has no user yet (sign-in lookups, sign-up) and for maintenance.
 """
 
