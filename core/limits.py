@@ -124,11 +124,11 @@ class SweptMemoryStorage(MemoryStorage):
 
     def __init__(self, sweep_s: float = 1.0) -> None:
         super().__init__()
-        self._stop = threading.Event()
-        ref = weakref.ref(self)
+        stop = self._stop = threading.Event()
+        ref = weakref.ref(self)  # the thread holds no strong reference: a dropped storage ends it
 
         def sweep() -> None:
-            while not self._stop.wait(sweep_s):
+            while not stop.wait(sweep_s):
                 storage = ref()
                 if storage is None:
                     return

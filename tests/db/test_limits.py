@@ -363,3 +363,15 @@ def test_bench_seeding_keeps_the_counters_equal_to_the_runs(pg_url: str) -> None
     assert len(expected) > 10
     assert [tuple(r) for r in counters] == [tuple(r) for r in expected]
     assert enabled == "O"  # the trigger is on again
+
+
+def test_a_dropped_memory_storage_stops_its_sweeper() -> None:
+    import gc
+
+    storage = limits.SweptMemoryStorage(sweep_s=0.02)
+    sweeper = storage._sweeper
+    assert sweeper.is_alive()
+    del storage
+    gc.collect()
+    sweeper.join(timeout=2)
+    assert not sweeper.is_alive()
