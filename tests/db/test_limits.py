@@ -371,6 +371,7 @@ def test_a_dropped_memory_storage_stops_its_sweeper() -> None:
     storage = limits.SweptMemoryStorage(sweep_s=0.02)
     sweeper = storage._sweeper
     assert sweeper.is_alive()
+    storage.timer.join()  # the library's first Timer (started by its __init__) holds the storage until it ran
     del storage
     gc.collect()
     sweeper.join(timeout=2)
