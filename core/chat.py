@@ -498,7 +498,7 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
     sha, atoms = run_record(prompt) if prompt is not None else (None, None)
     # Without a final usage report, an interrupted answer keeps the input counts the provider sent at
     # the start (they are billed); its output count and so its cost stay unknown (NULL), never guessed.
-    partial = result.input_usage if usage is None else None
+    inputs: Usage | InputUsage | None = usage if usage is not None else result.input_usage
     values: dict[str, Any] = {
         "run_id": result.run_id,
         "owner_id": user_id,
@@ -507,10 +507,10 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
         "provider": result.provider,
         "model": result.model,
         "fallback_from": ",".join(result.fallback_from) or None,
-        "input_tokens": usage.input_tokens if usage else partial.input_tokens if partial else None,
+        "input_tokens": inputs.input_tokens if inputs else None,
         "output_tokens": usage.output_tokens if usage else None,
-        "cached_input_tokens": usage.cached_input_tokens if usage else partial.cached_input_tokens if partial else None,
-        "cache_write_tokens": usage.cache_write_tokens if usage else partial.cache_write_tokens if partial else None,
+        "cached_input_tokens": inputs.cached_input_tokens if inputs else None,
+        "cache_write_tokens": inputs.cache_write_tokens if inputs else None,
         "cost_usd": result.cost_usd,
         "ttft_ms": result.ttft_ms,
         "latency_ms": result.latency_ms,
