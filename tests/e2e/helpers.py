@@ -4,6 +4,11 @@ Every step that makes Streamlit rerun goes through :meth:`BrowserSession.act`: i
 script runs the page has started, performs the action, then waits until a *new* run has started and
 the app is idle again (``[data-testid=stApp][data-test-script-state=notRunning]``). An init script
 counts the runs by watching that attribute, so a fast rerun is not missed between two polls.
+
+A run so short that the browser renders "running" and "notRunning" in one frame never changes the
+attribute at all (React batches the two state updates). So the init script also counts the
+messages the app's WebSocket receives: an action after which messages arrived, and then none for a
+quiet spell while the app shows idle, has had its rerun too.
 """
 
 from __future__ import annotations
@@ -15,19 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 STEP_TIMEOUT_MS = 30_000
 # First visits import heavy modules (plotly, the provider SDKs): give assertions the same patience.
 expect.set_options(timeout=STEP_TIMEOUT_MS)
 
+QUIET_MS = 400  # no WebSocket message for this long while idle: the coalesced run is over
+
 COUNT_RUNS = """
 (() => {
   window.__stRuns = 0;
+  window.__wsIn = 0;
+  window.__wsLast = 0;
   const seen = (value) => { if (value && value !== 'notRunning' && value !== 'initial') window.__stRuns++; };
   new MutationObserver((records) => {
     for (const r of records) {
-      if (r.type === 'attributes') seen(r.target.getAttribute('data-test-script-state'));
+      // Any change of the attribute means a run started, even when the records arrive together
+      // and the attribute already reads "notRunning" again.
+      if (r.type === 'attributes') window.__stRuns++;
       else for (const n of r.addedNodes) {
         if (n.nodeType === 1 && n.matches && n.matches('[data-testid=stApp]'))
           seen(n.getAttribute('data-test-script-state'));
@@ -35,8 +47,22 @@ COUNT_RUNS = """
     }
   }).observe(document, {subtree: true, childList: true, attributes: true,
                         attributeFilter: ['data-test-script-state']});
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', () => { window.__wsIn++; window.__wsLast = performance.now(); });
+    }
+  };
 })();
 """
+
+RUN_DONE = """([n, m, quiet]) => {
+  const app = document.querySelector('[data-testid=stApp]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if ((window.__stRuns || 0) > n) return true;
+  return (window.__wsIn || 0) > m && performance.now() - window.__wsLast > quiet;
+}"""
 
 CONTENT_HEIGHT = """
 (() => {
@@ -67,22 +93,28 @@ class BrowserSession:
         page.add_init_script(COUNT_RUNS)
 
     # waiting -----------------------------------------------------------------------------------
-    def runs(self) -> int:
-        return int(self.page.evaluate("window.__stRuns || 0"))
+    def runs(self) -> tuple[int, int]:
+        """(script runs seen, WebSocket messages received) so far."""
+        counts = self.page.evaluate("[window.__stRuns || 0, window.__wsIn || 0]")
+        return int(counts[0]), int(counts[1])
 
-    def wait_idle(self, after: int | None = None) -> None:
-        """Idle now; with ``after``, idle after at least one run newer than that count."""
+    def wait_idle(self, after: tuple[int, int] | None = None) -> None:
+        """Idle now; with ``after`` (a :meth:`runs` reading), idle after a run newer than that."""
         if after is None:
             self.page.wait_for_selector(IDLE, state="attached")
             return
-        self.page.wait_for_function(
-            """(n) => {
-                const app = document.querySelector('[data-testid=stApp]');
-                return (window.__stRuns || 0) > n && app
-                    && app.getAttribute('data-test-script-state') === 'notRunning';
-            }""",
-            arg=after,
-        )
+        try:
+            self.page.wait_for_function(RUN_DONE, arg=[after[0], after[1], QUIET_MS])
+        except PlaywrightTimeoutError as exc:
+            state = self.page.evaluate(
+                """() => [window.__stRuns || 0, window.__wsIn || 0,
+                          document.querySelector('[data-testid=stApp]')
+                              ?.getAttribute('data-test-script-state') ?? null]"""
+            )
+            raise AssertionError(
+                f"no finished rerun after the action: before (runs, ws messages) = {after}, now "
+                f"{state[:2]}, script state {state[2]!r}, url {self.page.url}"
+            ) from exc
 
     def act(self, action: Callable[[], Any]) -> None:
         """Do something that reruns the script, then wait until that rerun has finished.
