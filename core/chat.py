@@ -11,7 +11,7 @@
    **committed before any provider is called**: nothing a user typed is ever lost. On PostgreSQL
    steps 2 (quotas) and 3 are one statement — context, quota figures, the INSERT only when the
    conversation is the user's and no quota is reached, and the title — run as raw psycopg through
-   ``core.db.pg_user_transaction`` (same identity switch and row-level security as every session);
+   ``core.db.pg_user_batch`` (same identity switch and row-level security as every session);
    elsewhere (SQLite) the same as SQLAlchemy Core statements;
 4. the prompt is assembled (``core.assembler``) from the user's profile and active vibe (memoised:
    the assembler is pure, so a user's next turns reuse the byte-identical prompt);
@@ -50,7 +50,7 @@ from sqlmodel import col
 from core.assembler import AssembledPrompt, assemble_prompt, run_record
 from core.atoms import AtomLibrary, app_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
-from core.db import NotFound, get_engine, pg_user_transaction, system_session, user_connection
+from core.db import NotFound, Statement, get_engine, pg_user_batch, system_session, user_connection
 from core.limits import LimitExceeded, QuotaPeriods, consume_chat_turn, quota_periods, quota_refusal, quota_usage
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
@@ -195,10 +195,11 @@ _FINISH_RUN = _RUNS.update().where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.us
 
 # PostgreSQL: the same in one statement (psycopg, no SQLAlchemy on this path): the context row with
 # the quota figures (as core.limits reads them) and whether it has an answered run, the INSERT only
-# when the conversation is the user's and no quota is reached, and the title; "inserted" says whether
-# the run was stored. The history (when there is any) follows in the same transaction: at most two
-# statements and a commit instead of seven, and no SQLAlchemy statement machinery, which on this path
-# cost more than the database's own work.
+# when the conversation is the user's and no quota is reached, and the title; "stored" says whether
+# the run is stored. It goes out with the history query in one round trip (core.db.pg_user_batch):
+# the history of a conversation without answered runs is empty, so asking for it costs little. The
+# batch may be sent twice (a connection found dead), so the INSERT is idempotent: a run with this id
+# stored by the first try counts as stored (the statement's snapshot does not see its own INSERT).
 _PG_ACCEPT = """
 WITH ctx AS (
     SELECT c.agent, c.title, p.role, p.stack, p.vertical,
@@ -222,6 +223,7 @@ WITH ctx AS (
     FROM ctx
     WHERE ctx.tokens_today < coalesce(ctx.quota_tokens, %(tokens_default)s)
       AND ctx.cost_month < coalesce(ctx.quota_cost, %(cost_default)s)
+    ON CONFLICT (id) DO NOTHING
     RETURNING 1
 ), titled AS (
     UPDATE conversations SET title = %(title)s
@@ -229,7 +231,9 @@ WITH ctx AS (
       AND NOT (SELECT answered FROM ctx)
     RETURNING 1
 )
-SELECT ctx.*, EXISTS (SELECT 1 FROM ins) AS inserted FROM ctx
+SELECT ctx.*, EXISTS (SELECT 1 FROM ins)
+              OR EXISTS (SELECT 1 FROM agent_runs r WHERE r.id = %(id)s AND r.user_id = %(uid)s) AS stored
+FROM ctx
 """
 _PG_HISTORY = """
 SELECT user_message, output FROM agent_runs
@@ -287,18 +291,19 @@ def _accept_pg(new: _NewRun, periods: QuotaPeriods, turns: int, engine: Engine) 
         "message": new.message, "request_id": new.request_id, "title": title_from_message(new.message),
         "default_title": DEFAULT_TITLE, "n": turns, **periods.params,
     }
-    with pg_user_transaction(new.user_id, engine=engine) as pg:
-        row = pg.execute(_PG_ACCEPT, params).fetchone()
-        if row is None:
-            raise NotFound("conversation not found")
-        *_, answered, inserted = row
-        if not inserted:  # the conversation is the user's, so a quota held the INSERT back
-            refusal = quota_refusal(periods.usage(*row[11:15]), periods.now)
-            if refusal is None:  # pragma: no cover - the SQL and core.limits compare the same figures
-                raise RuntimeError("the database refused the turn but no quota is reached")
-            raise refusal
-        # a conversation without an answered run has no history to send: no second statement
-        history = pg.execute(_PG_HISTORY, params).fetchall() if turns and answered else []
+    statements: list[Statement] = [(_PG_ACCEPT, params)]
+    if turns:
+        statements.append((_PG_HISTORY, params))
+    rows, *more = pg_user_batch(new.user_id, statements, engine=engine)
+    if not rows:
+        raise NotFound("conversation not found")
+    row = rows[0]
+    if not row[-1]:  # the conversation is the user's, so a quota held the INSERT back
+        refusal = quota_refusal(periods.usage(*row[11:15]), periods.now)
+        if refusal is None:  # pragma: no cover - the SQL and core.limits compare the same figures
+            raise RuntimeError("the database refused the turn but no quota is reached")
+        raise refusal
+    history = more[0] if more else []
     return _context(row, history)
 
 
@@ -523,8 +528,8 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
     for attempt in range(FINISH_RETRIES):
         try:
             if engine.dialect.name == "postgresql":
-                with pg_user_transaction(user_id, engine=engine) as pg:
-                    pg.execute(_PG_FINISH, {**values, "atom_versions": None if atoms is None else Jsonb(atoms)})
+                finish = {**values, "atom_versions": None if atoms is None else Jsonb(atoms)}
+                pg_user_batch(user_id, [(_PG_FINISH, finish)], engine=engine)  # idempotent: may be sent twice
             else:
                 with user_connection(user_id, engine=engine) as conn:
                     conn.execute(_FINISH_RUN, values)

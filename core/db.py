@@ -3,8 +3,9 @@
 ``user_session(user_id)`` is how app code reads or writes a user's rows. On PostgreSQL it opens a
 transaction, switches to the NOLOGIN role ``advisor_app`` and sets ``app.user_id``, both
 transaction-local, so row-level security applies and a pooled connection never keeps an identity.
-``user_connection(user_id)`` (a Core connection) and ``pg_user_transaction(user_id)`` (the psycopg
-connection itself) do the same without the ORM, for the chat turn's hot path.
+``user_connection(user_id)`` (a Core connection) does the same without the ORM, and
+``pg_user_batch(user_id, statements)`` sends a few raw psycopg statements as that user in one round
+trip and one transaction: the chat turn's two writes.
 ``system_session()`` is for what has no user yet (sign-in lookups, sign-up) and for maintenance.
 """
 
@@ -14,13 +15,15 @@ import fcntl
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -33,6 +36,8 @@ SYSTEM_ROLE = "advisor_system"
 _SET_ROLE = text("SELECT set_config('role', :role, true)")
 # One round trip: the transaction-local role switch and the user id (set_config(..., true) is SET LOCAL).
 _PG_SET_IDENTITY = "SELECT set_config('role', %s, true), set_config('app.user_id', %s, true)"
+# Off only while pg_user_batch checks a connection out: its own statements are its liveness check.
+_PRE_PING: ContextVar[bool] = ContextVar("advisor_pre_ping", default=True)
 # Arbitrary constant: the advisory lock that serialises `alembic upgrade` across app processes.
 MIGRATION_LOCK_ID = 7_362_001
 
@@ -54,15 +59,32 @@ _engines_lock = threading.Lock()
 
 
 def _make_engine(url: str, pool_size: int) -> Engine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs.update(pool_pre_ping=True, connect_args={"check_same_thread": False, "timeout": 30})
     else:
+        # Pre-ping as SQLAlchemy's pool_pre_ping does (a dead connection found on checkout is
+        # replaced and the pool invalidated), but from a checkout listener, so that pg_user_batch can
+        # skip it: its own round trip finds a dead connection just as well.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
     engine = create_engine(url, **kwargs)
+    if not url.startswith("sqlite"):
+
+        @event.listens_for(engine, "checkout")
+        def _pre_ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+            if not _PRE_PING.get():
+                return
+            dialect = engine.dialect
+            try:
+                dialect.do_ping(dbapi_conn)
+            except dialect.loaded_dbapi.Error as exc:
+                if dialect.is_disconnect(exc, dbapi_conn, None):
+                    raise sa_exc.InvalidatePoolError() from exc
+                raise
+
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -144,32 +166,68 @@ def user_connection(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iter
         yield conn
 
 
-@contextmanager
-def pg_user_transaction(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iterator[psycopg.Connection[Any]]:
-    """PostgreSQL only: the pooled psycopg connection itself, in a transaction acting as ``user_id``.
+Statement = tuple[str, Mapping[str, Any]]
 
-    The chat turn's two writes go through this: raw psycopg statements skip SQLAlchemy's per-statement
-    work, which on this path costs more than the database does. Same identity switch as
-    ``user_session`` (role + ``app.user_id``, transaction-local), commit on success, rollback on
-    error; a connection that failed is invalidated so the pool replaces it. Yields a
-    ``psycopg.Connection``; raises ``psycopg.Error`` subclasses.
+
+def pg_user_batch(
+    user_id: uuid.UUID, statements: Sequence[Statement], *, engine: Engine | None = None
+) -> list[list[tuple[Any, ...]]]:
+    """PostgreSQL only: run raw psycopg ``statements`` as ``user_id`` in one round trip and one
+    transaction; return each statement's rows (``[]`` for one that returns none).
+
+    The chat turn's two writes go through this. The identity switch (role + ``app.user_id``,
+    transaction-local: RLS on, nothing left on the pooled connection) and the statements go out
+    as one pipeline ending in a single Sync, so they run in one implicit transaction: all of it
+    commits, or an error rolls all of it back and is raised (a ``psycopg.Error``).
+
+    No pre-ping round trip: this batch is the liveness check. A connection found dead is replaced
+    and the batch sent once more on a pre-pinged one (which also invalidates a stale pool), so
+    **the statements must be safe to run twice** -- the first try may have committed just before
+    the connection died.
     """
     if not isinstance(user_id, uuid.UUID):
-        raise TypeError("pg_user_transaction needs a uuid.UUID")
+        raise TypeError("pg_user_batch needs a uuid.UUID")
     engine = engine or get_engine()
     if engine.dialect.name != "postgresql":
-        raise ValueError("pg_user_transaction is for PostgreSQL")
-    with engine.connect() as sa_conn:
-        pg = sa_conn.connection.driver_connection
-        if not isinstance(pg, psycopg.Connection):
-            raise TypeError("the PostgreSQL driver is not psycopg 3")
+        raise ValueError("pg_user_batch is for PostgreSQL")
+    for attempt in (1, 2):
+        token = _PRE_PING.set(attempt == 2)
         try:
-            with pg.transaction():
-                pg.execute(_PG_SET_IDENTITY, (APP_ROLE, str(user_id)))
-                yield pg
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            sa_conn.invalidate()
-            raise
+            sa_conn = engine.connect()
+        finally:
+            _PRE_PING.reset(token)
+        with sa_conn:
+            pg = sa_conn.connection.driver_connection
+            if not isinstance(pg, psycopg.Connection):
+                raise TypeError("the PostgreSQL driver is not psycopg 3")
+            try:
+                return _run_batch(pg, user_id, statements)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                if not pg.broken and not pg.closed:
+                    raise  # an error of the statements (e.g. cancelled), not of the connection
+                sa_conn.invalidate()
+                if attempt == 2:
+                    raise
+                log.warning("pooled PostgreSQL connection found dead; sending the batch again")
+    raise AssertionError("unreachable")
+
+
+def _run_batch(
+    pg: psycopg.Connection[Any], user_id: uuid.UUID, statements: Sequence[Statement]
+) -> list[list[tuple[Any, ...]]]:
+    # Autocommit + pipeline: no BEGIN/COMMIT round trips; the Sync sent when the pipeline block
+    # ends commits the implicit transaction the statements ran in (or rolls it back on an error).
+    if pg.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        pg.rollback()  # the pre-ping of a second try leaves its SELECT 1 transaction open
+    pg.autocommit = True
+    try:
+        with pg.pipeline():
+            pg.execute(_PG_SET_IDENTITY, (APP_ROLE, str(user_id)))
+            cursors = [pg.execute(sql, params) for sql, params in statements]  # type: ignore[call-overload]
+        return [cur.fetchall() if cur.description is not None else [] for cur in cursors]
+    finally:
+        if not pg.broken and not pg.closed:
+            pg.autocommit = False
 
 
 @contextmanager

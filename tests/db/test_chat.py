@@ -322,6 +322,25 @@ def test_title_comes_from_the_first_message_only(chat_env: ChatEnv):
                             conversation_id=chat_env.conversation_id).title == "What about Kafka?"
 
 
+def test_accepting_statement_can_be_sent_twice(chat_env: ChatEnv):
+    """PostgreSQL's accepting batch is sent again when its connection is found dead, and the first
+    try may have committed before it died: the same run then counts as stored, once, titled once."""
+    from core.chat import _accept, _NewRun
+    from models.types import utcnow
+
+    _turn(chat_env, "An earlier question")  # answered: the history is part of the batch
+    new = _NewRun(id=uuid.uuid4(), user_id=chat_env.user_id, conversation_id=chat_env.conversation_id,
+                  message="Sent twice", request_id="req-twice", created_at=utcnow())
+    first = _accept(new, 20)
+    second = _accept(new, 20)
+    assert first == second and [m.role for m in first.history] == ["user", "assistant"]
+    assert first.history[0].content == "An earlier question"
+    runs = _runs(chat_env.user_id)
+    assert sorted(r.user_message for r in runs) == ["An earlier question", "Sent twice"]
+    assert get_conversation(user_id=chat_env.user_id,
+                            conversation_id=chat_env.conversation_id).title == "An earlier question"
+
+
 @BOTH_DATABASES
 def test_interrupted_answer_keeps_the_input_tokens_it_was_billed_for(chat_env: ChatEnv, set_env):
     """Anthropic reports the input counts when the stream starts: a cut answer records them (and the

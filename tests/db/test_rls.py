@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core import db as core_db
-from core.db import pg_user_transaction, system_session, user_connection, user_session
+from core.db import pg_user_batch, system_session, user_connection, user_session
 from models import AgentRun, Conversation, User, UserProfile, VibeConfig
+from tests.conftest import PG_ADMIN_DSN
 from tests.factories import fill_user, make_user
 
 OWNED = {"users": "id", "user_profiles": "user_id", "vibe_configs": "user_id",
@@ -157,24 +159,94 @@ def test_user_session_requires_uuid(pg_url, opener):
         pass
 
 
-def test_pg_user_transaction_sees_own_rows_and_leaves_no_identity(pg_url):
-    """The chat turn's raw psycopg path: same identity switch, same RLS, nothing left behind."""
+def test_pg_user_batch_sees_own_rows_and_leaves_no_identity(pg_url):
+    """The chat turn's raw psycopg path: same identity switch, same RLS, one transaction, nothing left."""
     users = [make_user() for _ in range(3)]
     for u in users:
         fill_user(u, runs=1)
     engine = core_db.engine_for(pg_url, pool_size=1)
     for i in range(30):
         u = users[i % 3]
-        with pg_user_transaction(u, engine=engine) as pg:
-            assert {r[0] for r in pg.execute("SELECT user_id FROM agent_runs").fetchall()} == {u}
-            assert pg.execute("SELECT current_user").fetchone() == ("advisor_app",)
+        runs, me, xacts = pg_user_batch(u, [
+            ("SELECT user_id FROM agent_runs", {}),
+            ("SELECT current_user, current_setting('app.user_id')", {}),
+            ("SELECT count(DISTINCT txid) FROM (VALUES (txid_current()), (txid_current())) t(txid)", {}),
+        ], engine=engine)
+        assert {r[0] for r in runs} == {u}
+        assert me == [("advisor_app", str(u))]
+        assert xacts == [(1,)]
         with engine.connect() as conn:
             assert conn.execute(text("SELECT current_user")).scalar_one() != "advisor_app"
             assert conn.execute(text("SELECT current_setting('app.user_id', true)")).scalar() in (None, "")
-    with pytest.raises(RuntimeError), pg_user_transaction(users[0], engine=engine) as pg:
-        pg.execute("UPDATE conversations SET title = 'rolled back'")
-        raise RuntimeError("boom")
+    # one transaction: an error in a later statement rolls back an earlier one
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        pg_user_batch(users[0], [("UPDATE conversations SET title = 'rolled back'", {}),
+                                 ("SELECT 1 / 0", {})], engine=engine)
     with user_session(users[0], engine=engine) as s:
         assert s.execute(text("SELECT title FROM conversations")).scalar_one() != "rolled back"
-    with pytest.raises(TypeError), pg_user_transaction("not-a-uuid"):  # type: ignore[arg-type]
-        pass
+    # and the connection is fine afterwards
+    assert pg_user_batch(users[0], [("SELECT 1", {})], engine=engine) == [[(1,)]]
+    # a statement that returns no rows gives an empty list; RLS still refuses other users' rows
+    assert pg_user_batch(users[0], [("UPDATE conversations SET title = 'x' WHERE user_id = %(u)s",
+                                     {"u": users[1]})], engine=engine) == [[]]
+    with user_session(users[1], engine=engine) as s:
+        assert s.execute(text("SELECT title FROM conversations")).scalar_one() != "x"
+    with pytest.raises(TypeError):
+        pg_user_batch("not-a-uuid", [], engine=engine)  # type: ignore[arg-type]
+
+
+def _terminate(pid: int) -> None:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+
+
+def _count_pings(engine: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    pings: list[int] = []
+    real = engine.dialect.do_ping
+
+    def counting(dbapi_conn: Any) -> bool:
+        pings.append(1)
+        return bool(real(dbapi_conn))
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting)
+    return pings
+
+
+def _pid(u: uuid.UUID, engine: Any) -> int:
+    rows = pg_user_batch(u, [("SELECT pg_backend_pid()", {})], engine=engine)[0]
+    return int(rows[0][0])
+
+
+def test_pg_user_batch_replaces_a_dead_pooled_connection(pg_url, monkeypatch):
+    """No pre-ping round trip on this path: the batch itself finds a dead connection, which is
+    replaced, and the batch is sent once more (pinged); the SQLAlchemy paths still ping on checkout."""
+    u = make_user()
+    engine = core_db.engine_for(pg_url, pool_size=1)
+    pings = _count_pings(engine, monkeypatch)
+    pid = _pid(u, engine)
+    assert _pid(u, engine) == pid and len(pings) == 0  # a live connection: no ping
+    _terminate(pid)
+    pid2 = _pid(u, engine)
+    assert pid2 != pid and len(pings) == 1  # found dead, replaced; the second try was pinged
+    with user_session(u, engine=engine) as s:
+        s.execute(text("SELECT 1"))
+    assert len(pings) == 2  # user_session pings on checkout
+    _terminate(pid2)
+    with user_session(u, engine=engine) as s:  # the ping finds it and the pool reconnects
+        assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() not in (pid, pid2)
+
+
+def test_pg_user_batch_does_not_retry_a_statement_error(pg_url):
+    """Only a dead connection is sent the batch again: a cancelled statement is raised as it is,
+    the whole batch rolled back, and the connection kept."""
+    u = make_user()
+    fill_user(u, runs=1)
+    engine = core_db.engine_for(pg_url, pool_size=1)
+    pid = _pid(u, engine)
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        pg_user_batch(u, [("UPDATE conversations SET title = title || '+'", {}),
+                          ("SET LOCAL statement_timeout = 1", {}),
+                          ("SELECT pg_sleep(0.2)", {})], engine=engine)
+    assert _pid(u, engine) == pid  # not invalidated, not retried on another connection
+    with user_session(u, engine=engine) as s:
+        assert not s.execute(text("SELECT title FROM conversations")).scalar_one().endswith("+")
