@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     anthropic_model: str = "claude-sonnet-4-5"
     anthropic_max_tokens: int = Field(default=2048, ge=1, le=64_000)
+    anthropic_prompt_cache: bool = Field(
+        default=True,
+        description="Anthropic's automatic prompt caching (5-minute cache; priced by pricing.toml)",
+    )
     provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
     provider_first_token_timeout_s: float = Field(default=30.0, gt=0, le=600)
     provider_total_timeout_s: float = Field(default=180.0, gt=0, le=3600)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 import anthropic
 import httpx2
 import pydantic
-from anthropic.types import MessageParam
+from anthropic.types import CacheControlEphemeralParam, MessageParam
 
 from core.providers.base import (
     ChatMessage,
@@ -52,12 +52,20 @@ class AnthropicProvider(SDKProvider):
         api_key: str | None = None,
         base_url: str | None = None,
         max_tokens: int = 2048,
+        prompt_cache: bool = True,
         timeouts: ProviderTimeouts | None = None,
         max_retries: int = 0,
         name: str = "anthropic",
     ) -> None:
         super().__init__(name=name, model=model, api_key=api_key, base_url=base_url, timeouts=timeouts)
         self._max_tokens = max_tokens
+        # Automatic prompt caching: the API puts the cache breakpoint on the last cacheable block and
+        # moves it as the conversation grows, so a turn re-reads the system prompt and the history it
+        # shares with the previous turn at the cache-read price. The 5-minute cache only: pricing.toml
+        # prices its writes (a 1-hour write costs more). Too short a prompt is simply not cached.
+        self._cache_control: CacheControlEphemeralParam | anthropic.Omit = (
+            {"type": "ephemeral", "ttl": "5m"} if prompt_cache else anthropic.omit
+        )
         self._client = anthropic.Anthropic(
             api_key=self._api_key,
             base_url=base_url,
@@ -87,6 +95,7 @@ class AnthropicProvider(SDKProvider):
                 messages=payload,
                 stream=True,
                 system=system if system else anthropic.omit,
+                cache_control=self._cache_control,
                 extra_headers={"X-Client-Request-Id": request_id},
             ) as stream:
                 header_id = stream.response.headers.get("request-id")

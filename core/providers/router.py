@@ -325,6 +325,7 @@ def build_providers(settings: Settings) -> list[Provider]:
                     api_key=key,
                     base_url=settings.anthropic_base_url,
                     max_tokens=settings.anthropic_max_tokens,
+                    prompt_cache=settings.anthropic_prompt_cache,
                     timeouts=timeouts,
                     max_retries=settings.provider_max_retries,
                 )

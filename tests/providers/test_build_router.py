@@ -16,7 +16,8 @@ from tests.stubs.provider_server import Fault, ProviderStubServer
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch):
-    for var in ("PROVIDERS", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+    for var in ("PROVIDERS", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
+                "ANTHROPIC_PROMPT_CACHE"):
         monkeypatch.delenv(f"ADVISOR_{var}", raising=False)
     yield
     reset_router_cache()
@@ -57,6 +58,17 @@ def test_order_keys_and_models_come_from_settings(stub: ProviderStubServer):
 
     reset_router_cache()
     assert build_router(settings) is not router
+
+
+@pytest.mark.parametrize("env_value, expected", [(None, {"type": "ephemeral", "ttl": "5m"}), ("false", None)])
+def test_anthropic_prompt_cache_setting(stub: ProviderStubServer, monkeypatch: pytest.MonkeyPatch,
+                                        env_value: str | None, expected: dict[str, str] | None):
+    if env_value is not None:
+        monkeypatch.setenv("ADVISOR_ANTHROPIC_PROMPT_CACHE", env_value)
+    router = build_router(_settings(anthropic_base_url=stub.anthropic_base_url))
+    collect(router.stream(QUESTION, system=SYSTEM, request_id="r"))
+    [req] = stub.requests("anthropic")
+    assert req.body.get("cache_control") == expected
 
 
 def test_timeouts_come_from_settings(stub: ProviderStubServer):

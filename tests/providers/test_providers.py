@@ -70,6 +70,16 @@ def test_anthropic_request_uses_system_param_and_max_tokens(stub: ProviderStubSe
     assert ANTHROPIC_TEST_KEY in (req.headers.get("x-api-key"), req.headers.get("authorization", "")[7:])
 
 
+def test_anthropic_request_turns_on_automatic_prompt_caching(stub: ProviderStubServer, make_provider):
+    """The 5-minute cache (the write price pricing.toml holds); the API places the breakpoint."""
+    collect(make_provider("anthropic").stream(QUESTION, system=SYSTEM, request_id="r1"))
+    collect(make_provider("anthropic", prompt_cache=False).stream(QUESTION, system=SYSTEM, request_id="r2"))
+    cached, plain = stub.requests("anthropic")
+    assert cached.body["cache_control"] == {"type": "ephemeral", "ttl": "5m"}
+    assert "cache_control" not in plain.body
+    assert cached.body["system"] == plain.body["system"] == SYSTEM  # the prompt itself is unchanged
+
+
 def test_base_url_without_key_uses_a_placeholder(stub: ProviderStubServer, make_provider):
     got = collect(
         make_provider("openai", api_key=None, model="llama3.1").stream(QUESTION, system="", request_id="r")
