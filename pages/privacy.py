@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.privacy import delete_user, export_file_name, export_user_data
+from ui.auth_view import SIGNED_OUT_NOTICE_KEY, AccountDeletedNotice
 from ui.frame import page
 
 EXPORT_KEY = "privacy_export"  # (user id, file name, zip bytes) of the last prepared export
@@ -70,8 +71,8 @@ with page("privacy") as user:
         else:
             receipt = delete_user(user_id=user.id)
             st.cache_data.clear()  # cached per-user queries of this user
-            st.session_state.clear()  # signed out: the next run shows the sign-in view
-            st.success(f"Your account was deleted: {receipt.total_rows:,} rows removed. You are signed out.")
-            st.table({"table": list(receipt.row_counts), "rows deleted": list(receipt.row_counts.values())})
-            st.caption(f"Deletion record {receipt.record_id} (holds no personal data).")
-            st.button("Continue to sign in")  # any rerun now shows the sign-in view
+            st.session_state.clear()  # signed out
+            st.session_state[SIGNED_OUT_NOTICE_KEY] = AccountDeletedNotice(
+                total_rows=receipt.total_rows, row_counts=dict(receipt.row_counts), record_id=str(receipt.record_id)
+            )
+            st.rerun()  # the gate shows the sign-in view (no sidebar, no pages) with the notice

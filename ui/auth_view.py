@@ -9,6 +9,7 @@ Signing out clears the whole session state (and, in OIDC mode, the identity cook
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import streamlit as st
 from pydantic import ValidationError
@@ -22,8 +23,24 @@ from ui.frame import SignedInUser, guarded, set_signed_in_user, signed_in_user
 SIGNIN_KEY = "advisor_signin_key"
 OIDC_IDENTITY_KEY = "advisor_oidc_identity"
 AUTH_ERROR_KEY = "advisor_auth_error"
+SIGNED_OUT_NOTICE_KEY = "advisor_signed_out_notice"
 
-__all__ = ["render_account_box", "render_sign_in", "resolve_user"]
+__all__ = ["AccountDeletedNotice", "render_account_box", "render_sign_in", "resolve_user"]
+
+
+@dataclass(frozen=True)
+class AccountDeletedNotice:
+    """Shown once by the sign-in view after an account deletion signed its owner out."""
+
+    total_rows: int
+    row_counts: dict[str, int]
+    record_id: str
+
+    def show(self) -> None:
+        st.success(f"Your account was deleted: {self.total_rows:,} rows removed. You are signed out.",
+                   icon=":material/check_circle:")
+        st.table({"table": list(self.row_counts), "rows deleted": list(self.row_counts.values())})
+        st.caption(f"Deletion record {self.record_id} (holds no personal data).")
 
 
 def _signed_in(user: auth.AuthUser) -> SignedInUser:
@@ -185,6 +202,9 @@ def render_sign_in() -> None:
     with guarded("sign-in"):
         st.title("Advisor")
         st.caption("An advisor for engineering leaders that knows your role, stack and style.")
+        notice = st.session_state.pop(SIGNED_OUT_NOTICE_KEY, None)
+        if isinstance(notice, AccountDeletedNotice):
+            notice.show()
         if get_settings().auth_mode == "oidc":
             _oidc_view()
             return

@@ -166,12 +166,12 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
     confirm = s.main.get_by_label(f"To confirm, type your email address ({email})")
     confirm.fill(email)
     s.click_button("Delete my account permanently")
-    expect(s.main.get_by_text("Your account was deleted")).to_be_visible()
-    s.shot("privacy-deleted")
-    s.click_button("Continue to sign in")
-    s.expect_sign_in_view()
+    s.expect_sign_in_view()  # signed out at once: no sidebar navigation, no account box
     expect(page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
-    s.shot("signed-out")
+    expect(s.main.get_by_text("Your account was deleted")).to_be_visible()
+    expect(s.main.locator("[data-testid=stTable]")).to_contain_text("agent_runs")
+    expect(page.get_by_text(email)).to_have_count(0)
+    s.shot("signed-out-after-delete")
 
     # the account is gone: signing in with it fails with the generic message
     form = page.locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Sign in"))
