@@ -66,16 +66,20 @@ def _make_engine(url: str, pool_size: int) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         kwargs.update(pool_pre_ping=True, connect_args={"check_same_thread": False, "timeout": 30})
     else:
-        # Pre-ping as SQLAlchemy's pool_pre_ping does (a dead connection found on checkout is
-        # replaced and the pool invalidated), but from a checkout listener, so that pg_user_batch can
-        # skip it: its own round trip finds a dead connection just as well.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
     engine = create_engine(url, **kwargs)
     if not url.startswith("sqlite"):
+        # Pre-ping as SQLAlchemy's pool_pre_ping does (not a connection just made; a dead one found on
+        # checkout is replaced and the pool invalidated), but from a checkout listener, so that
+        # pg_user_batch can skip it: its own round trip finds a dead connection just as well.
+        @event.listens_for(engine, "connect")
+        def _mark_fresh(_dbapi_conn: Any, record: Any) -> None:
+            record.info["advisor_fresh"] = True
 
         @event.listens_for(engine, "checkout")
-        def _pre_ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-            if not _PRE_PING.get():
+        def _pre_ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            fresh = record.info.pop("advisor_fresh", False)
+            if fresh or not _PRE_PING.get():
                 return
             dialect = engine.dialect
             try:
