@@ -38,8 +38,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 from sqlalchemy import Table, Uuid, bindparam, update
 from sqlalchemy import text as sql_text
@@ -50,7 +48,15 @@ from sqlmodel import col
 from core.assembler import AssembledPrompt, assemble_prompt, run_record
 from core.atoms import AtomLibrary, app_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
-from core.db import NotFound, Statement, get_engine, pg_user_batch, system_session, user_connection
+from core.db import (
+    NotFound,
+    Statement,
+    get_engine,
+    is_database_error,
+    pg_user_batch,
+    system_session,
+    user_connection,
+)
 from core.limits import LimitExceeded, QuotaPeriods, consume_chat_turn, quota_periods, quota_refusal, quota_usage
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
@@ -245,7 +251,7 @@ UPDATE agent_runs SET status = %(status)s, output = %(output)s, provider = %(pro
     fallback_from = %(fallback_from)s, input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
     cached_input_tokens = %(cached_input_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
     cost_usd = %(cost_usd)s, ttft_ms = %(ttft_ms)s, latency_ms = %(latency_ms)s,
-    prompt_sha256 = %(prompt_sha256)s, atom_versions = %(atom_versions)s, error_code = %(error_code)s
+    prompt_sha256 = %(prompt_sha256)s, atom_versions = %(atom_versions)s::jsonb, error_code = %(error_code)s
 WHERE id = %(run_id)s AND user_id = %(owner_id)s
 """
 
@@ -528,13 +534,15 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
     for attempt in range(FINISH_RETRIES):
         try:
             if engine.dialect.name == "postgresql":
-                finish = {**values, "atom_versions": None if atoms is None else Jsonb(atoms)}
+                finish = {**values, "atom_versions": None if atoms is None else json.dumps(atoms)}
                 pg_user_batch(user_id, [(_PG_FINISH, finish)], engine=engine)  # idempotent: may be sent twice
             else:
                 with user_connection(user_id, engine=engine) as conn:
                     conn.execute(_FINISH_RUN, values)
             return
-        except (OperationalError, DBAPIError, psycopg.Error) as exc:
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
             if attempt == FINISH_RETRIES - 1:
                 log.error("could not record the end of run %s (%s); the recovery sweep will close it",
                           result.run_id, type(exc).__name__)

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from core.settings import ROOT, Settings, get_settings
+
+if TYPE_CHECKING:  # imported where used: a SQLite-only process never loads the PostgreSQL driver
+    import psycopg
 
 log = logging.getLogger("advisor.db")
 
@@ -173,6 +176,15 @@ def user_connection(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iter
 Statement = tuple[str, Mapping[str, Any]]
 
 
+def is_database_error(exc: BaseException) -> bool:
+    """An error of the database or the connection: SQLAlchemy's ``DBAPIError``, or a ``psycopg.Error``
+    raised by ``pg_user_batch`` (checked without importing psycopg where it was never loaded)."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return True
+    psycopg_module = sys.modules.get("psycopg")
+    return psycopg_module is not None and isinstance(exc, psycopg_module.Error)
+
+
 def pg_user_batch(
     user_id: uuid.UUID, statements: Sequence[Statement], *, engine: Engine | None = None
 ) -> list[list[tuple[Any, ...]]]:
@@ -189,6 +201,8 @@ def pg_user_batch(
     **the statements must be safe to run twice** -- the first try may have committed just before
     the connection died.
     """
+    import psycopg
+
     if not isinstance(user_id, uuid.UUID):
         raise TypeError("pg_user_batch needs a uuid.UUID")
     engine = engine or get_engine()
@@ -221,7 +235,9 @@ def _run_batch(
 ) -> list[list[tuple[Any, ...]]]:
     # Autocommit + pipeline: no BEGIN/COMMIT round trips; the Sync sent when the pipeline block
     # ends commits the implicit transaction the statements ran in (or rolls it back on an error).
-    if pg.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    from psycopg.pq import TransactionStatus
+
+    if pg.info.transaction_status != TransactionStatus.IDLE:
         pg.rollback()  # the pre-ping of a second try leaves its SELECT 1 transaction open
     pg.autocommit = True
     try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import timedelta
@@ -363,3 +366,30 @@ def test_interrupted_answer_keeps_the_input_tokens_it_was_billed_for(chat_env: C
     assert (run.input_tokens, run.cached_input_tokens, run.cache_write_tokens) == (900, 100, 0)
     assert run.output_tokens is None and run.cost_usd is None
     assert usage_summary(user_id=chat_env.user_id).tokens_today == 1000
+
+
+SQLITE_ONLY_PROCESS = """
+import sys
+from core.db import migrate
+from core.chat import run_turn
+from core.conversations import create_conversation
+from models.schemas import ConversationIn
+from tests.factories import make_user
+migrate()
+user = make_user()
+conv = create_conversation(user_id=user, data=ConversationIn(agent="general")).id
+turn = run_turn(user_id=user, conversation_id=conv, text="Hello?")
+assert "".join(turn) and turn.result.status == "ok", turn.result
+print(sorted(m for m in sys.modules if m == "psycopg" or m.startswith("psycopg.")))
+"""
+
+
+def test_a_sqlite_process_never_loads_the_postgresql_driver(tmp_path):
+    """``make run`` on SQLite: a whole turn (demo provider) without importing psycopg."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
+    env.update(ADVISOR_DATABASE_URL=f"sqlite:///{tmp_path / 'advisor.db'}", ADVISOR_PROVIDERS="demo",
+               ADVISOR_DEMO_DELAY_MS="0", ADVISOR_GUARD="off")
+    out = subprocess.run([sys.executable, "-c", SQLITE_ONLY_PROCESS], env=env, capture_output=True, text=True,
+                         timeout=120, check=False, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
