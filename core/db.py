@@ -235,11 +235,7 @@ def _run_batch(
 ) -> list[list[tuple[Any, ...]]]:
     # Autocommit + pipeline: no BEGIN/COMMIT round trips; the Sync sent when the pipeline block
     # ends commits the implicit transaction the statements ran in (or rolls it back on an error).
-    from psycopg.pq import TransactionStatus
-
-    if pg.info.transaction_status != TransactionStatus.IDLE:
-        pg.rollback()  # the pre-ping of a second try leaves its SELECT 1 transaction open
-    pg.autocommit = True
+    pg.autocommit = True  # the pool hands out idle connections (its pre-ping runs in autocommit too)
     try:
         with pg.pipeline():
             pg.execute(_PG_SET_IDENTITY, (APP_ROLE, str(user_id)))

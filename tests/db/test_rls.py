@@ -236,6 +236,21 @@ def test_pg_user_batch_replaces_a_dead_pooled_connection(pg_url, monkeypatch):
         assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() not in (pid, pid2)
 
 
+def test_pg_user_batch_second_try_on_a_pinged_pooled_connection(pg_url, monkeypatch):
+    """The second try takes the next pooled connection, pre-pinged, and runs there."""
+    u = make_user()
+    engine = core_db.engine_for(pg_url, pool_size=2)
+    first, second = engine.connect(), engine.connect()
+    pid_a = first.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    pid_b = second.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    first.close()
+    second.close()  # the pool hands out A, then B
+    pings = _count_pings(engine, monkeypatch)
+    _terminate(pid_a)
+    assert _pid(u, engine) == pid_b and len(pings) == 1
+    assert _pid(u, engine) not in (pid_a, pid_b) and len(pings) == 1  # next: A's replacement, new, unpinged
+
+
 def test_pg_user_batch_does_not_retry_a_statement_error(pg_url):
     """Only a dead connection is sent the batch again: a cancelled statement is raised as it is,
     the whole batch rolled back, and the connection kept."""
