@@ -235,12 +235,18 @@ def _run_batch(
 ) -> list[list[tuple[Any, ...]]]:
     # Autocommit + pipeline: no BEGIN/COMMIT round trips; the Sync sent when the pipeline block
     # ends commits the implicit transaction the statements ran in (or rolls it back on an error).
+    from psycopg.pq import ExecStatus
+
     pg.autocommit = True  # the pool hands out idle connections (its pre-ping runs in autocommit too)
     try:
         with pg.pipeline():
             pg.execute(_PG_SET_IDENTITY, (APP_ROLE, str(user_id)))
             cursors = [pg.execute(sql, params) for sql, params in statements]  # type: ignore[call-overload]
-        return [cur.fetchall() if cur.description is not None else [] for cur in cursors]
+        # (the result status, not cursor.description, which would build a Column per column)
+        return [
+            cur.fetchall() if cur.pgresult is not None and cur.pgresult.status == ExecStatus.TUPLES_OK else []
+            for cur in cursors
+        ]
     finally:
         if not pg.broken and not pg.closed:
             pg.autocommit = False

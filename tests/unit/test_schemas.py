@@ -80,3 +80,40 @@ def test_good_values_are_normalised():
     assert p.role == "CTO" and p.stack == ["React", "Go"]
     assert SignUpIn(email="Ann@Example.COM", password="x").email == "ann@example.com"
     assert ChatIn(conversation_id=uuid.uuid4(), text="a\r\nb\tc").text == "a\nb\tc"
+
+
+def _reference_no_control(value: str, allow_newlines: bool) -> str | None:
+    """Position by position, as the check was first written: the first forbidden character, if any."""
+    import unicodedata
+
+    for ch in value:
+        if allow_newlines and ch in "\n\t":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in BIDI_CHARS:
+            return ch
+    return None
+
+
+BIDI_CHARS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None), max_size=80), st.booleans())
+def test_control_check_names_the_first_forbidden_character(value: str, allow_newlines: bool):
+    from models.schemas import _no_control
+
+    expected = _reference_no_control(value, allow_newlines)
+    if expected is None:
+        assert _no_control(value, allow_newlines=allow_newlines) == value
+    else:
+        with pytest.raises(ValueError, match=f"U\\+{ord(expected):04X}"):
+            _no_control(value, allow_newlines=allow_newlines)
+
+
+def test_control_check_reports_in_text_order():
+    from models.schemas import _no_control
+
+    for text in ("ok \x01 then \u202e", "ok \u202e then \x01", "\x7f" + "a" * 5000 + "\x01"):
+        first = next(ch for ch in text if ch in "\x01\x7f\u202e")
+        with pytest.raises(ValueError, match=f"U\\+{ord(first):04X}"):
+            _no_control(text, allow_newlines=True)
