@@ -100,3 +100,33 @@ def test_delete_needs_the_exact_email_then_signs_out(any_db_url, app):
     assert user.email not in str(shown)
     run_entry(at)
     assert not at.success and not at.table  # shown once
+
+
+def test_oidc_account_deletion_also_signs_out_of_the_identity(app, set_env):
+    """In OIDC mode the identity cookie would sign the same person straight back up (a new, empty
+    account) on the next run: deleting the account logs that identity out too."""
+    from sqlmodel import select
+
+    from core.db import system_session
+    from models import User
+    from tests.factories import random_email
+    from tests.ui.conftest import new_app_test
+
+    set_env(AUTH_MODE="oidc")
+    app(signed_in=False)  # migrates the database
+    email = random_email()
+    at = new_app_test()
+    at.user = {"is_logged_in": True, "email": email, "sub": "oidc-delete-1", "email_verified": True}
+    at.run()
+    user = at.session_state[SESSION_USER_KEY]
+    assert user.email == email
+    at.switch_page(PAGE).run()
+    at.text_input[0].input(email)
+    _button(at, "Delete my account permanently").click().run()
+    assert not at.exception
+    assert at.user.get("is_logged_in") is False
+    run_entry(at)
+    assert not at.exception and SESSION_USER_KEY not in at.session_state
+    assert [b.key for b in at.button] == ["oidc_login"]
+    with system_session() as s:
+        assert s.exec(select(User).where(User.email == email)).first() is None  # not signed up again
