@@ -49,6 +49,7 @@ with guarded("boot"):  # e.g. the database is unreachable: a reference id, never
 if not booted:
     st.stop()
 
+user = None  # an error while resolving the user (reported with a reference) leaves it signed out
 with guarded("gate"):
     user = resolve_user(settings)
 

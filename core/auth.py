@@ -201,20 +201,18 @@ def sign_up(data: SignUpIn, *, session_key: str | None = None) -> SignedUp:
     """Create a local account. Raises ``PasswordRuleError``, ``AuthError`` or ``LimitExceeded``.
 
     An address that is already registered gets the same neutral message as any refused sign-up
-    (never "this email exists"), and each refusal counts against the same per-email and
-    per-session attempt limit as failed sign-ins, so the form cannot be used to probe for
-    accounts at speed. (A sign-up that succeeds necessarily tells that the address was free.)
+    (never "this email exists"), and each attempt counts against the same per-email and
+    per-session attempt limit as sign-ins, so the form cannot be used to probe for accounts at
+    speed. (A sign-up that succeeds necessarily tells that the address was free.)
     """
     if session_key:
-        limits.check_signin_allowed(email=data.email, session_key=session_key)
+        limits.take_signin_attempt(email=data.email, session_key=session_key)
     password = data.password
     check_password_rules(password, email=data.email)
     password_hash = _hasher.hash(password)  # before the lookup: the same work either way
     try:
         return _create_user(email=data.email, password_hash=password_hash, provider="local", subject=None)
     except AuthError:
-        if session_key:
-            limits.record_signin_failure(email=data.email, session_key=session_key)
         log.info("sign-up refused email_ref=%s", _email_ref(data.email))
         raise
 
@@ -230,13 +228,12 @@ def sign_in(data: SignInIn, *, session_key: str) -> AuthUser:
     """Check email + password. Raises ``LimitExceeded`` when locked out, else ``AuthError``."""
     if not session_key:
         raise ValueError("session_key is required")
-    limits.check_signin_allowed(email=data.email, session_key=session_key)
+    limits.take_signin_attempt(email=data.email, session_key=session_key)  # counted before the check
     with system_session() as s:
         user = s.exec(select(User).where(User.email == data.email)).first()
     stored = user.password_hash if user is not None and user.auth_provider == "local" else None
     verified = _verify(stored, data.password)  # always runs (dummy hash when unknown): similar timing
     if user is None or not verified:
-        limits.record_signin_failure(email=data.email, session_key=session_key)
         log.info("sign-in failed email_ref=%s", _email_ref(data.email))
         raise AuthError(GENERIC_SIGNIN_ERROR)
     assert stored is not None
@@ -309,7 +306,10 @@ def _require_admin(session: Session, acting_user_id: uuid.UUID) -> None:
 
 def grant_admin(*, acting_user_id: uuid.UUID, target_email: str) -> AuthUser:
     """Make the user with ``target_email`` an admin. Raises ``NotAllowed`` / ``NotFound``."""
-    address = clean_line(target_email).lower()
+    try:
+        address = clean_line(target_email).lower()
+    except ValueError:
+        raise AuthError("That is not a valid email address.") from None
     with system_session() as s:
         _require_admin(s, acting_user_id)
         target = s.exec(select(User).where(User.email == address)).first()

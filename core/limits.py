@@ -50,7 +50,6 @@ __all__ = [
     "QuotaPeriods",
     "QuotaUsage",
     "UsageSummary",
-    "check_signin_allowed",
     "check_turn_allowed",
     "clear_signin_failures",
     "clear_user_limits",
@@ -59,8 +58,8 @@ __all__ = [
     "quota_periods",
     "quota_refusal",
     "quota_usage",
-    "record_signin_failure",
     "reset_limiter_cache",
+    "take_signin_attempt",
     "usage_summary",
 ]
 
@@ -216,13 +215,19 @@ def _retry(reset_epoch: float) -> tuple[datetime, int]:
 # ------------------------------------------------------------------------------------------------
 # sign-in attempts
 # ------------------------------------------------------------------------------------------------
-def check_signin_allowed(*, email: str, session_key: str) -> None:
-    """Raise ``LimitExceeded`` when this email or this session has used up its failed attempts."""
+def take_signin_attempt(*, email: str, session_key: str) -> None:
+    """Count one sign-in (or sign-up) attempt against this email and this browser session, before
+    the password is looked at; raise ``LimitExceeded`` when either has used up its attempts.
+
+    Counting first (the limiter's hit is atomic, in memory or in Redis) means parallel guesses
+    cannot all pass a check made before any of them was recorded. A successful sign-in then
+    clears the email's count (``clear_signin_failures``); the session's count stays.
+    """
     limiter = _limiter()
     item = _signin_item()
     for kind, value in (("email", email), ("session", session_key)):
         ident = _digest(value)
-        if not limiter.test(item, kind, ident):
+        if not limiter.hit(item, kind, ident):
             stats = limiter.get_window_stats(item, kind, ident)
             resets_at, retry = _retry(stats.reset_time)
             raise LimitExceeded(
@@ -233,13 +238,6 @@ def check_signin_allowed(*, email: str, session_key: str) -> None:
                 resets_at=resets_at,
                 retry_after_s=retry,
             )
-
-
-def record_signin_failure(*, email: str, session_key: str) -> None:
-    limiter = _limiter()
-    item = _signin_item()
-    limiter.hit(item, "email", _digest(email))
-    limiter.hit(item, "session", _digest(session_key))
 
 
 def clear_signin_failures(*, email: str) -> None:

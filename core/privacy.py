@@ -78,7 +78,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.expression import TableClause, column, table
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from core.db import NotFound, get_engine, user_session
+from core.db import APP_ROLE, SYSTEM_ROLE, NotFound, get_engine, user_session
 from core.settings import get_settings
 from models import DeletionRecord
 from models import metadata as model_metadata
@@ -952,6 +952,13 @@ def readme_text(catalogue: Iterable[OwnedTable]) -> str:
 # --------------------------------------------------------------------------------------------
 # deletion
 # --------------------------------------------------------------------------------------------
+class LastAdmin(Exception):
+    """The only admin cannot delete their account while other accounts exist (none could ever be
+    made admin again); nothing was deleted."""
+
+    message = "You are the only admin. Make another user an admin on the Admin page first; nothing was deleted."
+
+
 @dataclass(frozen=True)
 class DeletionReceipt:
     """What ``delete_user`` removed; holds no personal data (the hash is keyed and one-way)."""
@@ -991,6 +998,8 @@ def delete_user(
         email = conn.execute(select(root.clause.c.email).where(root.owned_by(user_id))).scalar_one_or_none()
         if email is None:
             raise NotFound("no such user")
+        if _sole_admin_among_others(conn, user_id):
+            raise LastAdmin(LastAdmin.message)
         counts: dict[str, int] = {}
         for t in reversed(catalogue):  # children first; users last
             n = conn.execute(t.clause.delete().where(t.owned_by(user_id))).rowcount
@@ -1021,6 +1030,28 @@ def delete_user(
         row_counts=counts,
         limits_cleared=limits_cleared,
     )
+
+
+_USERS = table("users", column("id", Uuid()), column("is_admin", Boolean()))
+
+
+def _sole_admin_among_others(conn: Connection, user_id: uuid.UUID) -> bool:
+    """Is ``user_id`` the only admin while other accounts exist? Reads every account, so on
+    PostgreSQL it looks as ``advisor_system`` for a moment (then back to ``advisor_app``), and it
+    locks the admin rows: two admins deleting themselves at once cannot both pass."""
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        conn.execute(select(func.set_config("role", SYSTEM_ROLE, True)))
+    try:
+        admins = select(_USERS.c.id).where(_USERS.c.is_admin.is_(True))
+        admin_ids = set(conn.execute(admins.with_for_update() if postgres else admins).scalars())
+        if admin_ids != {user_id}:
+            return False
+        others = conn.execute(select(func.count()).select_from(_USERS).where(_USERS.c.id != user_id)).scalar_one()
+        return int(others) > 0
+    finally:
+        if postgres:
+            conn.execute(select(func.set_config("role", APP_ROLE, True)))
 
 
 def _count(conn: Connection, t: OwnedTable, user_id: uuid.UUID) -> int:

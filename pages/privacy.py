@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.privacy import delete_user, export_file_name, export_user_data
+from core.privacy import LastAdmin, delete_user, export_file_name, export_user_data
 from core.settings import get_settings
 from ui.auth_view import SIGNED_OUT_NOTICE_KEY, AccountDeletedNotice
 from ui.frame import page
@@ -70,7 +70,11 @@ with page("privacy") as user:
         if typed.strip().casefold() != user.email.casefold():
             st.error("That is not the email address of this account. Nothing was deleted.")
         else:
-            receipt = delete_user(user_id=user.id)
+            try:
+                receipt = delete_user(user_id=user.id)
+            except LastAdmin as exc:
+                st.error(exc.message, icon=":material/admin_panel_settings:")
+                st.stop()
             st.cache_data.clear()  # cached per-user queries of this user
             st.session_state.clear()  # signed out
             if get_settings().auth_mode == "oidc":

@@ -89,10 +89,16 @@ def _resolve_oidc() -> SignedInUser | None:
     cached = signed_in_user()
     if cached is not None and st.session_state.get(OIDC_IDENTITY_KEY) == identity:
         fresh = auth.get_user(cached.id)
-        if fresh is not None:
-            current = _signed_in(fresh)
-            set_signed_in_user(current)
-            return current
+        if fresh is None:
+            # The account was deleted (in another tab, or by its owner elsewhere): sign this
+            # session out of the identity too, instead of signing the same person straight back
+            # up into a new, empty account.
+            st.session_state.clear()
+            st.logout()
+            return None
+        current = _signed_in(fresh)
+        set_signed_in_user(current)
+        return current
     set_signed_in_user(None)
     st.session_state.pop(OIDC_IDENTITY_KEY, None)
     try:

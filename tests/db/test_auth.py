@@ -280,6 +280,9 @@ def test_admin_actions_need_an_admin(any_db_url: str) -> None:
     assert granted.is_admin and _row(member_email).is_admin
     with pytest.raises(NotFound):
         auth.grant_admin(acting_user_id=admin, target_email=random_email())
+    # a pasted address with an invisible character: a clear message, not an unexpected error
+    with pytest.raises(auth.AuthError, match="not a valid email address"):
+        auth.grant_admin(acting_user_id=admin, target_email="\u200e" + member_email)
 
 
 def test_quota_override_set_and_clear(any_db_url: str) -> None:

@@ -110,14 +110,14 @@ def test_clear_user_limits_resets_the_counters(sqlite_url: str, set_env, storage
     user = make_user()
     email = random_email()
     check_turn_allowed(user_id=user)
-    limits.record_signin_failure(email=email, session_key="k")
+    limits.take_signin_attempt(email=email, session_key="k")
     with pytest.raises(LimitExceeded):
         check_turn_allowed(user_id=user)
     with pytest.raises(LimitExceeded):
-        limits.check_signin_allowed(email=email, session_key="other")
+        limits.take_signin_attempt(email=email, session_key="other")
     limits.clear_user_limits(user_id=user, email=email)
     check_turn_allowed(user_id=user)
-    limits.check_signin_allowed(email=email, session_key="other")
+    limits.take_signin_attempt(email=email, session_key="other2")
 
 
 def test_redis_keys_have_ttl_and_no_content(sqlite_url: str, set_env, redis_prefix: str) -> None:
@@ -126,7 +126,7 @@ def test_redis_keys_have_ttl_and_no_content(sqlite_url: str, set_env, redis_pref
     user = make_user()
     email = random_email()
     check_turn_allowed(user_id=user)
-    limits.record_signin_failure(email=email, session_key="session-key-abc")
+    limits.take_signin_attempt(email=email, session_key="session-key-abc")
     keys = _prefixed_keys(redis_prefix)
     assert len(keys) == 3  # chat turns, failed sign-ins by email, by session
     r = _redis()
@@ -376,3 +376,37 @@ def test_a_dropped_memory_storage_stops_its_sweeper() -> None:
     gc.collect()
     sweeper.join(timeout=2)
     assert not sweeper.is_alive()
+
+
+def test_parallel_wrong_passwords_cannot_pass_the_lockout(any_db_url: str, set_env, storage: str) -> None:
+    """Attempts are counted before the password is checked: 20 guesses at once from 20 sessions
+    against a limit of 3 get at most 3 password checks (counting after the check let all 20 through)."""
+    from core import auth
+    from models.schemas import SignInIn, SignUpIn
+
+    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_WINDOW_S="300")
+    reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
+    email = random_email()
+    auth.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def guess(i: int) -> None:
+        barrier.wait()
+        try:
+            auth.sign_in(SignInIn(email=email, password=f"wrong-guess-{i}"), session_key=f"s{i}")
+            outcome = "signed in"
+        except LimitExceeded:
+            outcome = "locked"
+        except auth.AuthError:
+            outcome = "checked"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("checked") == 3 and outcomes.count("locked") == 17, outcomes

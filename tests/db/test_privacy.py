@@ -87,7 +87,9 @@ def two_users(any_db_url: str) -> tuple[uuid.UUID, uuid.UUID]:
     seed_user(b, "bravomark")
     users = models.metadata.tables["users"]
     with system_session() as s:
-        s.execute(update(users).where(users.c.id == b).values(oidc_subject="sub-b", quota_tokens_per_day=77))
+        # b is an admin too: a (the first account, so an admin) is then not the only admin and may leave
+        s.execute(update(users).where(users.c.id == b).values(oidc_subject="sub-b", quota_tokens_per_day=77,
+                                                              is_admin=True))
         s.execute(update(users).where(users.c.id == a).values(quota_cost_per_month_usd=Decimal("12.5")))
     return a, b
 
@@ -423,11 +425,11 @@ def test_delete_clears_the_users_rate_limit_keys(two_users):
     email = db_rows("users", a)[0]["email"]
     limits.reset_limiter_cache()
     for i in range(get_settings().signin_attempts_per_window):
-        limits.record_signin_failure(email=email, session_key=f"k{i}")
+        limits.take_signin_attempt(email=email, session_key=f"k{i}")
     with pytest.raises(limits.LimitExceeded):
-        limits.check_signin_allowed(email=email, session_key="fresh")
+        limits.take_signin_attempt(email=email, session_key="fresh")
     delete_user(user_id=a)
-    limits.check_signin_allowed(email=email, session_key="fresh")
+    limits.take_signin_attempt(email=email, session_key="fresh")
     limits.reset_limiter_cache()
 
 
@@ -483,3 +485,25 @@ def test_profile_row_absent_exports_null(any_db_url):
     with user_session(a) as s:
         s.add(UserProfile(user_id=a, role="CTO"))
     assert json.loads(unzip(export_user_data(user_id=a))["profile.json"])["profile"]["role"] == "CTO"
+
+
+def test_the_only_admin_cannot_leave_others_without_an_admin(any_db_url: str):
+    """Deleting the only admin while other accounts exist is refused (nothing deleted): nobody could
+    ever be made admin again. With a second admin, or as the only account, it goes through."""
+    from core.privacy import LastAdmin
+
+    admin, member = make_user(is_admin=True), make_user()
+    before = counts_for(admin)
+    with pytest.raises(LastAdmin):
+        delete_user(user_id=admin)
+    assert counts_for(admin) == before  # nothing deleted
+    delete_user(user_id=member)  # a member may always leave
+    delete_user(user_id=admin)  # the only account left: nothing to keep an admin for
+    assert not rows_holding(admin)
+
+    first, second = make_user(is_admin=True), make_user(is_admin=True)
+    other = make_user()
+    delete_user(user_id=first)  # another admin remains
+    with pytest.raises(LastAdmin):
+        delete_user(user_id=second)
+    assert rows_holding(second) and rows_holding(other)

@@ -248,3 +248,37 @@ def test_oidc_unverified_or_logged_out_sees_only_sign_in(oidc) -> None:
         assert s.exec(select(User).where(User.email == email)).first() is None
     at = oidc({"is_logged_in": False})
     assert not _is_signed_in(at) and [b.key for b in at.button] == ["oidc_login"] and not at.text_input
+
+
+def test_an_error_in_the_gate_shows_a_reference_and_no_page(app, monkeypatch) -> None:
+    """The database fails while the gate looks the user up: a short message with a reference id,
+    nobody signed in for that run, and no second error from the entry script itself."""
+    at = app()
+    assert _is_signed_in(at)
+
+    def unavailable(_user_id: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(auth, "get_user", unavailable)
+    run_entry(at)
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error if "reference" in e.value], [e.value for e in at.error]
+    assert not at.sidebar.button and [t.value for t in at.title] == ["Advisor"]
+
+
+def test_oidc_account_deleted_elsewhere_is_not_signed_up_again(oidc) -> None:
+    """Two tabs of the same identity; the account is deleted from one: the other tab's next run
+    logs the identity out instead of creating a new, empty account for it."""
+    from core.privacy import delete_user
+
+    email = random_email()
+    identity = {"is_logged_in": True, "email": email, "sub": "oidc-two-tabs", "email_verified": True}
+    tab_b = oidc(identity)
+    assert _is_signed_in(tab_b)
+    user_id = tab_b.session_state[SESSION_USER_KEY].id
+    delete_user(user_id=user_id)  # as tab A's privacy page does
+    run_entry(tab_b)
+    assert not tab_b.exception
+    assert tab_b.user.get("is_logged_in") is False and not _is_signed_in(tab_b)
+    with system_session() as s:
+        assert s.exec(select(User).where(User.email == email)).first() is None

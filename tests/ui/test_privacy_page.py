@@ -13,7 +13,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from core.auth import get_user
 from core.db import user_session
 from models import AgentRun
-from tests.factories import fill_user
+from tests.factories import fill_user, make_user
 from tests.ui.conftest import run_entry
 from ui.frame import SESSION_USER_KEY
 
@@ -130,3 +130,14 @@ def test_oidc_account_deletion_also_signs_out_of_the_identity(app, set_env):
     assert [b.key for b in at.button] == ["oidc_login"]
     with system_session() as s:
         assert s.exec(select(User).where(User.email == email)).first() is None  # not signed up again
+
+
+def test_the_only_admin_is_told_to_name_another_admin_first(any_db_url, app):
+    at = app(PAGE, admin=True)
+    user = at.advisor_user
+    make_user()  # another account exists
+    at.text_input[0].input(user.email)
+    _button(at, "Delete my account permanently").click().run()
+    assert not at.exception
+    assert any("only admin" in e.value for e in at.error)
+    assert get_user(user.id) is not None and at.session_state[SESSION_USER_KEY] == user
