@@ -26,13 +26,14 @@ sweep (``recover_stale_runs``, run at start) marks such rows ``interrupted``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -139,13 +140,28 @@ class _Context:
 
 @dataclass
 class Turn:
-    """An accepted turn: iterate it for text deltas; ``result`` is complete when iteration ends."""
+    """An accepted turn: iterate it for text deltas; ``result`` is complete when iteration ends.
+
+    Call ``close()`` when done with it (the chat page does, in a ``finally``): a turn whose stream
+    was never started -- the page was rerun between accepting the message and showing the answer
+    -- is then recorded as ``interrupted`` / ``cancelled`` instead of staying ``pending`` until the
+    next recovery sweep. Closing a started stream finishes it the same way; an ended one is left.
+    """
 
     result: TurnResult
-    _stream: Iterator[str] = field(repr=False)
+    _stream: Generator[str, None, None] = field(repr=False)
+    _user_id: uuid.UUID | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[str]:
         return self._stream
+
+    def close(self) -> None:
+        if inspect.getgeneratorstate(self._stream) == inspect.GEN_CREATED and self._user_id is not None:
+            self._stream.close()  # never started: its finally will not run, so finish here
+            self.result.status, self.result.error_code = "interrupted", "cancelled"
+            _finish(self._user_id, self.result, None)
+            return
+        self._stream.close()  # started: GeneratorExit → interrupted/cancelled, finished in its finally
 
 
 def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings) -> ChatIn:
@@ -413,7 +429,7 @@ def run_turn(
         result=result, user_id=user_id, ctx=ctx, message=data.text, settings=settings,
         router=router, atoms=atoms, t0=t0, clock=clock,
     )
-    return Turn(result=result, _stream=stream)
+    return Turn(result=result, _stream=stream, _user_id=user_id)
 
 
 def _stream(
@@ -427,7 +443,7 @@ def _stream(
     atoms: AtomLibrary,
     t0: float,
     clock: Callable[[], float],
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     parts: list[str] = []
     prompt: AssembledPrompt | None = None
     last_checkpoint = clock()

@@ -122,15 +122,18 @@ with page("chat") as user:
             except TurnRejected as exc:
                 st.warning(exc.message, icon=":material/block:")
             else:
-                with st.chat_message("user"):
-                    st.markdown(text)
-                with st.chat_message("assistant"):
-                    st.write_stream(turn)
-                    result: TurnResult = turn.result
-                    if result.status == "ok":
-                        st.rerun()  # redraw from the database: sidebar counts, the new title
-                    else:
-                        st.error(result.user_message, icon=":material/error:")
-                        st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
-                                  on_click=_retry, args=(text,))
-                    st.caption(meta_line(result))
+                try:  # a rerun can arrive at any Streamlit call below: close() records the turn then
+                    with st.chat_message("user"):
+                        st.markdown(text)
+                    with st.chat_message("assistant"):
+                        st.write_stream(turn)
+                        result: TurnResult = turn.result
+                        if result.status == "ok":
+                            st.rerun()  # redraw from the database: sidebar counts, the new title
+                        else:
+                            st.error(result.user_message, icon=":material/error:")
+                            st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
+                                      on_click=_retry, args=(text,))
+                        st.caption(meta_line(result))
+                finally:
+                    turn.close()

@@ -393,3 +393,31 @@ def test_a_sqlite_process_never_loads_the_postgresql_driver(tmp_path):
                          timeout=120, check=False, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+@BOTH_DATABASES
+def test_a_turn_closed_before_its_stream_started_is_recorded_not_left_pending(chat_env: ChatEnv):
+    """The page was rerun between accepting the message and showing the answer: closing the turn
+    records it (message kept, interrupted / cancelled, no provider call) instead of leaving it
+    pending until the next restart's sweep. Closing a started or finished turn changes nothing more."""
+    turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Never shown?",
+                    settings=chat_env.settings, router=chat_env.router)
+    turn.close()
+    [run] = _runs(chat_env.user_id)
+    assert (run.user_message, run.status, run.error_code, run.output) == ("Never shown?", "interrupted",
+                                                                          "cancelled", "")
+    assert chat_env.stub.requests() == []  # no provider was called
+    assert recover_stale_runs() == 0
+    turn.close()  # twice: nothing more happens
+    assert [(r.status, r.error_code) for r in _runs(chat_env.user_id)] == [("interrupted", "cancelled")]
+
+    started = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Half?",
+                       settings=chat_env.settings, router=chat_env.router)
+    next(iter(started))
+    started.close()
+    done = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Whole?",
+                    settings=chat_env.settings, router=chat_env.router)
+    "".join(done)
+    done.close()
+    by_message = {r.user_message: (r.status, r.error_code) for r in _runs(chat_env.user_id)}
+    assert by_message["Half?"] == ("interrupted", "cancelled") and by_message["Whole?"] == ("ok", None)

@@ -83,3 +83,40 @@ def test_demo_mode_is_announced(app):
     at.chat_input[0].set_value("What should a CTO measure?").run()
     assert not at.exception
     assert "demo · demo" in _texts(at)
+
+
+def test_a_click_while_the_turn_is_accepted_leaves_no_pending_run(chat_env: ChatEnv, app, monkeypatch):
+    """The browser's rerun request (a click elsewhere) lands while the message is being stored: the
+    page's rerun never starts the answer, and the turn is recorded as cancelled with a Retry button
+    instead of showing "Answer in progress…" until the server restarts."""
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    import core.chat
+
+    chat_env.stub.set_reply("openai", Reply(text="An answer."))
+    real = core.chat.run_turn
+    fired: list[int] = []
+
+    def run_turn_then_click(**kw):  # type: ignore[no-untyped-def]
+        turn = real(**kw)
+        if not fired:
+            fired.append(1)
+            ctx = get_script_run_ctx()
+            assert ctx is not None
+            ctx.script_requests.request_rerun(RerunData())
+        return turn
+
+    at = app("pages/chat.py")
+    monkeypatch.setattr(core.chat, "run_turn", run_turn_then_click)
+    at.chat_input[0].set_value("Is this answered?").run()
+    assert not at.exception
+    at.run()
+    with system_session() as s:
+        runs = s.exec(select(AgentRun)).all()
+    assert [(r.user_message, r.status, r.error_code) for r in runs] == [
+        ("Is this answered?", "interrupted", "cancelled")
+    ]
+    assert "Answer in progress…" not in [c.value for c in at.caption]
+    assert "Retry" in [b.label for b in at.button]
+    assert chat_env.stub.requests() == []
