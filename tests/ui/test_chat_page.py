@@ -103,7 +103,7 @@ def test_a_click_while_the_turn_is_accepted_leaves_no_pending_run(chat_env: Chat
         if not fired:
             fired.append(1)
             ctx = get_script_run_ctx()
-            assert ctx is not None
+            assert ctx is not None and ctx.script_requests is not None
             ctx.script_requests.request_rerun(RerunData())
         return turn
 
