@@ -74,7 +74,9 @@ with page("chat") as user:
     head.subheader(current.title)
     head.caption(f"Advisor mode: {agents.get(current.agent, (current.agent, ''))[0]}")
     with tools.popover("Rename", icon=":material/edit:"):
-        new_title = st.text_input("Title", value=current.title, max_chars=120, key=f"rename_{open_id}")
+        # keyed by the stored title too: when it changes (the first message titles the conversation),
+        # the box starts from the new title instead of keeping the one it was first drawn with
+        new_title = st.text_input("Title", value=current.title, max_chars=120, key=f"rename_{open_id}_{current.title}")
         if st.button("Save title", key=f"rename_save_{open_id}"):
             try:
                 rename_conversation(user_id=user.id, data=RenameIn(conversation_id=open_id, title=new_title))

@@ -120,3 +120,17 @@ def test_a_click_while_the_turn_is_accepted_leaves_no_pending_run(chat_env: Chat
     assert "Answer in progress…" not in [c.value for c in at.caption]
     assert "Retry" in [b.label for b in at.button]
     assert chat_env.stub.requests() == []
+
+
+def test_rename_box_follows_the_title_the_first_message_gave(chat_env: ChatEnv, app):
+    """The first message titles the conversation: the Rename box then holds that title, so saving it
+    unedited keeps it (the box used to keep "New conversation" and write it back)."""
+    chat_env.stub.set_reply("openai", Reply(text="Answer."))
+    at = app("pages/chat.py")
+    at.chat_input[0].set_value("Should we adopt Kafka this quarter?").run()
+    assert not at.exception
+    assert [t.value for t in at.text_input if t.label == "Title"] == ["Should we adopt Kafka this quarter?"]
+    next(b for b in at.button if b.label == "Save title").click().run()
+    with system_session() as s:
+        [conv] = s.exec(select(Conversation).where(Conversation.user_id == at.advisor_user.id)).all()
+    assert conv.title == "Should we adopt Kafka this quarter?"
