@@ -108,12 +108,21 @@ def parse_price_table(text: str) -> PriceTable:
             raise PricingError(f"models.{name}: unknown field(s) {', '.join(sorted(unknown))}")
         tiers: list[tuple[int, Rates]] = []
         for i, tier in enumerate(raw.get("tiers") or []):
+            where = f"models.{name}.tiers[{i}]"
+            if not isinstance(tier, dict):
+                raise PricingError(f"{where}: not a table")
+            unknown = set(tier) - {*_RATE_FIELDS, "above_input_tokens"}
+            if unknown:  # e.g. a misspelt rate would silently fall back to the tier's input rate
+                raise PricingError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
             threshold = tier.get("above_input_tokens")
             if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 0:
                 raise PricingError(f"models.{name}.tiers[{i}]: above_input_tokens must be an integer >= 0")
             tiers.append((threshold, _rates(tier, f"models.{name}.tiers[{i}]")))
         price = ModelPrice(base=_rates(raw, f"models.{name}"), tiers=tuple(sorted(tiers, key=lambda t: t[0])))
-        for key in (name, *(raw.get("aliases") or [])):
+        aliases = raw.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+            raise PricingError(f"models.{name}.aliases: must be a list of model ids (strings)")
+        for key in (name, *aliases):
             if key in models:
                 raise PricingError(f"model id {key!r} is priced twice")
             models[key] = price

@@ -109,6 +109,11 @@ def test_shipped_table_is_dated_and_prices_the_default_models():
         'effective = "2026-11-01"\n[models.x]\ninput = 1\noutput = 1\ninptu = 2\n',
         'effective = "2026-11-01"\n[models.x]\ninput = 1\noutput = 1\naliases = ["y"]\n'
         "[models.y]\ninput = 1\noutput = 1\n",
+        # a misspelt rate in a tier (it would fall back to the tier's input rate)
+        'effective = "2026-11-01"\n[models.x]\ninput = 1\noutput = 1\n'
+        "[[models.x.tiers]]\nabove_input_tokens = 10\ninput = 2\noutput = 2\ncache_writes = 3\n",
+        # aliases as one string (it would price the models "y", "z")
+        'effective = "2026-11-01"\n[models.x]\ninput = 1\noutput = 1\naliases = "yz"\n',
     ],
 )
 def test_malformed_tables_fail_loudly(text: str):
