@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Uuid, bindparam, column, text
+from sqlalchemy import Integer, String, Uuid, and_, bindparam, column, or_, text
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -32,6 +32,11 @@ class ConversationSummary:
 class HistoryPage:
     runs: list[AgentRun]  # oldest first
     has_earlier: bool
+
+    @property
+    def earlier(self) -> tuple[datetime, uuid.UUID] | None:
+        """The cursor for the page before this one: ``history(..., before=page.earlier)``."""
+        return (self.runs[0].created_at, self.runs[0].id) if self.has_earlier and self.runs else None
 
 
 _LIST_SQL = text(
@@ -95,12 +100,23 @@ def delete_conversation(*, user_id: uuid.UUID, conversation_id: uuid.UUID) -> No
 
 
 def history(
-    *, user_id: uuid.UUID, conversation_id: uuid.UUID, limit: int = 50, before: datetime | None = None
+    *,
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    limit: int = 50,
+    before: tuple[datetime, uuid.UUID] | None = None,
 ) -> HistoryPage:
-    """The newest ``limit`` turns (before ``before`` when paging back), oldest first."""
+    """The newest ``limit`` turns, oldest first; paging back: ``before=page.earlier``.
+
+    The order is (created_at, id), newest first, and the cursor is that pair: two runs with the
+    same timestamp on either side of a page boundary are neither skipped nor repeated.
+    """
     stmt = select(AgentRun).where(AgentRun.user_id == user_id, AgentRun.conversation_id == conversation_id)
     if before is not None:
-        stmt = stmt.where(AgentRun.created_at < before)
+        at, run_id = before
+        stmt = stmt.where(
+            or_(col(AgentRun.created_at) < at, and_(col(AgentRun.created_at) == at, col(AgentRun.id) < run_id))
+        )
     stmt = stmt.order_by(col(AgentRun.created_at).desc(), col(AgentRun.id).desc()).limit(limit + 1)
     with user_session(user_id) as s:
         conv = s.exec(

@@ -12,8 +12,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
-from sqlmodel import select
+from sqlalchemy import text, update
+from sqlmodel import col, select
 
 from core.assembler import assemble_prompt
 from core.atoms import load_atoms
@@ -145,8 +145,29 @@ def test_history_is_sent_and_paged(chat_env: ChatEnv):
     page = history(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, limit=2)
     assert [r.user_message for r in page.runs] == ["question 1", "question 2"] and page.has_earlier
     earlier = history(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, limit=2,
-                      before=page.runs[0].created_at)
+                      before=page.earlier)
     assert [r.user_message for r in earlier.runs] == ["question 0"] and not earlier.has_earlier
+    assert earlier.earlier is None
+
+
+@BOTH_DATABASES
+def test_history_pages_keep_runs_that_share_a_timestamp(chat_env: ChatEnv):
+    """Paging back by (created_at, id): runs with the same created_at on both sides of a page
+    boundary are neither skipped nor shown twice (a created_at-only cursor skipped one)."""
+    for i in range(5):
+        _turn(chat_env, f"q{i}")
+    same = _runs(chat_env.user_id)[0].created_at
+    with system_session() as s:
+        s.execute(update(AgentRun).where(col(AgentRun.user_id) == chat_env.user_id).values(created_at=same))
+    seen: list[str] = []
+    page = history(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, limit=2)
+    while True:
+        seen = [r.user_message for r in page.runs] + seen
+        if page.earlier is None:
+            break
+        page = history(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, limit=2,
+                       before=page.earlier)
+    assert sorted(seen) == [f"q{i}" for i in range(5)] and len(seen) == 5
 
 
 @BOTH_DATABASES
