@@ -130,10 +130,11 @@ def history(
 
 
 def title_from_message(text: str) -> str:
-    """A conversation title made from its first message (no LLM call): first line, ~60 chars."""
+    """A conversation title made from its first message (no LLM call): its start, whitespace
+    collapsed to single spaces, cut at a word boundary near 60 characters with "…"."""
     line = " ".join(text.strip().split())
     limit = min(60, MAX_TITLE)
     if len(line) <= limit:
         return line or DEFAULT_TITLE
     cut = line[:limit].rsplit(" ", 1)[0] or line[:limit]
-    return cut.rstrip(" ,.;:-") + "…"
+    return (cut.rstrip(" ,.;:-") or line[:limit]) + "…"  # a message of only punctuation keeps some
