@@ -272,6 +272,22 @@ def user_for_oidc(*, email: str, subject: str, email_verified: bool) -> AuthUser
         raise AuthError("Your identity provider did not send a usable subject identifier.")
     address = _oidc_email(email)
     with system_session() as s:
+        # The subject is the identity's stable id: an email changed at the provider is the same
+        # person (their account follows the new, verified address), not a new, empty account.
+        by_subject = s.exec(
+            select(User)
+            .where(User.auth_provider == "oidc", User.oidc_subject == subject)
+            .order_by(col(User.created_at))
+        ).first()
+        if by_subject is not None:
+            if by_subject.email != address:
+                if s.exec(select(User.id).where(User.email == address)).first() is not None:
+                    raise AuthError("This email belongs to another account.")
+                log.info("oidc email changed id=%s", by_subject.id)
+                by_subject.email = address
+                s.add(by_subject)
+                s.flush()
+            return _auth_user(by_subject)
         user = s.exec(select(User).where(User.email == address)).first()
         if user is not None:
             if user.auth_provider != "oidc":

@@ -255,6 +255,23 @@ def test_oidc_subject_mismatch_and_local_account(any_db_url: str) -> None:
         auth.user_for_oidc(email=local, subject="sub-c", email_verified=True)
 
 
+def test_oidc_email_changed_at_the_provider_keeps_the_account(any_db_url: str) -> None:
+    """The subject is the stable id: a new verified email is the same account (it used to create a
+    second, empty one); an email that another account holds is refused."""
+    old, new = random_email(), random_email()
+    first = auth.user_for_oidc(email=old, subject="sub-moves", email_verified=True)
+    moved = auth.user_for_oidc(email=new, subject="sub-moves", email_verified=True)
+    assert moved.id == first.id and moved.email == new
+    with system_session() as s:
+        assert s.exec(select(User).where(User.email == old)).first() is None
+        assert len(s.exec(select(User).where(User.oidc_subject == "sub-moves")).all()) == 1
+    taken = random_email()
+    auth.user_for_oidc(email=taken, subject="sub-other", email_verified=True)
+    with pytest.raises(auth.AuthError, match="another account"):
+        auth.user_for_oidc(email=taken, subject="sub-moves", email_verified=True)
+    assert _row(new).oidc_subject == "sub-moves"
+
+
 # ------------------------------------------------------------------------------------------------
 # admin
 # ------------------------------------------------------------------------------------------------
