@@ -10,11 +10,12 @@ here, in the core, so no page can forget to: API keys keep only their last four 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import core
 from core import guard
@@ -51,24 +52,37 @@ def mask_secret(value: SecretStr | str | None) -> str | None:
     return MASK + raw[-4:] if len(raw) > 8 else MASK
 
 
+# Query parameters whose value is (or may be) a credential: ``?password=…`` (libpq, redis-py), tokens.
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.IGNORECASE)
+
+
 def mask_url(url: str | None) -> str | None:
-    """The URL with any password replaced by ``••••`` (``postgresql://app:••••@db:5432/advisor``)."""
+    """The URL with its password and credential-like query values replaced by ``••••``
+    (``postgresql://app:••••@db:5432/advisor``, ``redis://db:6379/0?password=••••``).
+
+    Not ``urlsplit``: database drivers accept passwords holding ``/``, ``?`` or ``#``, which it
+    would read as the start of the path, query or fragment (and so find no password at all). The
+    user information ends at the last ``@`` instead; when in doubt more is hidden, never less.
+    """
     if not url:
         return None
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return MASK  # not a URL we understand: show nothing of it
-    if password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    netloc = f"{user}:{MASK}@{host}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return MASK if ("@" in url or "?" in url) else url  # not a URL we understand: show nothing of it
+    userinfo = ""
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _password = rest[:at].partition(":")
+        userinfo = f"{user}:{MASK}@" if colon else f"{user}@"
+        rest = rest[at + 1 :]
+    base, question, query = rest.partition("?")
+    if question:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, _value = pair.partition("=")
+            pairs.append(f"{name}={MASK}" if eq and _SECRET_PARAM.search(unquote(name)) else pair)
+        base = f"{base}?{'&'.join(pairs)}"
+    return f"{scheme}://{userinfo}{base}"
 
 
 @dataclass(frozen=True)

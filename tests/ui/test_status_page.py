@@ -158,7 +158,17 @@ def test_mask_secret_keeps_only_the_last_four(value: str | None, expected: str |
         ("https://user:pw@[::1]:8443/v1", "https://user:••••@[::1]:8443/v1"),
         ("sqlite:///data/advisor.db", "sqlite:///data/advisor.db"),
         (None, None),
+        # drivers accept '/', '#', '?' in a password; urlsplit would find no password in these
+        ("postgresql+psycopg://app:head/TAILSECRET@db:9/advisor", "postgresql+psycopg://app:••••@db:9/advisor"),
+        ("postgresql+psycopg://app:head#TAILSECRET@db:9/advisor", "postgresql+psycopg://app:••••@db:9/advisor"),
+        ("postgresql+psycopg://app:head?TAILSECRET@db:9/advisor", "postgresql+psycopg://app:••••@db:9/advisor"),
+        ("postgresql+psycopg://app@db:9/advisor?password=TAILSECRET&sslmode=require",
+         "postgresql+psycopg://app@db:9/advisor?password=••••&sslmode=require"),
+        ("redis://db:6379/0?password=TAILSECRET", "redis://db:6379/0?password=••••"),
+        ("https://proxy/v1?api_key=TAILSECRET", "https://proxy/v1?api_key=••••"),
+        ("not a url with user:TAILSECRET@host", "••••"),
     ],
 )
 def test_mask_url_hides_the_password(url: str | None, expected: str | None) -> None:
     assert mask_url(url) == expected
+    assert "TAILSECRET" not in (mask_url(url) or "")
