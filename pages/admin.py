@@ -81,7 +81,7 @@ with page("admin") as user:
                 min_value=0,
                 step=1000,
                 value=target_user.quota_tokens_per_day,
-                key="quota_tokens",
+                key=f"quota_tokens_{target_user.id}",  # per user: another user's values never carry over
             )
             tokens_error = st.empty()
             cost = st.number_input(
@@ -92,7 +92,7 @@ with page("admin") as user:
                 value=float(target_user.quota_cost_per_month_usd)
                 if target_user.quota_cost_per_month_usd is not None
                 else None,
-                key="quota_cost",
+                key=f"quota_cost_{target_user.id}",
             )
             cost_error = st.empty()
             save = st.form_submit_button("Save overrides")

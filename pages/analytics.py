@@ -149,8 +149,16 @@ def quota_panel(user_id: uuid.UUID) -> None:
     spent, limit = usage.cost_month_usd, usage.cost_per_month_usd
     projected = analytics.project_month_cost(cost_month_usd=spent)
     st.subheader("This month against your quota")
-    share = float(spent / limit) if limit > 0 else 0.0
+    share = float(spent / limit) if limit > 0 else 1.0  # a quota of 0 is used up from the start
     st.progress(min(share, 1.0), text=f"${spent:,.2f} of ${limit:,.2f} ({share:.0%})")
+    tokens, token_limit = usage.tokens_today, usage.tokens_per_day
+    token_share = tokens / token_limit if token_limit > 0 else 1.0
+    st.progress(min(token_share, 1.0), text=f"Today: {tokens:,} of {token_limit:,} tokens ({token_share:.0%})")
+    # the limiter's own comparison (core.limits.quota_refusal): reached when used >= quota
+    if spent >= limit or tokens >= token_limit:
+        which = "daily token" if tokens >= token_limit else "monthly cost"
+        st.error(f"Your {which} quota is reached: new messages are refused until it resets.",
+                 icon=":material/block:")
     message = f"At the current pace: about ${projected:,.2f} by the end of the month."
     if limit > 0 and projected > limit:
         st.warning(message + " That is over your monthly quota.", icon=":material/trending_up:")
@@ -203,6 +211,12 @@ def recent_runs_view(user_id: uuid.UUID, filters: Filters) -> None:
         st.caption("No runs on this page.")
         return
     table = runs.rows.drop(columns=["id"])
+    # A selection belongs to one page of one filter: a new page or filter starts unselected
+    # (row 0 of the new page would otherwise open as if selected).
+    shown = (page_no, filters)
+    if st.session_state.get("an_runs_shown") != shown:
+        st.session_state.pop("an_runs_table", None)
+        st.session_state["an_runs_shown"] = shown
     event: Any = st.dataframe(
         table,
         hide_index=True,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.db import system_session
 from models import User
@@ -61,8 +61,9 @@ def test_admin_lists_grants_and_sets_quotas(app) -> None:
     assert [e.value for e in at.error] == ["No user with that email."]
 
     at.selectbox(key="quota_user").set_value(member_email).run()
-    at.number_input(key="quota_tokens").set_value(1234)
-    at.number_input(key="quota_cost").set_value(7.5)
+    member_id = _user(member_email).id
+    at.number_input(key=f"quota_tokens_{member_id}").set_value(1234)
+    at.number_input(key=f"quota_cost_{member_id}").set_value(7.5)
     at.button(key="FormSubmitter:quota_form-Save overrides").click().run()
     assert not at.error
     row = _user(member_email)
@@ -80,3 +81,23 @@ def test_revoked_admin_loses_the_page(app) -> None:
         s.execute(update(User).where(User.id == at.advisor_user.id).values(is_admin=False))
     at.run()
     assert [e.value for e in at.error] == ["Only admins can see this page."] and not at.dataframe
+
+
+def test_switching_user_in_the_quota_form_shows_their_own_quota(app) -> None:
+    """The form's inputs belong to the chosen user: choosing B after A shows B's (empty) quotas, and
+    saving unedited leaves B as it was (it used to show A's values and write them onto B)."""
+    a_email, b_email = random_email(), random_email()
+    make_user(email=a_email)
+    make_user(email=b_email)
+    with system_session() as s:
+        s.execute(update(User).where(col(User.email) == a_email).values(quota_tokens_per_day=1000,
+                                                                      quota_cost_per_month_usd=Decimal("3")))
+    at = app(PAGE, admin=True)
+    at.selectbox(key="quota_user").set_value(a_email).run()
+    assert [n.value for n in at.number_input] == [1000, 3.0]
+    at.selectbox(key="quota_user").set_value(b_email).run()
+    assert [n.value for n in at.number_input] == [None, None]
+    at.button(key="FormSubmitter:quota_form-Save overrides").click().run()
+    with system_session() as s:
+        b = s.exec(select(User).where(User.email == b_email)).one()
+    assert (b.quota_tokens_per_day, b.quota_cost_per_month_usd) == (None, None)

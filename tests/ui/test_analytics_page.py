@@ -125,3 +125,41 @@ def test_user_with_own_runs_sees_only_their_own_count(app, seeded):
     assert _metrics(at)["Runs"] == "4"
     table = next(d for d in at.dataframe if d.key == "an_runs_table")
     assert len(table.value) == 4
+
+
+def _run_headers(at) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith("**Run ")]
+
+
+def test_a_selected_run_does_not_carry_over_to_another_page_of_runs(app, seeded):
+    """The selection belongs to one page of one filter: paging on shows no run nobody selected
+    (row 0 of the new page used to open as if selected)."""
+    at = app(PAGE, user=_as(seeded))
+    at.session_state["an_runs_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert len(_run_headers(at)) == 1  # row 0 of page 1 selected: its detail is shown
+    at.number_input(key="an_runs_page").set_value(2).run()
+    assert not at.exception and _run_headers(at) == []
+
+
+def test_quota_panel_shows_a_zero_quota_as_reached(app):
+    """A quota of 0 refuses every turn (the limiter compares used >= quota): the panel says so, and
+    shows today's tokens against the daily quota too."""
+    from decimal import Decimal
+
+    from sqlalchemy import update
+    from sqlmodel import col
+
+    from core.db import system_session
+    from models import User
+
+    user = create_signed_in_user()
+    fill_user(user.id, runs=2, marker="q")
+    with system_session() as s:
+        s.execute(update(User).where(col(User.id) == user.id).values(quota_cost_per_month_usd=Decimal(0)))
+    at = app(PAGE, user=user)
+    assert not at.exception
+    texts = [p.proto.text for p in at.get("progress")]
+    assert any(t.startswith("$0.00 of $0.00 (100%)") for t in texts), texts
+    assert any(t.startswith("Today: ") and "tokens" in t for t in texts), texts
+    assert any("monthly cost quota is reached" in e.value for e in at.error)
