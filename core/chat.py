@@ -61,10 +61,11 @@ from core.db import (
 from core.limits import LimitExceeded, QuotaPeriods, consume_chat_turn, quota_periods, quota_refusal, quota_usage
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
+from core.profiles import profile_in, vibe_from_values
 from core.providers.base import ChatMessage, Done, InputUsage, ProviderError, TextDelta, Usage
 from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
 from core.settings import Settings, get_settings
-from models import AgentRun
+from models import SLIDERS, AgentRun
 from models.schemas import ChatIn, ProfileIn, VibeIn, field_errors
 from models.types import utcnow
 
@@ -350,16 +351,13 @@ def _accept_portable(new: _NewRun, periods: QuotaPeriods, turns: int, engine: En
 
 
 def _profile_and_vibe(key: PromptKey) -> tuple[ProfileIn, VibeIn]:
+    # Built as the prompt preview builds them (core.profiles), so the preview shows the prompt a
+    # turn sends even for values stored before a validation rule tightened.
     _agent, role, stack, vertical, name, *sliders = key
-    try:
-        profile = ProfileIn(role=role or "Other", stack=list(stack), vertical=vertical or "")
-    except ValidationError:
-        profile = ProfileIn(role="Other")
+    profile = profile_in(role=role or "Other", stack=list(stack), vertical=vertical or "")
     if name is None:
         return profile, VibeIn()
-    playfulness, revenue_focus, technical_depth, brevity, formality = sliders
-    return profile, VibeIn(name=name, playfulness=playfulness, revenue_focus=revenue_focus,
-                           technical_depth=technical_depth, brevity=brevity, formality=formality)
+    return profile, vibe_from_values({"name": name, **dict(zip(SLIDERS, sliders, strict=True))})
 
 
 _PROMPT_CACHE_SIZE = 1024

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Final
+from typing import Any, Final
 
 from pydantic import ValidationError
 from sqlalchemy import update
@@ -67,10 +67,17 @@ def get_profile(*, user_id: uuid.UUID) -> ProfileIn | None:
         if row is None:
             return None
         role, stack, vertical = row.role, list(row.stack or []), row.vertical
+    return profile_in(role=role, stack=stack, vertical=vertical)
+
+
+def profile_in(*, role: str, stack: list[str], vertical: str) -> ProfileIn:
+    """The input-model view of stored profile values: what the preview shows and a chat turn sends.
+
+    Values stored before a rule tightened are taken as they are (the form re-validates on save).
+    """
     try:
         return ProfileIn(role=role, stack=stack, vertical=vertical)
     except ValidationError:
-        # stored before a rule tightened: show what is there, the form re-validates on save
         return ProfileIn.model_construct(role=role, stack=stack, vertical=vertical)
 
 
@@ -94,7 +101,11 @@ def save_profile(*, user_id: uuid.UUID, data: ProfileIn) -> ProfileIn:
 # ------------------------------------------------------------------------------------------------
 def vibe_in(row: VibeConfig) -> VibeIn:
     """The input-model view of a stored vibe config."""
-    values = {"name": row.name, **{k: getattr(row, k) for k in SLIDERS}}
+    return vibe_from_values({"name": row.name, **{k: getattr(row, k) for k in SLIDERS}})
+
+
+def vibe_from_values(values: dict[str, Any]) -> VibeIn:
+    """The input-model view of stored vibe values (taken as they are when a rule has tightened since)."""
     try:
         return VibeIn.model_validate(values)
     except ValidationError:

@@ -442,3 +442,33 @@ def test_a_turn_closed_before_its_stream_started_is_recorded_not_left_pending(ch
     done.close()
     by_message = {r.user_message: (r.status, r.error_code) for r in _runs(chat_env.user_id)}
     assert by_message["Half?"] == ("interrupted", "cancelled") and by_message["Whole?"] == ("ok", None)
+
+
+def _preview_prompt(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    """What the prompt preview page shows (core.profiles + the assembler)."""
+    from core import profiles
+    from core.atoms import app_atoms
+
+    return assemble_prompt(profiles.get_profile(user_id=user_id), profiles.active_vibe(user_id=user_id),
+                           app_atoms(), agent="general")
+
+
+@BOTH_DATABASES
+def test_values_stored_before_a_rule_tightened_give_the_previewed_prompt(chat_env: ChatEnv):
+    """A role longer than today's limit (the column allows it) and a vibe name with a character the
+    rules now refuse: the turn sends the prompt the preview shows (it used to replace the profile
+    with role "Other", and the vibe name made every turn fail with an internal error)."""
+    from core.chat import clear_prompt_cache
+    from models import UserProfile, VibeConfig
+
+    clear_prompt_cache()
+    with system_session() as s:
+        s.add(UserProfile(user_id=chat_env.user_id, role="Head of Platform " + "x" * 53,
+                          stack=["Go", "Kafka"], vertical="Fintech"))
+        s.add(VibeConfig(user_id=chat_env.user_id, name="Calm\u202e", is_active=True, brevity=8))
+    chat_env.stub.set_reply("openai", Reply(text="ok"))
+    preview = _preview_prompt(chat_env.user_id)
+    _turn(chat_env, "hi")
+    [run] = _runs(chat_env.user_id)
+    assert run.status == "ok", (run.status, run.error_code)
+    assert run.prompt_sha256 == preview.sha256
