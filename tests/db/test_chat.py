@@ -449,8 +449,9 @@ def _preview_prompt(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
     from core import profiles
     from core.atoms import app_atoms
 
-    return assemble_prompt(profiles.get_profile(user_id=user_id), profiles.active_vibe(user_id=user_id),
-                           app_atoms(), agent="general")
+    profile = profiles.get_profile(user_id=user_id)
+    assert profile is not None
+    return assemble_prompt(profile, profiles.active_vibe(user_id=user_id), app_atoms(), agent="general")
 
 
 @BOTH_DATABASES
