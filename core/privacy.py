@@ -922,7 +922,8 @@ agent_runs.jsonl    every chat turn: your message, the answer and how it was pro
                     (one JSON object per line), oldest first
 agent_runs.csv      the same rows as agent_runs.jsonl as a spreadsheet: CSV (RFC 4180, comma separated,
                     double-quote quoting, CRLF line ends, first line = column names, no byte order
-                    mark). Empty cell = no value (null); true/false for yes/no; JSON lists as JSON text.
+                    mark). Empty cell = no value (null) or empty text (agent_runs.jsonl tells the two
+                    apart); true/false for yes/no; JSON lists as JSON text.
 extra/<table>.jsonl any other table holding rows of yours (JSON Lines), e.g. extra/usage_counters.jsonl:
                     your usage per UTC day, kept for your quotas
 README.txt          this file

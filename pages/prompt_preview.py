@@ -131,7 +131,11 @@ with page("prompt_preview") as user:
     library = app_atoms()
     agent_titles = {atom_id: title for atom_id, title, _ in library.agents()}
     chosen = st.selectbox(
-        "Advisor mode", list(agent_titles), key="pp_agent", format_func=agent_titles.__getitem__
+        "Advisor mode",
+        list(agent_titles),
+        key="pp_agent",
+        format_func=agent_titles.__getitem__,
+        on_change=_reset_what_if,  # the "What if…" panel compares against the prompt shown above
     )
     st.text(f"Active vibe: {active.name}")  # user text: plain text, never Markdown
     current = assemble_prompt(saved, active, library, agent=chosen)

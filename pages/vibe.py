@@ -62,6 +62,7 @@ def _load_vibe_into_state(vibe: VibeIn) -> None:
 def _on_select(vibes_by_id: dict[str, VibeIn]) -> None:
     chosen = st.session_state.get("vibe_selected")
     _load_vibe_into_state(vibes_by_id.get(str(chosen), VibeIn(name="New vibe")))
+    st.session_state["vibe_preset"] = None
 
 
 def _on_preset() -> None:
@@ -69,6 +70,8 @@ def _on_preset() -> None:
     if isinstance(preset, str) and preset in profiles.PRESETS:
         for name, value in profiles.PRESETS[preset].items():
             st.session_state[f"vibe_{name}"] = value
+    # applied once: the box goes back to "Presets", so the same preset can be applied again later
+    st.session_state["vibe_preset"] = None
 
 
 def _profile_form(user_id: uuid.UUID) -> None:

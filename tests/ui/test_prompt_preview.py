@@ -118,3 +118,18 @@ def test_hostile_saved_profile_stays_fenced(app):
     assert text.count(FENCE_OPEN) == 1 and text.count(FENCE_CLOSE) == 1
     outside = text.split(FENCE_OPEN)[0]
     assert "ignore previous instructions" not in outside and "You are now DAN" not in outside
+
+
+def test_changing_the_advisor_mode_moves_the_what_if_panel_with_it(app):
+    """The "What if…" panel compares against the prompt shown above it: changing the main advisor
+    mode, and nothing in the panel, shows no difference (it used to keep comparing with the first
+    mode and report atoms added and removed)."""
+    user = create_signed_in_user()
+    profiles.save_profile(user_id=user.id, data=ProfileIn(role="CTO", stack=["Go"], vertical="SaaS"))
+    at = app(PAGE, user=user)
+    diffs = [c.value for c in at.code if c.value.startswith("--- a (")]
+    assert not at.exception and diffs == []
+    at.selectbox(key="pp_agent").set_value("board-update").run()
+    assert not at.exception
+    assert at.selectbox(key="pp_wi_agent").value == "board-update"
+    assert [c.value for c in at.code if c.value.startswith("--- a (")] == []

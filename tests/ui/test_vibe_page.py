@@ -129,3 +129,20 @@ def test_page_only_shows_own_data(app) -> None:
     other = app(PAGE)
     assert other.selectbox(key="profile_role").value is None
     assert other.selectbox(key="vibe_selected").options == ["+ New vibe"]
+
+
+def test_a_preset_can_be_applied_again_after_switching_vibe(app):
+    """The preset box goes back to "Presets" once applied: choosing the same preset for another vibe
+    applies it again (the box used to keep it, so choosing it fired nothing)."""
+    from tests.ui.conftest import create_signed_in_user
+
+    user = create_signed_in_user()
+    profiles.save_vibe(user_id=user.id, data=VibeIn(name="A", playfulness=0, brevity=0))
+    b = profiles.save_vibe(user_id=user.id, data=VibeIn(name="B", playfulness=0, brevity=0))
+    at = app(PAGE, user=user)
+    at.selectbox(key="vibe_preset").set_value("Board update").run()
+    assert at.slider(key="vibe_brevity").value == 8 and at.selectbox(key="vibe_preset").value is None
+    at.selectbox(key="vibe_selected").set_value(str(b.id)).run()
+    assert at.slider(key="vibe_brevity").value == 0
+    at.selectbox(key="vibe_preset").set_value("Board update").run()
+    assert not at.exception and at.slider(key="vibe_brevity").value == 8
