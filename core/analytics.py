@@ -17,9 +17,12 @@ query and turns its (small) result into a pandas DataFrame or a dataclass for th
   default ``linear`` method) do: position ``h = (n - 1) * p``, ``v[floor h] + (h - floor h) *
   (v[floor h + 1] - v[floor h])``. NULL values are ignored, as by ``percentile_cont``.
 * **Definitions.** A run counts in a period when ``start <= created_at < end`` (UTC). Error rate =
-  runs with ``status = 'error'`` / runs; fallback rate = runs with ``fallback_from`` set / runs;
-  both over the runs that pass the filters (every status unless filtered). Tokens and cost are
-  sums with NULL as 0. Time buckets are UTC days, ISO weeks (Monday) or months.
+  runs with ``status = 'error'`` / runs; fallback rate = runs answered (not ``error``) with
+  ``fallback_from`` set / runs -- a run on which every provider failed did not fall back to
+  anything; both over the runs that pass the filters (every status unless filtered). Latency
+  percentiles are over completed answers (``status = 'ok'``): an error's "latency" is its time to
+  fail; time to first token is over every run that had one. Tokens and cost are sums with NULL as 0.
+  Time buckets are UTC days, ISO weeks (Monday) or months.
 * **Round trips.** ``load_dashboard`` answers one page load with five queries in one transaction
   (KPIs of both periods in one query, series, quality, breakdown, top conversations);
   ``load_admin_dashboard`` with one on PostgreSQL.
@@ -266,11 +269,11 @@ _SUMS = """
     COALESCE(SUM(r.output_tokens), 0) AS output_tokens,
     COALESCE(SUM(r.cost_usd), 0) AS cost_usd,
     COALESCE(SUM(CASE WHEN r.status = 'error' THEN 1 ELSE 0 END), 0) AS errors,
-    COUNT(r.fallback_from) AS fallbacks"""
+    COUNT(CASE WHEN r.status <> 'error' THEN r.fallback_from END) AS fallbacks"""
 
 _PG_PERCENTILES = """,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) AS latency_p50,
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms) AS latency_p95,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE r.status = 'ok') AS latency_p50,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE r.status = 'ok') AS latency_p95,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ttft_ms) AS ttft_p50,
     percentile_cont(0.95) WITHIN GROUP (ORDER BY r.ttft_ms) AS ttft_p95"""
 
@@ -376,7 +379,7 @@ def _aggregate_sql(
     return f"""
 WITH base AS (
     SELECT {key_select}r.input_tokens, r.output_tokens, r.cost_usd, r.status, r.fallback_from,
-           r.latency_ms, r.ttft_ms
+           CASE WHEN r.status = 'ok' THEN r.latency_ms END AS latency_ms, r.ttft_ms
     FROM agent_runs r WHERE {where}
 ), ranked AS (
     SELECT b.*,

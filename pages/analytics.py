@@ -59,6 +59,12 @@ def _fmt(value: float | None, kind: str) -> str:
     return f"{value:,.0f}"
 
 
+HELP = {  # what the tile counts, then how its change is read
+    "fallback_rate": "Answers that came from a fallback provider, out of all runs. ",
+    "latency_p50_ms": "Over completed answers (a failed run's time to fail is not a latency). ",
+    "latency_p95_ms": "Over completed answers (a failed run's time to fail is not a latency). ",
+}
+
 TILES = (
     ("Runs", "runs", "int", "normal"),
     ("Tokens", "tokens", "int", "normal"),
@@ -84,7 +90,7 @@ def kpi_tiles(kpis: KpiComparison) -> None:
                 _fmt(kpis.value(name), kind),
                 delta=delta,
                 delta_color=color,  # type: ignore[arg-type]
-                help="Change against the previous period of equal length.",
+                help=HELP.get(name, "") + "Change against the previous period of equal length.",
                 border=True,
             )
 
