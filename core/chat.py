@@ -133,9 +133,7 @@ PromptKey = tuple[Any, ...]
 
 @dataclass
 class _Context:
-    agent: str
-    title: str
-    prompt_key: PromptKey
+    prompt_key: PromptKey  # its first item is the conversation's agent
     history: list[ChatMessage]
 
 
@@ -151,13 +149,13 @@ class Turn:
 
     result: TurnResult
     _stream: Generator[str, None, None] = field(repr=False)
-    _user_id: uuid.UUID | None = field(default=None, repr=False)
+    _user_id: uuid.UUID = field(repr=False)
 
     def __iter__(self) -> Iterator[str]:
         return self._stream
 
     def close(self) -> None:
-        if inspect.getgeneratorstate(self._stream) == inspect.GEN_CREATED and self._user_id is not None:
+        if inspect.getgeneratorstate(self._stream) == inspect.GEN_CREATED:
             self._stream.close()  # never started: its finally will not run, so finish here
             self.result.status, self.result.error_code = "interrupted", "cancelled"
             _finish(self._user_id, self.result, None)
@@ -187,7 +185,7 @@ def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings
 # Portable statements (SQLite; SQLAlchemy Core, no ORM unit of work).
 _CONTEXT_SQL = sql_text(
     """
-    SELECT c.agent, c.title, p.role, p.stack, p.vertical,
+    SELECT c.agent, p.role, p.stack, p.vertical,
            v.name, v.playfulness, v.revenue_focus, v.technical_depth, v.brevity, v.formality
     FROM conversations c
     LEFT JOIN user_profiles p ON p.user_id = c.user_id
@@ -225,7 +223,7 @@ _FINISH_RUN = _RUNS.update().where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.us
 # stored by the first try counts as stored (the statement's snapshot does not see its own INSERT).
 _PG_ACCEPT = """
 WITH ctx AS (
-    SELECT c.agent, c.title, p.role, p.stack, p.vertical,
+    SELECT c.agent, p.role, p.stack, p.vertical,
            v.name, v.playfulness, v.revenue_focus, v.technical_depth, v.brevity, v.formality,
            u.quota_tokens_per_day AS quota_tokens, u.quota_cost_per_month_usd AS quota_cost,
            (SELECT coalesce(sum(k.tokens), 0) FROM usage_counters k
@@ -284,15 +282,15 @@ class _NewRun:
 
 
 def _context(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> _Context:
-    """From the context row (agent, title, profile and vibe columns) and the history, newest first."""
-    stack = row[3] if isinstance(row[3], list) else json.loads(row[3]) if row[3] else []
+    """From the context row (agent, profile and vibe columns) and the history, newest first."""
+    stack = row[2] if isinstance(row[2], list) else json.loads(row[2]) if row[2] else []
     hist: list[ChatMessage] = []
     for user_message, output in reversed(history):
         if output:
             hist.append(ChatMessage("user", user_message))
             hist.append(ChatMessage("assistant", output))
-    key = (row[0], row[2], tuple(stack), row[4], *row[5:11])
-    return _Context(agent=row[0], title=row[1], prompt_key=key, history=hist)
+    key = (row[0], row[1], tuple(stack), row[3], *row[4:10])
+    return _Context(prompt_key=key, history=hist)
 
 
 def _accept(new: _NewRun, turns: int) -> _Context:
@@ -322,7 +320,7 @@ def _accept_pg(new: _NewRun, periods: QuotaPeriods, turns: int, engine: Engine) 
         raise NotFound("conversation not found")
     row = rows[0]
     if not row[-1]:  # the conversation is the user's, so a quota held the INSERT back
-        refusal = quota_refusal(periods.usage(*row[11:15]), periods.now)
+        refusal = quota_refusal(periods.usage(*row[10:14]), periods.now)
         if refusal is None:  # pragma: no cover - the SQL and core.limits compare the same figures
             raise RuntimeError("the database refused the turn but no quota is reached")
         raise refusal

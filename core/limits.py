@@ -15,8 +15,11 @@ session key, never an email, a password or message content.
   settings, per-user overrides from ``users.quota_tokens_per_day`` /
   ``users.quota_cost_per_month_usd``. A quota of 0 blocks.
 
-``check_turn_allowed()`` is what the chat layer calls before it stores anything; it raises
-``LimitExceeded`` whose ``message`` names the limit, the usage and when it resets.
+A chat turn consumes its rate-limit slot (``consume_chat_turn``) and then checks the quotas in the
+transaction that stores its message (``core.chat``: on PostgreSQL inside the accepting statement,
+elsewhere with ``quota_usage`` / ``quota_refusal``). ``check_turn_allowed()`` does both checks on its
+own, for a caller outside a turn. A refusal raises ``LimitExceeded``, whose ``message`` names the
+limit, the usage and when it resets.
 """
 
 from __future__ import annotations
