@@ -999,7 +999,7 @@ def delete_user(
         email = conn.execute(select(root.clause.c.email).where(root.owned_by(user_id))).scalar_one_or_none()
         if email is None:
             raise NotFound("no such user")
-        if _sole_admin_among_others(conn, user_id):
+        if _sole_admin_among_others(conn, root.clause, user_id):
             raise LastAdmin(LastAdmin.message)
         counts: dict[str, int] = {}
         for t in reversed(catalogue):  # children first; users last
@@ -1033,10 +1033,7 @@ def delete_user(
     )
 
 
-_USERS = table("users", column("id", Uuid()), column("is_admin", Boolean()))
-
-
-def _sole_admin_among_others(conn: Connection, user_id: uuid.UUID) -> bool:
+def _sole_admin_among_others(conn: Connection, users: TableClause, user_id: uuid.UUID) -> bool:
     """Is ``user_id`` the only admin while other accounts exist? Reads every account, so on
     PostgreSQL it looks as ``advisor_system`` for a moment (then back to ``advisor_app``), and it
     locks the admin rows: two admins deleting themselves at once cannot both pass."""
@@ -1044,11 +1041,11 @@ def _sole_admin_among_others(conn: Connection, user_id: uuid.UUID) -> bool:
     if postgres:
         conn.execute(select(func.set_config("role", SYSTEM_ROLE, True)))
     try:
-        admins = select(_USERS.c.id).where(_USERS.c.is_admin.is_(True))
+        admins = select(users.c.id).where(users.c.is_admin.is_(True))
         admin_ids = set(conn.execute(admins.with_for_update() if postgres else admins).scalars())
         if admin_ids != {user_id}:
             return False
-        others = conn.execute(select(func.count()).select_from(_USERS).where(_USERS.c.id != user_id)).scalar_one()
+        others = conn.execute(select(func.count()).select_from(users).where(users.c.id != user_id)).scalar_one()
         return int(others) > 0
     finally:
         if postgres:
