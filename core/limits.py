@@ -102,6 +102,7 @@ class UsageSummary:
     month_resets_at: datetime
     turns_per_minute: int
     turns_left_this_minute: int
+    quota_reached: LimitName | None = None  # the quota a turn would be refused by now (quota_refusal)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -441,7 +442,9 @@ def check_turn_allowed(
 
 def usage_summary(*, user_id: uuid.UUID, now: datetime | None = None) -> UsageSummary:
     """Today's tokens, this month's cost, the limits that apply, and turns left this minute."""
-    usage = quota_usage(user_id, quota_periods(now))
+    periods = quota_periods(now)
+    usage = quota_usage(user_id, periods)
+    refusal = quota_refusal(usage, periods.now)
     item = _chat_item()
     stats = _limiter().get_window_stats(item, "user", str(user_id))
     return UsageSummary(
@@ -453,6 +456,7 @@ def usage_summary(*, user_id: uuid.UUID, now: datetime | None = None) -> UsageSu
         month_resets_at=usage.month_end,
         turns_per_minute=item.amount,
         turns_left_this_minute=max(0, stats.remaining),
+        quota_reached=refusal.limit if refusal is not None else None,
     )
 
 

@@ -160,9 +160,8 @@ def quota_panel(user_id: uuid.UUID) -> None:
     tokens, token_limit = usage.tokens_today, usage.tokens_per_day
     token_share = tokens / token_limit if token_limit > 0 else 1.0
     st.progress(min(token_share, 1.0), text=f"Today: {tokens:,} of {token_limit:,} tokens ({token_share:.0%})")
-    # the limiter's own comparison (core.limits.quota_refusal): reached when used >= quota
-    if spent >= limit or tokens >= token_limit:
-        which = "daily token" if tokens >= token_limit else "monthly cost"
+    if usage.quota_reached is not None:  # as the limiter decides (core.limits.quota_refusal)
+        which = "daily token" if usage.quota_reached == "tokens_per_day" else "monthly cost"
         st.error(f"Your {which} quota is reached: new messages are refused until it resets.",
                  icon=":material/block:")
     message = f"At the current pace: about ${projected:,.2f} by the end of the month."
