@@ -5,8 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.privacy import LastAdmin, delete_user, export_file_name, export_user_data
-from core.settings import get_settings
-from ui.auth_view import SIGNED_OUT_NOTICE_KEY, AccountDeletedNotice
+from ui.auth_view import SIGNED_OUT_NOTICE_KEY, AccountDeletedNotice, sign_out
 from ui.frame import page
 
 EXPORT_KEY = "privacy_export"  # (user id, file name, zip bytes) of the last prepared export
@@ -76,12 +75,7 @@ with page("privacy") as user:
                 st.error(exc.message, icon=":material/admin_panel_settings:")
                 st.stop()
             st.cache_data.clear()  # cached per-user queries of this user
-            st.session_state.clear()  # signed out
-            if get_settings().auth_mode == "oidc":
-                # The identity cookie would sign the same person straight back up (a new, empty
-                # account) on the next run: log it out too. That starts a new session, so the
-                # receipt below is not shown in this mode; the deletion record is kept either way.
-                st.logout()
+            sign_out()  # in OIDC mode a new session: the receipt below is then not shown
             st.session_state[SIGNED_OUT_NOTICE_KEY] = AccountDeletedNotice(
                 total_rows=receipt.total_rows, row_counts=dict(receipt.row_counts), record_id=str(receipt.record_id)
             )

@@ -25,7 +25,7 @@ OIDC_IDENTITY_KEY = "advisor_oidc_identity"
 AUTH_ERROR_KEY = "advisor_auth_error"
 SIGNED_OUT_NOTICE_KEY = "advisor_signed_out_notice"
 
-__all__ = ["AccountDeletedNotice", "render_account_box", "render_sign_in", "resolve_user"]
+__all__ = ["AccountDeletedNotice", "render_account_box", "render_sign_in", "resolve_user", "sign_out"]
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,7 @@ def _resolve_oidc() -> SignedInUser | None:
             # The account was deleted (in another tab, or by its owner elsewhere): sign this
             # session out of the identity too, instead of signing the same person straight back
             # up into a new, empty account.
-            st.session_state.clear()
-            st.logout()
+            sign_out()
             return None
         current = _signed_in(fresh)
         set_signed_in_user(current)
@@ -221,11 +220,17 @@ def render_sign_in() -> None:
             _sign_up_form()
 
 
+def sign_out() -> None:
+    """End this session's sign-in: the whole session state and, in OIDC mode, the identity cookie
+    (else the gate would sign the same identity straight back in; ``st.logout`` starts a new session)."""
+    st.session_state.clear()
+    if get_settings().auth_mode == "oidc":
+        st.logout()
+
+
 def render_account_box(user: SignedInUser) -> None:
-    """Who is signed in, and the sign-out button (clears the whole session state)."""
+    """Who is signed in, and the sign-out button."""
     st.caption(f"Signed in as **{user.email}**" + (" · admin" if user.is_admin else ""))
     if st.button("Sign out", key="sign_out", icon=":material/logout:"):
-        st.session_state.clear()
-        if get_settings().auth_mode == "oidc":
-            st.logout()
+        sign_out()
         st.rerun()
