@@ -252,6 +252,11 @@ def _run_batch(
             pg.autocommit = False
 
 
+def set_local_role(conn: Connection | Session, role: str) -> None:
+    """PostgreSQL: act as ``role`` until the transaction ends (``SET LOCAL ROLE``)."""
+    conn.execute(_SET_ROLE, {"role": role})
+
+
 @contextmanager
 def system_session(*, engine: Engine | None = None) -> Iterator[Session]:
     """A transaction for paths with no user yet or spanning users (sign-in lookup, admin, sweeps).
@@ -261,7 +266,7 @@ def system_session(*, engine: Engine | None = None) -> Iterator[Session]:
     engine = engine or get_engine()
     with Session(engine, expire_on_commit=False) as session, session.begin():
         if engine.dialect.name == "postgresql":
-            session.execute(_SET_ROLE, {"role": SYSTEM_ROLE})
+            set_local_role(session, SYSTEM_ROLE)
         yield session
 
 

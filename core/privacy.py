@@ -78,7 +78,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.expression import TableClause, column, table
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from core.db import APP_ROLE, SYSTEM_ROLE, NotFound, get_engine, user_session
+from core.db import APP_ROLE, SYSTEM_ROLE, NotFound, get_engine, set_local_role, user_session
 from core.settings import get_settings
 from models import DeletionRecord
 from models import metadata as model_metadata
@@ -1039,7 +1039,7 @@ def _sole_admin_among_others(conn: Connection, users: TableClause, user_id: uuid
     locks the admin rows: two admins deleting themselves at once cannot both pass."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
-        conn.execute(select(func.set_config("role", SYSTEM_ROLE, True)))
+        set_local_role(conn, SYSTEM_ROLE)
     try:
         admins = select(users.c.id).where(users.c.is_admin.is_(True))
         admin_ids = set(conn.execute(admins.with_for_update() if postgres else admins).scalars())
@@ -1049,7 +1049,7 @@ def _sole_admin_among_others(conn: Connection, users: TableClause, user_id: uuid
         return int(others) > 0
     finally:
         if postgres:
-            conn.execute(select(func.set_config("role", APP_ROLE, True)))
+            set_local_role(conn, APP_ROLE)
 
 
 def _count(conn: Connection, t: OwnedTable, user_id: uuid.UUID) -> int:
