@@ -22,6 +22,10 @@ query and turns its (small) result into a pandas DataFrame or a dataclass for th
   anything; both over the runs that pass the filters (every status unless filtered). Latency
   percentiles are over completed answers (``status = 'ok'``): an error's "latency" is its time to
   fail; time to first token is over every run that had one. Tokens and cost are sums with NULL as 0.
+  Tokens are input + cache (cached input read and cache writes) + output, as the daily token quota
+  counts them. A run of **unknown cost** used tokens (input or output reported) but has no cost: its
+  model is not in ``pricing.toml``, or its answer was cut before the provider reported its output;
+  the cost sums leave it out, and ``unknown_cost_runs`` says how many there are.
   Time buckets are UTC days, ISO weeks (Monday) or months.
 * **Round trips.** ``load_dashboard`` answers one page load with five queries in one transaction
   (KPIs of both periods in one query, series, quality, breakdown, top conversations);
@@ -128,6 +132,8 @@ class Kpis:
     cost_usd: float = 0.0
     errors: int = 0
     fallbacks: int = 0
+    cache_tokens: int = 0  # cached input read + cache writes (input_tokens excludes both)
+    unknown_cost_runs: int = 0  # runs that used tokens but have no cost (left out of cost_usd)
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     ttft_p50_ms: float | None = None
@@ -135,7 +141,8 @@ class Kpis:
 
     @property
     def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+        """Every token, as the daily token quota counts them: input, cache and output."""
+        return self.input_tokens + self.cache_tokens + self.output_tokens
 
     @property
     def error_rate(self) -> float | None:
@@ -147,8 +154,8 @@ class Kpis:
 
 
 KPI_NAMES = (
-    "runs", "tokens", "input_tokens", "output_tokens", "cost_usd", "error_rate", "fallback_rate",
-    "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms",
+    "runs", "tokens", "input_tokens", "output_tokens", "cache_tokens", "cost_usd", "unknown_cost_runs",
+    "error_rate", "fallback_rate", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms",
 )  # fmt: skip
 
 
@@ -179,7 +186,8 @@ class KpiComparison:
 class Dashboard:
     """Every figure of one analytics page load for one user.
 
-    ``series``: bucket, provider, runs, input_tokens, output_tokens, cost_usd, errors, fallbacks.
+    ``series``: bucket, provider, runs, input_tokens, output_tokens, cost_usd, errors, fallbacks,
+    cache_tokens, unknown_cost_runs.
     ``quality``: bucket, runs, …, error_rate, fallback_rate, latency_p50, latency_p95, ttft_p50,
     ttft_p95. ``by_model``: provider, model and the same figures. ``top_conversations``:
     conversation_id, title, runs, tokens, cost_usd, last_run_at.
@@ -203,7 +211,7 @@ class AdminDashboard:
     """The same figures across all users, plus per user and per user x provider x model.
 
     ``by_user``: user_id, email, runs, input_tokens, output_tokens, cost_usd, errors, fallbacks,
-    error_rate, fallback_rate. ``by_user_model``: the same with provider and model.
+    cache_tokens, unknown_cost_runs, error_rate, fallback_rate. ``by_user_model``: the same with provider and model.
     """
 
     filters: Filters
@@ -269,7 +277,10 @@ _SUMS = """
     COALESCE(SUM(r.output_tokens), 0) AS output_tokens,
     COALESCE(SUM(r.cost_usd), 0) AS cost_usd,
     COALESCE(SUM(CASE WHEN r.status = 'error' THEN 1 ELSE 0 END), 0) AS errors,
-    COUNT(CASE WHEN r.status <> 'error' THEN r.fallback_from END) AS fallbacks"""
+    COUNT(CASE WHEN r.status <> 'error' THEN r.fallback_from END) AS fallbacks,
+    COALESCE(SUM(COALESCE(r.cached_input_tokens, 0) + COALESCE(r.cache_write_tokens, 0)), 0) AS cache_tokens,
+    COUNT(CASE WHEN r.cost_usd IS NULL AND (r.input_tokens IS NOT NULL OR r.output_tokens IS NOT NULL)
+               THEN 1 END) AS unknown_cost_runs"""
 
 _PG_PERCENTILES = """,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE r.status = 'ok') AS latency_p50,
@@ -297,7 +308,9 @@ _BUCKET = {
     },
 }
 
-_SUM_NAMES = ("runs", "input_tokens", "output_tokens", "cost_usd", "errors", "fallbacks")
+_SUM_NAMES = (
+    "runs", "input_tokens", "output_tokens", "cost_usd", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs",
+)  # fmt: skip
 _PCT_NAMES = tuple(_PERCENTILE_COLUMNS)
 
 
@@ -379,6 +392,7 @@ def _aggregate_sql(
     return f"""
 WITH base AS (
     SELECT {key_select}r.input_tokens, r.output_tokens, r.cost_usd, r.status, r.fallback_from,
+           r.cached_input_tokens, r.cache_write_tokens,
            CASE WHEN r.status = 'ok' THEN r.latency_ms END AS latency_ms, r.ttft_ms
     FROM agent_runs r WHERE {where}
 ), ranked AS (
@@ -408,7 +422,7 @@ def _finish(df: pd.DataFrame, *, bucket: bool = False, percentiles: bool = False
     """Types the aggregate columns (ints, float cost, float percentiles) and adds the rates."""
     if bucket:
         df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
-    for name in ("runs", "input_tokens", "output_tokens", "errors", "fallbacks"):
+    for name in ("runs", "input_tokens", "output_tokens", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs"):
         if name in df:
             df[name] = df[name].astype("int64")
     if "cost_usd" in df:
@@ -437,6 +451,8 @@ def _kpis_from_row(row: Mapping[str, Any] | None) -> Kpis:
         cost_usd=float(row["cost_usd"] or 0),
         errors=int(row["errors"] or 0),
         fallbacks=int(row["fallbacks"] or 0),
+        cache_tokens=int(row["cache_tokens"] or 0),
+        unknown_cost_runs=int(row["unknown_cost_runs"] or 0),
         latency_p50_ms=_opt_float(row["latency_p50"]),
         latency_p95_ms=_opt_float(row["latency_p95"]),
         ttft_p50_ms=_opt_float(row["ttft_p50"]),
@@ -525,7 +541,8 @@ def _by_model(session: Session, filters: Filters, user_id: uuid.UUID | None) -> 
 def _top_conversations(session: Session, filters: Filters, user_id: uuid.UUID, limit: int) -> pd.DataFrame:
     sql = f"""
 SELECT c.id AS conversation_id, c.title AS title, COUNT(*) AS runs,
-       COALESCE(SUM(r.input_tokens), 0) + COALESCE(SUM(r.output_tokens), 0) AS tokens,
+       COALESCE(SUM(r.input_tokens), 0) + COALESCE(SUM(r.output_tokens), 0)
+       + COALESCE(SUM(COALESCE(r.cached_input_tokens, 0) + COALESCE(r.cache_write_tokens, 0)), 0) AS tokens,
        COALESCE(SUM(r.cost_usd), 0) AS cost_usd, MAX(r.created_at) AS last_run_at
 FROM agent_runs r JOIN conversations c ON c.id = r.conversation_id AND c.user_id = :user_id
 WHERE {_where(filters, scoped=True)}

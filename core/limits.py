@@ -44,7 +44,7 @@ from sqlmodel import Session, col, select
 
 from core.db import NotFound, user_session
 from core.settings import get_settings
-from models import UsageCounter, User
+from models import AgentRun, UsageCounter, User
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
@@ -103,6 +103,9 @@ class UsageSummary:
     turns_per_minute: int
     turns_left_this_minute: int
     quota_reached: LimitName | None = None  # the quota a turn would be refused by now (quota_refusal)
+    # runs this month that used tokens but have no cost (unpriced model, or cut before the output
+    # count): cost_month_usd and the cost quota leave them out
+    unknown_cost_runs_month: int = 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -440,10 +443,25 @@ def check_turn_allowed(
     consume_chat_turn(user_id)
 
 
+def _unknown_cost_runs(session: Session, user_id: uuid.UUID, start: datetime, end: datetime) -> int:
+    stmt = select(func.count()).where(
+        col(AgentRun.user_id) == user_id,
+        col(AgentRun.created_at) >= start,
+        col(AgentRun.created_at) < end,
+        col(AgentRun.cost_usd).is_(None),
+        col(AgentRun.input_tokens).is_not(None) | col(AgentRun.output_tokens).is_not(None),
+    )
+    return int(session.exec(stmt).one())
+
+
 def usage_summary(*, user_id: uuid.UUID, now: datetime | None = None) -> UsageSummary:
-    """Today's tokens, this month's cost, the limits that apply, and turns left this minute."""
+    """Today's tokens, this month's cost, the limits that apply, turns left this minute, and how
+    many of this month's runs have no known cost (so are not in the cost)."""
     periods = quota_periods(now)
-    usage = quota_usage(user_id, periods)
+    month_start = datetime.combine(periods.month_start, datetime.min.time(), UTC)
+    with user_session(user_id) as session:
+        usage = quota_usage(user_id, periods, session)
+        unknown = _unknown_cost_runs(session, user_id, month_start, periods.month_end_at)
     refusal = quota_refusal(usage, periods.now)
     item = _chat_item()
     stats = _limiter().get_window_stats(item, "user", str(user_id))
@@ -457,6 +475,7 @@ def usage_summary(*, user_id: uuid.UUID, now: datetime | None = None) -> UsageSu
         turns_per_minute=item.amount,
         turns_left_this_minute=max(0, stats.remaining),
         quota_reached=refusal.limit if refusal is not None else None,
+        unknown_cost_runs_month=unknown,
     )
 
 

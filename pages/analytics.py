@@ -60,6 +60,9 @@ def _fmt(value: float | None, kind: str) -> str:
 
 
 HELP = {  # what the tile counts, then how its change is read
+    "tokens": "Input (including cached input and cache writes) and output tokens, as the daily token "
+    "quota counts them. ",
+    "cost_usd": "Runs whose cost is unknown are not in this sum (see the note below the tiles). ",
     "fallback_rate": "Answers that came from a fallback provider, out of all runs. ",
     "latency_p50_ms": "Over completed answers (a failed run's time to fail is not a latency). ",
     "latency_p95_ms": "Over completed answers (a failed run's time to fail is not a latency). ",
@@ -93,6 +96,14 @@ def kpi_tiles(kpis: KpiComparison) -> None:
                 help=HELP.get(name, "") + "Change against the previous period of equal length.",
                 border=True,
             )
+    unknown = kpis.current.unknown_cost_runs
+    if unknown:
+        st.warning(
+            f"The cost leaves out {unknown:,} run{'s' if unknown != 1 else ''} whose cost is unknown: "
+            "a model missing from `pricing.toml`, or an answer cut off before the provider reported "
+            "its output tokens. Their tokens are counted.",
+            icon=":material/price_change:",
+        )
 
 
 def _date_axis(fig: Any, buckets: pd.Series) -> Any:
@@ -107,7 +118,8 @@ def _date_axis(fig: Any, buckets: pd.Series) -> Any:
 def usage_charts(series: pd.DataFrame, quality: pd.DataFrame, *, key: str) -> None:
     measure = st.radio("Measure", list(MEASURES), horizontal=True, key=f"{key}_measure")
     data = series.assign(
-        tokens=series["input_tokens"] + series["output_tokens"], provider=series["provider"].fillna("(none)")
+        tokens=series["input_tokens"] + series["cache_tokens"] + series["output_tokens"],
+        provider=series["provider"].fillna("(none)"),
     )
     column = MEASURES[measure or "Runs"]
     fig = px.bar(data, x="bucket", y=column, color="provider", labels={"bucket": "", column: measure})
@@ -160,6 +172,12 @@ def quota_panel(user_id: uuid.UUID) -> None:
     tokens, token_limit = usage.tokens_today, usage.tokens_per_day
     token_share = tokens / token_limit if token_limit > 0 else 1.0
     st.progress(min(token_share, 1.0), text=f"Today: {tokens:,} of {token_limit:,} tokens ({token_share:.0%})")
+    if usage.unknown_cost_runs_month:
+        n = usage.unknown_cost_runs_month
+        st.caption(
+            f"{n:,} run{'s' if n != 1 else ''} this month {'have' if n != 1 else 'has'} no known cost: "
+            f"{'they are' if n != 1 else 'it is'} not in the figure above or in the cost quota."
+        )
     if usage.quota_reached is not None:  # as the limiter decides (core.limits.quota_refusal)
         which = "daily token" if usage.quota_reached == "tokens_per_day" else "monthly cost"
         st.error(f"Your {which} quota is reached: new messages are refused until it resets.",

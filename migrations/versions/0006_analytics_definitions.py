@@ -43,14 +43,19 @@ def _revision_0004() -> ModuleType:
     return module
 
 
-def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
+def dashboard_builder() -> ModuleType:
+    """Migration 0004's module with this revision's two fragments in place (0007 builds on it)."""
     m = _revision_0004()
     assert FALLBACKS_0004 in m._SUMS and m._PERCENTILES.count(LATENCY_0004) == 2
     m._SUMS = m._SUMS.replace(FALLBACKS_0004, FALLBACKS)
     m._PERCENTILES = m._PERCENTILES.replace(LATENCY_0004, LATENCY)
-    op.execute(m._dashboard())  # CREATE OR REPLACE: same signature and columns, grants kept
+    return m
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(dashboard_builder()._dashboard())  # CREATE OR REPLACE: same signature and columns, grants kept
 
 
 def downgrade() -> None:

@@ -22,7 +22,9 @@ from core.db import NotFound, engine_for
 from models import AgentRun, Conversation
 
 END = datetime(2026, 3, 4, tzinfo=UTC)  # a Wednesday; the data spans three ISO weeks and two months
-SUM_COLS = ["runs", "input_tokens", "output_tokens", "cost_usd", "errors", "fallbacks"]
+SUM_COLS = [
+    "runs", "input_tokens", "output_tokens", "cost_usd", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs",
+]  # fmt: skip
 PCTS = {  # latency over completed answers only; time to first token over every run that had one
     "latency_p50": ("ok_latency_ms", 50),
     "latency_p95": ("ok_latency_ms", 95),
@@ -49,6 +51,9 @@ def data(any_db_url):
     assert (runs["latency_ms"].notna() & (runs["status"] != "ok")).any()
     assert (runs["fallback_from"].notna() & (runs["status"] == "error")).any()
     assert runs["provider"].nunique() >= 3
+    # runs of unknown cost (tokens reported, no cost), and cache reads and cache writes
+    assert (runs["cost_usd"].isna() & runs["input_tokens"].notna()).any()
+    assert (runs["cached_input_tokens"].fillna(0) > 0).any() and (runs["cache_write_tokens"].fillna(0) > 0).any()
     return result, runs, convs, engine
 
 
@@ -74,7 +79,20 @@ def _sums(df: pd.DataFrame) -> dict[str, float]:
         "errors": int((df["status"] == "error").sum()),
         # an answer that came from a fallback (a run on which every provider failed fell back to nothing)
         "fallbacks": int((df["fallback_from"].notna() & (df["status"] != "error")).sum()),
+        # cached input read + cache writes (input_tokens excludes both)
+        "cache_tokens": int(df["cached_input_tokens"].fillna(0).sum() + df["cache_write_tokens"].fillna(0).sum()),
+        # tokens reported, cost unknown: left out of cost_usd, and counted here
+        "unknown_cost_runs": int(
+            (df["cost_usd"].isna() & (df["input_tokens"].notna() | df["output_tokens"].notna())).sum()
+        ),
     }
+
+
+KPI_INTS = ("runs", "input_tokens", "output_tokens", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs")
+
+
+def _kpi_sums(k: analytics.Kpis) -> dict[str, int]:
+    return {n: getattr(k, n) for n in KPI_INTS}
 
 
 def _pct(values: pd.Series, q: float) -> float | None:
@@ -136,13 +154,8 @@ def test_kpis_both_periods_match_pandas(data, case):
             k = getattr(got, period)
             exp = _sums(df)
             assert len(df) > 0
-            assert (k.runs, k.input_tokens, k.output_tokens, k.errors, k.fallbacks) == (
-                exp["runs"],
-                exp["input_tokens"],
-                exp["output_tokens"],
-                exp["errors"],
-                exp["fallbacks"],
-            )
+            assert _kpi_sums(k) == {n: exp[n] for n in KPI_INTS}
+            assert k.tokens == exp["input_tokens"] + exp["cache_tokens"] + exp["output_tokens"]
             assert k.cost_usd == pytest.approx(exp["cost_usd"], rel=1e-9)
             assert k.error_rate == pytest.approx(exp["errors"] / exp["runs"])
             assert k.fallback_rate == pytest.approx(exp["fallbacks"] / exp["runs"])
@@ -187,7 +200,11 @@ def test_dashboard_series_quality_breakdown_and_top_conversations(data, granular
         .reset_index()
     )
     per_conv["tokens"] = [
-        int(df[df["conversation_id"] == c][["input_tokens", "output_tokens"]].fillna(0).sum().sum())
+        int(
+            df[df["conversation_id"] == c][
+                ["input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens"]
+            ].fillna(0).sum().sum()
+        )
         for c in per_conv["conversation_id"]
     ]
     per_conv = per_conv.sort_values(["cost_usd", "runs"], ascending=False).head(5)
@@ -251,13 +268,8 @@ def test_admin_figures_match_pandas(data, case):
     prev = _select(runs, f.previous(), None)
     for k, rows in ((dash.kpis.current, df), (dash.kpis.previous, prev)):
         exp = _sums(rows)
-        assert (k.runs, k.input_tokens, k.output_tokens, k.errors, k.fallbacks) == (
-            exp["runs"],
-            exp["input_tokens"],
-            exp["output_tokens"],
-            exp["errors"],
-            exp["fallbacks"],
-        )
+        assert _kpi_sums(k) == {n: exp[n] for n in KPI_INTS}
+        assert k.tokens == exp["input_tokens"] + exp["cache_tokens"] + exp["output_tokens"]
         assert k.latency_p95_ms == pytest.approx(_pct(rows["ok_latency_ms"], 95), rel=1e-12)
         assert k.ttft_p50_ms == pytest.approx(_pct(rows["ttft_ms"], 50), rel=1e-12)
     _assert_frames(

@@ -34,6 +34,8 @@ CONTENT_ALLOWED_COLUMNS = {
     "cost_usd",
     "errors",
     "fallbacks",
+    "cache_tokens",  # sums of token counts (migration 0007)
+    "unknown_cost_runs",  # a count of runs
     "period",
     "bucket",
     "latency_p50",

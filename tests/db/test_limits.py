@@ -214,6 +214,17 @@ def test_monthly_cost_quota_boundary_and_reset(any_db_url: str, set_env) -> None
     check_turn_allowed(user_id=user, now=datetime(2027, 1, 1, tzinfo=UTC))  # new month
     summary = usage_summary(user_id=user, now=datetime(2026, 12, 31, tzinfo=UTC))
     assert summary.cost_month_usd == Decimal("1") and summary.cost_per_month_usd == Decimal("1")
+    # the run of unknown cost is not in the sum, and the summary says so (the quota panel shows it)
+    assert summary.unknown_cost_runs_month == 1
+    _add_run(user, at=datetime(2026, 11, 30, tzinfo=UTC), cost=None)  # last month: not this month's
+    with user_session(user) as s:  # a run that failed before any usage: no tokens, so no cost missing
+        conv = Conversation(user_id=user)
+        s.add(conv)
+        s.flush()
+        s.add(AgentRun(user_id=user, conversation_id=conv.id, created_at=datetime(2026, 12, 5, tzinfo=UTC),
+                       user_message="q", output="", status="error", request_id="r"))
+    assert usage_summary(user_id=user, now=datetime(2026, 12, 31, tzinfo=UTC)).unknown_cost_runs_month == 1
+    assert usage_summary(user_id=user, now=datetime(2027, 1, 1, tzinfo=UTC)).unknown_cost_runs_month == 0
 
 
 def test_per_user_override_replaces_the_default(any_db_url: str, set_env) -> None:

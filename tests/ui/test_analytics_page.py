@@ -163,3 +163,38 @@ def test_quota_panel_shows_a_zero_quota_as_reached(app):
     assert any(t.startswith("$0.00 of $0.00 (100%)") for t in texts), texts
     assert any(t.startswith("Today: ") and "tokens" in t for t in texts), texts
     assert any("monthly cost quota is reached" in e.value for e in at.error)
+
+
+def test_tokens_count_cached_input_and_unknown_costs_are_named(app):
+    """The Tokens tile counts cached input and cache writes (as the daily quota does), and runs whose
+    cost is unknown are named under the tiles and in the quota panel instead of adding $0 silently."""
+    import uuid
+    from decimal import Decimal
+    from typing import Any
+
+    from core.db import user_session
+    from models import AgentRun, Conversation
+
+    user = create_signed_in_user()
+    with user_session(user.id) as s:
+        conv = Conversation(user_id=user.id, title="costs", agent="general")
+        s.add(conv)
+        s.flush()
+        common: dict[str, Any] = {
+            "user_id": user.id, "conversation_id": conv.id, "user_message": "q", "provider": "openai"
+        }
+        s.add(AgentRun(**common, output="priced", status="ok", model="gpt-4o-mini", input_tokens=100,
+                       cached_input_tokens=50, cache_write_tokens=10, output_tokens=40,
+                       cost_usd=Decimal("0.01"), request_id=uuid.uuid4().hex[:12]))
+        # a model missing from pricing.toml: tokens reported, cost unknown
+        s.add(AgentRun(**common, output="unpriced", status="ok", model="gpt-unlisted", input_tokens=200,
+                       output_tokens=30, cost_usd=None, request_id=uuid.uuid4().hex[:12]))
+    at = app(PAGE, user=user)
+    assert not at.exception
+    metrics = _metrics(at)
+    assert metrics["Tokens"] == "430"  # 100 + 50 cached + 10 cache-write + 40 + 200 + 30
+    assert metrics["Cost"] == "$0.0100"
+    warnings = [w.value for w in at.warning]
+    assert any("leaves out 1 run whose cost is unknown" in w for w in warnings), warnings
+    captions = [c.value for c in at.caption]
+    assert any("1 run this month has no known cost" in c for c in captions), captions
