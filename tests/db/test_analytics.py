@@ -332,7 +332,7 @@ def test_every_column_the_figures_read_is_in_both_covering_indexes(pg_url):
     read |= {"created_at", "user_id", "provider", "model", "status"}  # the filters and groupings
     assert {"cached_input_tokens", "cache_write_tokens", "cost_usd", "latency_ms"} <= read
     with engine_for(pg_url).connect() as conn:
-        covered = dict(
+        covered: dict[str, list[str]] = dict(
             conn.execute(
                 text(
                     "SELECT i.relname, array_agg(a.attname::text) FROM pg_index x "
