@@ -18,6 +18,9 @@ history load, prompt assembly, the provider router, and the final ``UPDATE`` of 
   title update), and a conversation holding 500 prior runs (bulk-inserted; the prompt then carries
   ``history_turns_in_prompt`` = 20 turns of history and the quota sums read 500+ rows).
 - Concurrency: 50 turns on 50 threads at once (50 users): no error, every row ``ok`` and present.
+- Floor: the cost of one durable write alone in the same conditions (after a bare SDK call, one
+  ``pg_user_batch`` round trip that updates one row and commits), and of the same round trip reading
+  only: what the turn's accept cannot go below while it commits the message before the call.
 
 Settings: rate limit and quotas set high so they never refuse (they are still checked: the
 limiter in memory, the quota sums in PostgreSQL), ``ADVISOR_PROVIDERS=openai`` pointing at the
@@ -279,6 +282,41 @@ def run_case(
     return CaseResult(name, bare, turn)
 
 
+def durable_write_floor(
+    client: openai.OpenAI, body: dict[str, Any], user_id: uuid.UUID, conversation_id: uuid.UUID, n: int
+) -> tuple[list[float], list[float], list[float]]:
+    """What one durable write alone costs here, in the conditions of a turn's accept: after a bare
+    SDK call (the database idle for as long), one round trip through ``pg_user_batch`` that updates
+    one of the user's rows and commits (RLS identity, WAL flush); the same batch with a SELECT only
+    (no commit to flush); and the same UPDATE on a plain psycopg connection kept open for it (no
+    pool, no identity, no RLS: the driver, the round trip and the WAL flush alone).
+    Returns (write ms, read ms, plain psycopg write ms)."""
+    import psycopg
+
+    from core.db import get_engine, pg_user_batch
+
+    write = ("UPDATE conversations SET title = title WHERE id = %(cid)s AND user_id = %(uid)s",
+             {"cid": conversation_id, "uid": user_id})
+    read = ("SELECT title FROM conversations WHERE id = %(cid)s AND user_id = %(uid)s",
+            {"cid": conversation_id, "uid": user_id})
+    writes: list[float] = []
+    reads: list[float] = []
+    plain: list[float] = []
+    url = get_engine().url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for i in range(3 * n):
+            bare_call(client, body)
+            t0 = time.perf_counter()
+            if i % 3 == 2:
+                conn.execute(write[0], write[1])
+                plain.append((time.perf_counter() - t0) * 1000)
+                continue
+            statement, out = (write, writes) if i % 3 == 0 else (read, reads)
+            pg_user_batch(user_id, [statement])
+            out.append((time.perf_counter() - t0) * 1000)
+    return writes, reads, plain
+
+
 def concurrent_turns(n: int) -> tuple[int, int, int, float]:
     """``n`` users send one turn each, all at once on ``n`` threads. Returns
     (errors, rows missing or not ok, rows stuck pending, wall seconds)."""
@@ -455,6 +493,16 @@ def main() -> int:
             heavy.report()
             print(f"\nload average after the timed pairs: {loadavg()}")
 
+            body = stub.requests("openai")[-1].body
+            writes, reads, plain = durable_write_floor(
+                client, {"model": body["model"], "messages": body["messages"]}, user_id, heavy_conv,
+                100 if pairs >= 100 else pairs,
+            )
+            print(f"[floor] one durable one-row write (pg_user_batch: identity + UPDATE + commit) after a bare "
+                  f"SDK call: p50 {pct(writes, 50):.3f} ms p95 {pct(writes, 95):.3f} ms; the same round trip "
+                  f"reading only: p50 {pct(reads, 50):.3f} ms; the UPDATE alone on a plain psycopg connection: "
+                  f"p50 {pct(plain, 50):.3f} ms")
+
             errors, lost, pending, wall = concurrent_turns(args.concurrent)
             print(f"\n[concurrency] {args.concurrent} turns on {args.concurrent} threads in {wall:.2f} s: "
                   f"{errors} errors, {lost} rows missing/not ok, {pending} pending")
@@ -485,6 +533,8 @@ def main() -> int:
         print(f"figure turn_added_ttft_p95: {pct(one.added('ttft_ms'), 95):.3f} ms")
         print(f"figure turn_added_total_p95: {pct(one.added('total_ms'), 95):.3f} ms")
         print(f"figure turn_500msg_added_total_p50: {ah_total:.3f} ms")
+        print(f"figure turn_durable_write_floor_p50: {pct(writes, 50):.3f} ms")
+        print(f"figure turn_plain_psycopg_write_p50: {pct(plain, 50):.3f} ms")
         print(f"load average at end: {loadavg()}")
         print(json.dumps({"bench": "turn_overhead", "pairs": pairs, "added_ttft_p50_ms": round(a1_ttft, 3),
                           "added_total_p50_ms": round(a1_total, 3), "added_ttft_500_p50_ms": round(ah_ttft, 3),
