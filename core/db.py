@@ -211,11 +211,12 @@ def pg_user_batch(
     for attempt in (1, 2):
         token = _PRE_PING.set(attempt == 2)
         try:
-            sa_conn = engine.connect()
+            # the pool's connection itself (no Connection facade: nothing here goes through SQLAlchemy)
+            pooled = engine.raw_connection()
         finally:
             _PRE_PING.reset(token)
-        with sa_conn:
-            pg = sa_conn.connection.driver_connection
+        try:
+            pg = pooled.driver_connection
             if not isinstance(pg, psycopg.Connection):
                 raise TypeError("the PostgreSQL driver is not psycopg 3")
             try:
@@ -223,10 +224,12 @@ def pg_user_batch(
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 if not pg.broken and not pg.closed:
                     raise  # an error of the statements (e.g. cancelled), not of the connection
-                sa_conn.invalidate()
+                pooled.invalidate()
                 if attempt == 2:
                     raise
                 log.warning("pooled PostgreSQL connection found dead; sending the batch again")
+        finally:
+            pooled.close()  # back to the pool (or discarded, when invalidated)
     raise AssertionError("unreachable")
 
 
