@@ -197,7 +197,7 @@ def _create_user(*, email: str, password_hash: str | None, provider: str, subjec
 # ------------------------------------------------------------------------------------------------
 # local accounts
 # ------------------------------------------------------------------------------------------------
-def sign_up(data: SignUpIn, *, session_key: str | None = None) -> SignedUp:
+def sign_up(data: SignUpIn, *, session_key: str | None = None, client: str | None = None) -> SignedUp:
     """Create a local account. Raises ``PasswordRuleError``, ``AuthError`` or ``LimitExceeded``.
 
     An address that is already registered gets the same neutral message as any refused sign-up
@@ -206,7 +206,7 @@ def sign_up(data: SignUpIn, *, session_key: str | None = None) -> SignedUp:
     speed. (A sign-up that succeeds necessarily tells that the address was free.)
     """
     if session_key:
-        limits.take_signin_attempt(email=data.email, session_key=session_key)
+        limits.take_signin_attempt(email=data.email, session_key=session_key, client=client)
     password = data.password
     check_password_rules(password, email=data.email)
     password_hash = _hasher.hash(password)  # before the lookup: the same work either way
@@ -224,11 +224,14 @@ def _verify(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def sign_in(data: SignInIn, *, session_key: str) -> AuthUser:
-    """Check email + password. Raises ``LimitExceeded`` when locked out, else ``AuthError``."""
+def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> AuthUser:
+    """Check email + password. Raises ``LimitExceeded`` when locked out, else ``AuthError``.
+
+    ``client``: the client's address when known (attempts are counted per address too)."""
     if not session_key:
         raise ValueError("session_key is required")
-    limits.take_signin_attempt(email=data.email, session_key=session_key)  # counted before the check
+    # counted before the check
+    limits.take_signin_attempt(email=data.email, session_key=session_key, client=client)
     with system_session() as s:
         user = s.exec(select(User).where(User.email == data.email)).first()
     stored = user.password_hash if user is not None and user.auth_provider == "local" else None

@@ -199,6 +199,11 @@ def _signin_item() -> RateLimitItem:
     return RateLimitItemPerSecond(s.signin_attempts_per_window, s.signin_window_s, namespace="signin")
 
 
+def _signin_client_item() -> RateLimitItem:
+    s = get_settings()
+    return RateLimitItemPerSecond(s.signin_attempts_per_client, s.signin_window_s, namespace="signin")
+
+
 def format_duration(seconds: float) -> str:
     """``42 s``, ``3 min 5 s``, ``3 h 12 min``, ``4 d 3 h``."""
     total = max(0, math.ceil(seconds))
@@ -222,17 +227,27 @@ def _retry(reset_epoch: float) -> tuple[datetime, int]:
 # ------------------------------------------------------------------------------------------------
 # sign-in attempts
 # ------------------------------------------------------------------------------------------------
-def take_signin_attempt(*, email: str, session_key: str) -> None:
-    """Count one sign-in (or sign-up) attempt against this email and this browser session, before
-    the password is looked at; raise ``LimitExceeded`` when either has used up its attempts.
+def take_signin_attempt(*, email: str, session_key: str, client: str | None = None) -> None:
+    """Count one sign-in (or sign-up) attempt against this email, this browser session and this
+    client address (when known), before the password is looked at; raise ``LimitExceeded`` when
+    any of them has used up its attempts.
 
-    Counting first (the limiter's hit is atomic, in memory or in Redis) means parallel guesses
-    cannot all pass a check made before any of them was recorded. A successful sign-in then
-    clears the email's count (``clear_signin_failures``); the session's count stays.
+    The email and the session get ``signin_attempts_per_window``; the client address, across every
+    email and session, ``signin_attempts_per_client`` (a script opening a new session for each
+    guess at another email is stopped there). Counting first (the limiter's hit is atomic, in
+    memory or in Redis) means parallel guesses cannot all pass a check made before any of them was
+    recorded. The address is counted first, then the session, then the email, and a refusal stops
+    there. A successful sign-in then clears the email's count (``clear_signin_failures``); the
+    session's and the address's counts stay.
     """
     limiter = _limiter()
-    item = _signin_item()
-    for kind, value in (("email", email), ("session", session_key)):
+    per_window = _signin_item()
+    # the widest first: an attempt refused for its address or session is not charged to the email,
+    # so a blocked script cannot go on using up (and so locking) other people's email counts
+    checks: list[tuple[RateLimitItem, str, str]] = [(per_window, "session", session_key), (per_window, "email", email)]
+    if client:
+        checks.insert(0, (_signin_client_item(), "client", client))
+    for item, kind, value in checks:
         ident = _digest(value)
         if not limiter.hit(item, kind, ident):
             stats = limiter.get_window_stats(item, kind, ident)

@@ -47,6 +47,13 @@ def _signed_in(user: auth.AuthUser) -> SignedInUser:
     return SignedInUser(id=user.id, email=user.email, is_admin=user.is_admin)
 
 
+def _client_address() -> str | None:
+    """The client's address as the server sees it (None on localhost, or with no client):
+    sign-in attempts are also counted per address."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else None  # (AppTest's context is a mock)
+
+
 def _session_key() -> str:
     """A random key per browser session: failed sign-ins are also counted per session."""
     key = st.session_state.get(SIGNIN_KEY)
@@ -137,7 +144,7 @@ def _sign_in_form() -> None:
         st.error(auth.GENERIC_SIGNIN_ERROR, icon=":material/error:")
         return
     try:
-        user = auth.sign_in(data, session_key=_session_key())
+        user = auth.sign_in(data, session_key=_session_key(), client=_client_address())
     except LimitExceeded as exc:
         st.error(exc.message, icon=":material/lock_clock:")
         return
@@ -179,7 +186,7 @@ def _sign_up_form() -> None:
         confirm_error.error("The two passwords differ.")
         return
     try:
-        user = auth.sign_up(data, session_key=_session_key())
+        user = auth.sign_up(data, session_key=_session_key(), client=_client_address())
     except LimitExceeded as exc:
         email_error.error(exc.message)
         return

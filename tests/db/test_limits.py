@@ -421,3 +421,43 @@ def test_parallel_wrong_passwords_cannot_pass_the_lockout(any_db_url: str, set_e
     for t in threads:
         t.join()
     assert outcomes.count("checked") == 3 and outcomes.count("locked") == 17, outcomes
+
+
+def test_one_client_address_spraying_many_emails_is_stopped(any_db_url: str, set_env, storage: str) -> None:
+    """A script opening a new session for each guess at another email gets past the per-email and
+    per-session counts; the per-address count stops it. Attempts refused for the address are not
+    charged to the emails (they would otherwise be locked for their owners), and another address,
+    or a client whose address is unknown, is not affected."""
+    from core import auth
+    from models.schemas import SignInIn, SignUpIn
+
+    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_ATTEMPTS_PER_CLIENT="5", SIGNIN_WINDOW_S="300")
+    reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
+    victims = [random_email() for _ in range(8)]
+    for email in victims:
+        auth.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
+    outcomes = []
+    for i, email in enumerate(victims):
+        try:
+            auth.sign_in(SignInIn(email=email, password="Summer-2026!"), session_key=f"spray-{i}",
+                         client="203.0.113.7")
+            outcomes.append("signed in")
+        except LimitExceeded as exc:
+            assert exc.limit == "signin" and "Too many attempts" in exc.message
+            outcomes.append("locked")
+        except auth.AuthError:
+            outcomes.append("checked")
+    assert outcomes == ["checked"] * 5 + ["locked"] * 3
+    # the emails the refused attempts aimed at were not charged: each still has all 3 attempts
+    for n, email in enumerate(victims[5:]):
+        for k in range(3):
+            with pytest.raises(auth.AuthError):
+                auth.sign_in(SignInIn(email=email, password="wrong-guess"), session_key=f"own-{n}-{k}",
+                             client=f"198.51.100.{100 + n}")
+    # the owners of the emails that were guessed at, from their own addresses (or from localhost:
+    # no address), are not locked out
+    for n, email in enumerate(victims[:5]):
+        client = None if n % 2 else f"198.51.100.{n}"
+        user = auth.sign_in(SignInIn(email=email, password="Correct-horse-42"), session_key=f"owner-{n}",
+                            client=client)
+        assert user.email == email

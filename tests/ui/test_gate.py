@@ -168,6 +168,26 @@ def test_wrong_password_locks_with_retry_time(app, set_env) -> None:
     assert not _is_signed_in(at)
 
 
+def test_sign_in_attempts_are_counted_per_client_address(app, set_env, monkeypatch) -> None:
+    """The sign-in form passes the client's address (``st.context.ip_address``) to the limiter: new
+    browser sessions from one address, each guessing at another email, are stopped; another address
+    is not."""
+    import ui.auth_view
+
+    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="5", SIGNIN_ATTEMPTS_PER_CLIENT="2", SIGNIN_WINDOW_S="300")
+    address = {"value": "203.0.113.9"}
+    monkeypatch.setattr(ui.auth_view, "_client_address", lambda: address["value"])
+    errors = []
+    for _ in range(3):  # a new session (a new AppTest) for every guess
+        at = _fill_sign_in(app(signed_in=False), random_email(), "Wrong-password-1")
+        errors.append([e.value for e in at.error])
+    assert errors[:2] == [["Email or password is incorrect"]] * 2
+    assert len(errors[2]) == 1 and errors[2][0].startswith("Too many attempts — try again in"), errors
+    address["value"] = "198.51.100.4"
+    at = _fill_sign_in(app(signed_in=False), random_email(), "Wrong-password-1")
+    assert [e.value for e in at.error] == ["Email or password is incorrect"]
+
+
 def test_unknown_email_same_message(app) -> None:
     at = app(signed_in=False)
     email = random_email()
