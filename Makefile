@@ -6,9 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REQ_HASH := $(shell cat requirements.txt | sha256sum | cut -c1-16)
 DEV_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+# the peer of bench.turn_overhead (LiteLLM), in its own virtualenv: never in the app's
+PEER_VENV := .peer-venv
+PEER_HASH := $(shell cat bench/peer-requirements.txt | sha256sum | cut -c1-16)
 PORT ?= 8501
 
-.PHONY: run install install-dev test lint bench demo services clean
+.PHONY: run install install-dev test lint bench peer-venv demo services clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +28,13 @@ $(VENV)/.dev-$(DEV_HASH): requirements.txt requirements-dev.txt | $(PY)
 install: $(VENV)/.req-$(REQ_HASH)
 install-dev: $(VENV)/.dev-$(DEV_HASH)
 
+$(PEER_VENV)/.req-$(PEER_HASH): bench/peer-requirements.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q -r bench/peer-requirements.txt
+	touch $@
+
+peer-venv: $(PEER_VENV)/.req-$(PEER_HASH)
+
 run: install
 	$(PY) -m core.db migrate
 	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
@@ -39,7 +49,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 
-bench: install-dev services
+bench: install-dev services peer-venv
 	$(PY) -m bench.run_all $(BENCH_ARGS)
 
 # A demo database: 20 users x 5,000 realistic runs; sign in as seed1-user00000@example.com / demo-password-1

@@ -41,13 +41,15 @@ PLAN: list[tuple[str, str, list[str]]] = [
     ("db_overhead", "db_overhead", []),
     ("assembly", "assembly", []),
     ("provider_baseline", "provider_baseline", []),
-    ("turn_overhead", "turn_overhead", []),
+    # with LiteLLM's Router timed in the same run when its virtualenv is there (make peer-venv)
+    ("turn_overhead", "turn_overhead",
+     ["--peer", str(PEER_PYTHON)] if (PEER_PYTHON := ROOT / ".peer-venv" / "bin" / "python").exists() else []),
     ("analytics", "analytics", []),
     ("export", "export", []),
     ("load", "load", []),
     ("load --replicas 2", "load", ["--replicas", "2"]),
 ]
-NOT_BENCHMARKS = {"__init__", "common", "run_all", "seed_runs"}
+NOT_BENCHMARKS = {"__init__", "common", "run_all", "seed_runs", "peer_litellm"}
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 LOG_DIR = Path(os.environ.get("ADVISOR_BENCH_LOG_DIR", "/tmp/advisor-bench-logs"))
 

@@ -171,7 +171,8 @@ def bulk_insert_runs(user_id: uuid.UUID, conversation_id: uuid.UUID, n: int) -> 
 def stub_reply() -> Any:
     from tests.stubs.provider_server import Reply
 
-    return Reply(text=" ".join(["word"] * REPLY_WORDS), input_tokens=REPLY_INPUT_TOKENS,
+    # numbered words: LiteLLM (the peer, --peer) refuses a stream that repeats one chunk 100 times
+    return Reply(text=" ".join(f"word{i}" for i in range(REPLY_WORDS)), input_tokens=REPLY_INPUT_TOKENS,
                  output_tokens=REPLY_WORDS)
 
 
@@ -317,6 +318,27 @@ def durable_write_floor(
     return writes, reads, plain
 
 
+def run_peer(python: str, stub: Any, pairs: int, warmup: int) -> dict[str, Any]:
+    """LiteLLM's Router versus a bare SDK call against this stub, replaying the request body our turn
+    sent, in ``python`` (the peer virtualenv) -- see bench/peer_litellm.py."""
+    import subprocess
+    import tempfile
+
+    body = stub.requests("openai")[-1].body
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump({"model": body["model"], "messages": body["messages"]}, fh)
+    try:
+        out = subprocess.run(
+            [python, str(Path(__file__).with_name("peer_litellm.py")), "--base-url", stub.openai_base_url,
+             "--body", fh.name, "--pairs", str(pairs), "--warmup", str(warmup)],
+            check=True, capture_output=True, text=True, timeout=900,
+        )
+    finally:
+        os.unlink(fh.name)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def concurrent_turns(n: int) -> tuple[int, int, int, float]:
     """``n`` users send one turn each, all at once on ``n`` threads. Returns
     (errors, rows missing or not ok, rows stuck pending, wall seconds)."""
@@ -452,6 +474,9 @@ def main() -> int:
     ap.add_argument("--redis", default=None, help="put the rate limiter in this Redis (redis://...)")
     ap.add_argument("--profile", action="store_true", help="also cProfile run_turn (not timed)")
     ap.add_argument("--no-breakdown", action="store_true", help="skip the per-step breakdown")
+    ap.add_argument("--peer", default=None, metavar="PYTHON",
+                    help="also time LiteLLM's Router against the same stub, in the run (bench/peer_litellm.py "
+                         "run by this interpreter of the peer virtualenv, e.g. .peer-venv/bin/python)")
     args = ap.parse_args()
     pairs = args.turns or (50 if args.quick else 200)
     warmup = 10 if args.quick else 20
@@ -488,6 +513,7 @@ def main() -> int:
             one = run_case("1-message conversation (fresh conversation per turn)", stub=stub, client=client,
                            user_id=user_id, conversation_for=lambda i: fresh[i], pairs=pairs, warmup=warmup)
             one.report()
+            peer = run_peer(args.peer, stub, pairs, warmup) if args.peer else None
             heavy = run_case(f"{HISTORY_RUNS}-message conversation", stub=stub, client=client, user_id=user_id,
                              conversation_for=lambda i: heavy_conv, pairs=pairs, warmup=warmup)
             heavy.report()
@@ -539,6 +565,16 @@ def main() -> int:
         print(json.dumps({"bench": "turn_overhead", "pairs": pairs, "added_ttft_p50_ms": round(a1_ttft, 3),
                           "added_total_p50_ms": round(a1_total, 3), "added_ttft_500_p50_ms": round(ah_ttft, 3),
                           "added_total_500_p50_ms": round(ah_total, 3), "loadavg": loadavg()}))
+        if peer is not None:
+            print(f"\n[peer] {peer['peer']} (openai {peer['openai']}) against the same stub, {peer['pairs']} pairs "
+                  f"after the 1-message case: bare TTFT p50 {peer['bare_ttft_p50_ms']:.3f} ms, total "
+                  f"{peer['bare_total_p50_ms']:.3f} ms; LiteLLM adds TTFT p50 {peer['added_ttft_p50_ms']:.3f} ms, "
+                  f"total p50 {peer['added_total_p50_ms']:.3f} ms")
+            print(f"figure turn_litellm_added_ttft_p50: {peer['added_ttft_p50_ms']:.3f} ms")
+            print(f"figure turn_litellm_added_total_p50: {peer['added_total_p50_ms']:.3f} ms")
+            print(f"run_turn adds {a1_ttft:.3f} / {a1_total:.3f} ms (TTFT / total) with the durable write of the "
+                  f"message; LiteLLM's Router adds {peer['added_ttft_p50_ms']:.3f} / "
+                  f"{peer['added_total_p50_ms']:.3f} ms without one")
         goal("turn_added_ttft_p50", a1_ttft, "ms", "<=", 1.5)
         goal("turn_added_total_p50", a1_total, "ms", "<=", 3.0)
         goal("turn_added_500msg_vs_1msg", growth_total, "x", "<=", 2.0)
