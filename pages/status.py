@@ -1,4 +1,8 @@
-"""Status: is everything Advisor depends on up? Database, AI providers, Redis, guard, Sentry, version."""
+"""Status: is everything Advisor depends on up? Database, AI providers, Redis, guard, Sentry, version.
+
+Every signed-in user sees whether each part is up; connection details (URLs, endpoints, the masked
+API keys, migration revisions, error texts) are for administrators only.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "NO"
 
 
-with page("status"):
+with page("status") as user:
+    details = user.is_admin
     st.title("Status")
     st.button("Refresh", key="status_refresh", icon=":material/refresh:")
     report = collect_status(get_settings())
@@ -26,29 +31,44 @@ with page("status"):
 
     st.subheader("Database")
     db = report.database
-    st.table(
-        {
-            "": ["backend", "URL", "reachable", "migrated", "current revision", "head revision"],
-            "value": [
-                db.backend,
-                db.url,
-                _yes(db.reachable) + (f" ({db.error})" if db.error else ""),
-                _yes(db.migrated),
-                db.current_revision or "none",
-                db.head_revision or "unknown",
-            ],
-        }
-    )
+    if details:
+        st.table(
+            {
+                "": ["backend", "URL", "reachable", "migrated", "current revision", "head revision"],
+                "value": [
+                    db.backend,
+                    db.url,
+                    _yes(db.reachable) + (f" ({db.error})" if db.error else ""),
+                    _yes(db.migrated),
+                    db.current_revision or "none",
+                    db.head_revision or "unknown",
+                ],
+            }
+        )
+    else:
+        st.table({"": ["backend", "reachable", "migrated"],
+                  "value": [db.backend, _yes(db.reachable), _yes(db.migrated)]})
 
     st.subheader("AI providers")
     if report.providers_error:
-        st.error(f"Providers are misconfigured: {report.providers_error}")
+        st.error(
+            f"Providers are misconfigured: {report.providers_error}"
+            if details
+            else "The AI providers are misconfigured: an administrator has to fix the settings."
+        )
+    connection = (
+        {
+            "endpoint": [p.base_url or "SDK default" for p in report.providers],
+            "API key": [p.api_key or "not set" for p in report.providers],
+        }
+        if details
+        else {}
+    )
     st.table(
         {
             "provider": [p.name for p in report.providers],
             "model": [p.model for p in report.providers],
-            "endpoint": [p.base_url or "SDK default" for p in report.providers],
-            "API key": [p.api_key or "not set" for p in report.providers],
+            **connection,
             "circuit breaker": [p.breaker for p in report.providers],
             "failures in a row": [p.consecutive_failures for p in report.providers],
             "last error": [p.last_error_kind or "none" for p in report.providers],
@@ -66,7 +86,10 @@ with page("status"):
     else:
         r = report.redis
         detail = f"{r.latency_ms} ms" if r.reachable else (r.error or "error")
-        st.table({"": ["URL", "reachable"], "value": [r.url, f"{_yes(r.reachable)} ({detail})"]})
+        if details:
+            st.table({"": ["URL", "reachable"], "value": [r.url, f"{_yes(r.reachable)} ({detail})"]})
+        else:
+            st.table({"": ["reachable"], "value": [_yes(r.reachable)]})
 
     st.subheader("Trust and operations")
     st.table(
@@ -84,3 +107,5 @@ with page("status"):
             ],
         }
     )
+    if not details:
+        st.caption("Connection details (addresses, endpoints, keys, revisions) are shown to administrators.")

@@ -65,7 +65,7 @@ def test_status_page_reports_everything_and_masks_the_key(app, set_env) -> None:
     )
     fail_once(get_settings())
 
-    at = app(PAGE)
+    at = app(PAGE, admin=True)  # connection details are for administrators
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Status"]
     assert not at.error
@@ -103,7 +103,7 @@ def test_status_page_reports_everything_and_masks_the_key(app, set_env) -> None:
 def test_status_page_announces_demo_mode_and_hides_redis_password(app, set_env) -> None:
     password = f"redispw{secrets.token_hex(8)}"
     set_env(REDIS_URL=f"redis://:{password}@127.0.0.2:9/0")  # configured but unreachable
-    at = app(PAGE)
+    at = app(PAGE, admin=True)
     assert not at.exception, at.exception
     assert any("Demo mode" in i.value for i in at.info)
     (demo,) = provider_table(at)
@@ -112,6 +112,29 @@ def test_status_page_announces_demo_mode_and_hides_redis_password(app, set_env) 
     assert redis["URL"] == "redis://:••••@127.0.0.2:9/0"
     assert str(redis["reachable"]).startswith("NO")
     assert password.encode() not in rendered(at)
+
+
+def test_members_see_what_is_up_but_no_connection_details(app, set_env) -> None:
+    """A member (not an administrator) sees each part's state -- database reachable, provider
+    breakers and last errors, Redis reachable -- and none of the addresses, endpoints, masked keys
+    or revisions the administrators see."""
+    canary = f"sk-proj-MEMBERCANARY{secrets.token_hex(12)}"
+    set_env(PROVIDERS="openai", OPENAI_API_KEY=canary, OPENAI_BASE_URL=f"{REFUSED}/v1", BREAKER_FAILURES="1",
+            BREAKER_COOLDOWN_S="600", PROVIDER_CONNECT_TIMEOUT_S="2", REDIS_URL=REDIS_URL)
+    fail_once(get_settings())
+    at = app(PAGE)  # a member
+    assert not at.exception, at.exception
+    assert table(at, "backend") == {"backend": "sqlite", "reachable": "yes", "migrated": "yes"}
+    (openai,) = provider_table(at)
+    assert set(openai) == {"provider", "model", "circuit breaker", "failures in a row", "last error",
+                           "last error at (UTC)"}
+    assert openai["circuit breaker"] == "open" and openai["last error"] == "connection"
+    assert table(at, "reachable") == {"reachable": "yes"}
+    assert any("shown to administrators" in c.value for c in at.caption)
+    out = rendered(at)
+    database_url = get_settings().database_url
+    for detail in (canary[-4:], "127.0.0.2:9", REDIS_URL, database_url, "••••"):
+        assert detail.encode() not in out, detail
 
 
 def test_database_status_reports_unmigrated_and_unreachable(tmp_path) -> None:
