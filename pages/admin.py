@@ -16,6 +16,7 @@ from core.db import NotFound
 from core.settings import get_settings
 from models.schemas import MAX_EMAIL, QuotaOverrideIn, field_errors
 from ui.frame import page
+from ui.text import literal
 
 FLASH_KEY = "admin_flash"
 
@@ -63,7 +64,7 @@ with page("admin") as user:
     if grant:
         try:
             target = auth.grant_admin(acting_user_id=user.id, target_email=email)
-            st.session_state[FLASH_KEY] = f"{target.email} is now an admin."
+            st.session_state[FLASH_KEY] = f"{literal(target.email)} is now an admin."
             st.rerun()  # redraw the users table with the change
         except NotFound:
             st.error("No user with that email.")

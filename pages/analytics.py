@@ -15,6 +15,7 @@ from core.analytics import AdminDashboard, Dashboard, FilterOptions, Filters, Kp
 from core.db import NotFound
 from core.limits import UsageSummary, usage_summary
 from ui.frame import page
+from ui.text import literal
 
 PAGE_SIZE = 25
 MEASURES = {"Runs": "runs", "Tokens": "tokens", "Cost (USD)": "cost_usd"}
@@ -196,7 +197,7 @@ def run_detail_view(user_id: uuid.UUID, run_id: uuid.UUID) -> None:
         st.warning("That run is no longer available.")
         return
     with st.container(border=True):
-        st.markdown(f"**Run {run.id}** · {run.created_at:%Y-%m-%d %H:%M:%S} UTC · {run.conversation_title}")
+        st.markdown(f"**Run {run.id}** · {run.created_at:%Y-%m-%d %H:%M:%S} UTC · {literal(run.conversation_title)}")
         a, b, c = st.columns(3)
         a.markdown(f"Status **{run.status}**" + (f" · error `{run.error_code}`" if run.error_code else ""))
         b.markdown(

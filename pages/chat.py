@@ -15,6 +15,7 @@ from models import AgentRun
 from models.schemas import ConversationIn, RenameIn, field_errors
 from ui.chat_view import agent_choices, meta_line
 from ui.frame import page
+from ui.text import literal
 
 OPEN_KEY = "chat_open_conversation"
 LIMIT_KEY = "chat_history_limit"
@@ -53,7 +54,7 @@ with page("chat") as user:
                 st.session_state[LIMIT_KEY] = PAGE_SIZE
                 st.rerun()
         for summary in conversations:
-            label = f"{summary.title}  ·  {summary.turns}"
+            label = f"{literal(summary.title)}  ·  {summary.turns}"
             is_open = st.session_state.get(OPEN_KEY) == summary.id
             if st.button(label, key=f"conv_{summary.id}", width="stretch",
                          type="primary" if is_open else "secondary"):
@@ -71,7 +72,7 @@ with page("chat") as user:
     current = next(c for c in conversations if c.id == open_id)
 
     head, tools = st.columns([4, 1])
-    head.subheader(current.title)
+    head.subheader(literal(current.title))
     head.caption(f"Advisor mode: {agents.get(current.agent, (current.agent, ''))[0]}")
     with tools.popover("Rename", icon=":material/edit:"):
         # keyed by the stored title too: when it changes (the first message titles the conversation),

@@ -26,6 +26,7 @@ from models.schemas import (
     field_errors,
 )
 from ui.frame import page
+from ui.text import literal
 
 OTHER_ROLE = "Other"
 NEW = "new"
@@ -181,11 +182,11 @@ def _vibe_editor(user_id: uuid.UUID) -> None:
             row = profiles.save_vibe(
                 user_id=user_id, data=vibe, vibe_id=None if selected == NEW else uuid.UUID(selected)
             )
-            ss[SELECT_NEXT], ss[FLASH] = str(row.id), f"Saved “{row.name}”."
+            ss[SELECT_NEXT], ss[FLASH] = str(row.id), f"Saved “{literal(row.name)}”."
             st.rerun()
         if activate and selected != NEW:
             row = profiles.activate_vibe(user_id=user_id, vibe_id=uuid.UUID(selected))
-            ss[SELECT_NEXT], ss[FLASH] = str(row.id), f"“{row.name}” is now the active vibe."
+            ss[SELECT_NEXT], ss[FLASH] = str(row.id), f"“{literal(row.name)}” is now the active vibe."
             st.rerun()
         if delete and selected != NEW:
             profiles.delete_vibe(user_id=user_id, vibe_id=uuid.UUID(selected))

@@ -19,6 +19,7 @@ from core.limits import LimitExceeded
 from core.settings import Settings, get_settings
 from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, field_errors
 from ui.frame import SignedInUser, guarded, set_signed_in_user, signed_in_user
+from ui.text import literal
 
 SIGNIN_KEY = "advisor_signin_key"
 OIDC_IDENTITY_KEY = "advisor_oidc_identity"
@@ -237,7 +238,7 @@ def sign_out() -> None:
 
 def render_account_box(user: SignedInUser) -> None:
     """Who is signed in, and the sign-out button."""
-    st.caption(f"Signed in as **{user.email}**" + (" · admin" if user.is_admin else ""))
+    st.caption(f"Signed in as **{literal(user.email)}**" + (" · admin" if user.is_admin else ""))
     if st.button("Sign out", key="sign_out", icon=":material/logout:"):
         sign_out()
         st.rerun()

@@ -134,3 +134,15 @@ def test_rename_box_follows_the_title_the_first_message_gave(chat_env: ChatEnv, 
     with system_session() as s:
         [conv] = s.exec(select(Conversation).where(Conversation.user_id == at.advisor_user.id)).all()
     assert conv.title == "Should we adopt Kafka this quarter?"
+
+
+def test_a_title_with_markdown_is_shown_as_typed(chat_env: ChatEnv, app):
+    """A first message such as "Use **kwargs in [tests](x)" titles the conversation; its button and
+    header show those characters (escaped for Markdown), not bold text and a link."""
+    chat_env.stub.set_reply("openai", Reply(text="Answer."))
+    at = app("pages/chat.py")
+    at.chat_input[0].set_value("Use **kwargs in [tests](x) # now?").run()
+    assert not at.exception
+    escaped = r"Use \*\*kwargs in \[tests\](x) # now?"
+    assert escaped in [h.value for h in at.subheader]
+    assert any(b.label.startswith(escaped + "  ·  ") for b in at.button), [b.label for b in at.button]
