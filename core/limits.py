@@ -25,6 +25,7 @@ limit, the usage and when it resets.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import threading
 import time
@@ -186,8 +187,14 @@ def reset_limiter_cache(*, key_prefix: str | None = None) -> None:
 
 
 def _digest(value: str) -> str:
-    """Keys name a hash of an email / session key, never the value itself."""
-    return hashlib.sha256(value.strip().lower().encode("utf-8")).hexdigest()[:32]
+    """Keys name a keyed hash of an email, session key or client address, never the value itself.
+
+    HMAC-SHA256 keyed with the deployment's secret (``ADVISOR_DELETION_SALT``, domain-separated): a
+    plain hash of an email or an IPv4 address can be reversed by hashing the candidates, this one
+    not without the secret. Every replica has the same secret, so they count under the same keys.
+    """
+    key = b"advisor-limiter\0" + get_settings().deletion_salt.get_secret_value().encode("utf-8")
+    return hmac.new(key, value.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 def _chat_item() -> RateLimitItem:

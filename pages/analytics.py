@@ -177,7 +177,7 @@ def quota_panel(user_id: uuid.UUID) -> None:
         n = usage.unknown_cost_runs_month
         st.caption(
             f"{n:,} run{'s' if n != 1 else ''} this month {'have' if n != 1 else 'has'} no known cost: "
-            f"{'they are' if n != 1 else 'it is'} not in the figure above or in the cost quota."
+            f"{'they are' if n != 1 else 'it is'} not in this month's cost above or in the cost quota."
         )
     if usage.quota_reached is not None:  # as the limiter decides (core.limits.quota_refusal)
         which = "daily token" if usage.quota_reached == "tokens_per_day" else "monthly cost"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -135,8 +136,16 @@ def test_redis_keys_have_ttl_and_no_content(sqlite_url: str, set_env, redis_pref
         assert 0 < ttl <= 300, (key, ttl)
         name = key.decode()
         assert email not in name and email.split("@")[0] not in name and "session-key-abc" not in name
+        # nor a plain hash of them (reversible by hashing candidate emails or addresses): a keyed one
+        for plain in (email, "session-key-abc"):
+            assert hashlib.sha256(plain.encode()).hexdigest()[:32] not in name
         for value in r.lrange(key, 0, -1):
             float(value)  # only timestamps are stored
+    # the key depends on the deployment's secret (every replica has the same one)
+    digest = limits._digest(email)
+    assert digest == limits._digest(email.upper())
+    set_env(DELETION_SALT="another-deployments-secret")
+    assert limits._digest(email) != digest
 
 
 def test_two_processes_share_the_redis_counter(sqlite_url: str, set_env, redis_prefix: str) -> None:
