@@ -23,6 +23,10 @@ class SettingsError(RuntimeError):
     """Raised at start when the configuration is invalid; its message is one readable line."""
 
 
+# The published default of ADVISOR_DELETION_SALT (fine for a laptop; a deployment sets its own).
+DEFAULT_DELETION_SALT = "advisor-deletion-records-v1"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ADVISOR_",
@@ -83,7 +87,7 @@ class Settings(BaseSettings):
     sentry_traces_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     sentry_environment: str = "production"
     guard: Literal["enforce", "log", "off"] = "enforce"
-    deletion_salt: SecretStr = SecretStr("advisor-deletion-records-v1")
+    deletion_salt: SecretStr = SecretStr(DEFAULT_DELETION_SALT)
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 import core
 from core import guard
+from core.settings import DEFAULT_DELETION_SALT
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -132,6 +133,9 @@ class StatusReport:
     guard_configured: str  # ADVISOR_GUARD
     sentry_on: bool
     demo_mode: bool
+    # ADVISOR_DELETION_SALT left at its published default: the deletion records' subject hashes and
+    # the rate limiter's keys are then keyed with a value anyone can read in the source
+    default_secret: bool = False
 
 
 def _head_revision(url: str) -> str | None:
@@ -238,4 +242,5 @@ def collect_status(settings: Settings) -> StatusReport:
         guard_configured=settings.guard,
         sentry_on=_sentry_on(),
         demo_mode=settings.provider_order == ["demo"],
+        default_secret=settings.deletion_salt.get_secret_value() == DEFAULT_DELETION_SALT,
     )

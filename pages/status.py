@@ -91,6 +91,13 @@ with page("status") as user:
         else:
             st.table({"": ["reachable"], "value": [_yes(r.reachable)]})
 
+    if details and report.default_secret:
+        st.warning(
+            "`ADVISOR_DELETION_SALT` is at its published default. It keys the hashes in deletion records "
+            "and in the rate limiter's keys: set a long random value of your own (the same on every "
+            "replica) before real users sign up.",
+            icon=":material/key:",
+        )
     st.subheader("Trust and operations")
     st.table(
         {

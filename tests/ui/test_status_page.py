@@ -94,6 +94,7 @@ def test_status_page_reports_everything_and_masks_the_key(app, set_env) -> None:
     assert trust["Sentry"] == "off"
     assert trust["version"] == core.__version__
     assert not any("Demo mode" in i.value for i in at.info)
+    assert any("ADVISOR_DELETION_SALT` is at its published default" in w.value for w in at.warning)
 
     out = rendered(at)
     assert canary[-4:].encode() in out  # the check below looks at the real output
@@ -102,10 +103,12 @@ def test_status_page_reports_everything_and_masks_the_key(app, set_env) -> None:
 
 def test_status_page_announces_demo_mode_and_hides_redis_password(app, set_env) -> None:
     password = f"redispw{secrets.token_hex(8)}"
-    set_env(REDIS_URL=f"redis://:{password}@127.0.0.2:9/0")  # configured but unreachable
+    set_env(REDIS_URL=f"redis://:{password}@127.0.0.2:9/0",  # configured but unreachable
+            DELETION_SALT=f"deployment-secret-{secrets.token_hex(16)}")
     at = app(PAGE, admin=True)
     assert not at.exception, at.exception
     assert any("Demo mode" in i.value for i in at.info)
+    assert not any("DELETION_SALT" in w.value for w in at.warning)  # set below: no warning
     (demo,) = provider_table(at)
     assert demo["provider"] == "demo" and demo["circuit breaker"] == "closed" and demo["last error"] == "none"
     redis = table(at, "URL")
@@ -131,6 +134,7 @@ def test_members_see_what_is_up_but_no_connection_details(app, set_env) -> None:
     assert openai["circuit breaker"] == "open" and openai["last error"] == "connection"
     assert table(at, "reachable") == {"reachable": "yes"}
     assert any("shown to administrators" in c.value for c in at.caption)
+    assert not at.warning  # the default-secret warning is for administrators
     out = rendered(at)
     database_url = get_settings().database_url
     for detail in (canary[-4:], "127.0.0.2:9", REDIS_URL, database_url, "••••"):
