@@ -563,13 +563,23 @@ def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | No
             delay = min(delay * 2, 4.0)
 
 
+def longest_turn(settings: Settings) -> timedelta:
+    """An upper bound on how long a live turn can take: every provider of the fallback chain tried
+    in turn, each attempt (and each SDK retry) within the total timeout, plus a minute of slack for
+    the writes. The recovery sweep leaves younger pending runs alone."""
+    attempts = len(settings.provider_order) * (settings.provider_max_retries + 1)
+    return timedelta(seconds=attempts * settings.provider_total_timeout_s + 60)
+
+
 def recover_stale_runs(*, older_than: timedelta | None = None, now: datetime | None = None) -> int:
     """Mark runs left ``pending`` by a dead process as ``interrupted`` (partial output kept).
 
-    Safe with several replicas: only runs older than the longest a live turn can take are touched.
+    Safe with several replicas: only runs older than the longest a live turn can take
+    (``longest_turn``) are touched. (Were a live turn swept anyway, its final write would still
+    record its answer: the finish does not depend on the status.)
     """
     settings = get_settings()
-    age = older_than if older_than is not None else timedelta(seconds=settings.provider_total_timeout_s + 60)
+    age = older_than if older_than is not None else longest_turn(settings)
     cutoff = (now or datetime.now(UTC)) - age
     with system_session() as s:
         res = s.execute(

@@ -254,6 +254,35 @@ def test_no_loss_when_the_consumer_dies_at_random_points(chat_env: ChatEnv):
     assert {r.status for r in runs} <= {"ok", "interrupted"}
 
 
+def test_recovery_sweep_waits_for_the_longest_turn_the_fallback_chain_allows(any_db_url: str, set_env):
+    """A turn may try every provider of the chain, each attempt and SDK retry within the total
+    timeout: the sweep leaves a pending run alone for that long (it used to wait one total timeout
+    plus a minute, less than two slow providers can take)."""
+    from datetime import UTC, datetime
+
+    from core.chat import longest_turn
+    from core.settings import get_settings
+    from models import Conversation
+
+    set_env(PROVIDERS="openai,anthropic", OPENAI_API_KEY="sk-test-0000000000", ANTHROPIC_API_KEY="sk-ant-0000000000",
+            PROVIDER_TOTAL_TIMEOUT_S="100", PROVIDER_MAX_RETRIES="1")
+    assert longest_turn(get_settings()) == timedelta(seconds=2 * 2 * 100 + 60)
+    user = make_user()
+    started = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    with user_session(user) as s:
+        conv = Conversation(user_id=user)
+        s.add(conv)
+        s.flush()
+        s.add(AgentRun(user_id=user, conversation_id=conv.id, created_at=started, user_message="in flight",
+                       output="", status="pending", request_id="r"))
+    # three attempts of 100 s have gone by: the turn may still be on its fourth
+    assert recover_stale_runs(now=started + timedelta(seconds=400)) == 0
+    assert recover_stale_runs(now=started + timedelta(seconds=461)) == 1
+    with user_session(user) as s:
+        [run] = s.exec(select(AgentRun).where(AgentRun.user_id == user)).all()
+    assert (run.status, run.error_code) == ("interrupted", "abandoned")
+
+
 def test_recovery_sweep_spares_fresh_pending_runs(chat_env: ChatEnv):
     turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="in flight",
                     settings=chat_env.settings, router=chat_env.router)
