@@ -214,6 +214,7 @@ def sign_up(data: SignUpIn, *, session_key: str | None = None, client: str | Non
         return _create_user(email=data.email, password_hash=password_hash, provider="local", subject=None)
     except AuthError:
         log.info("sign-up refused email_ref=%s", _email_ref(data.email))
+        limits.record_signin_failure(client=client)
         raise
 
 
@@ -227,7 +228,7 @@ def _verify(password_hash: str | None, password: str) -> bool:
 def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> AuthUser:
     """Check email + password. Raises ``LimitExceeded`` when locked out, else ``AuthError``.
 
-    ``client``: the client's address when known (attempts are counted per address too)."""
+    ``client``: the client's address when known (failed attempts are counted per address too)."""
     if not session_key:
         raise ValueError("session_key is required")
     # counted before the check
@@ -238,6 +239,7 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
     verified = _verify(stored, data.password)  # always runs (dummy hash when unknown): similar timing
     if user is None or not verified:
         log.info("sign-in failed email_ref=%s", _email_ref(data.email))
+        limits.record_signin_failure(client=client)
         raise AuthError(GENERIC_SIGNIN_ERROR)
     assert stored is not None
     if _hasher.check_needs_rehash(stored):

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import threading
 import time
 import uuid
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -57,11 +59,13 @@ __all__ = [
     "check_turn_allowed",
     "clear_signin_failures",
     "clear_user_limits",
+    "client_address",
     "consume_chat_turn",
     "format_duration",
     "quota_periods",
     "quota_refusal",
     "quota_usage",
+    "record_signin_failure",
     "reset_limiter_cache",
     "take_signin_attempt",
     "usage_summary",
@@ -235,38 +239,70 @@ def _retry(reset_epoch: float) -> tuple[datetime, int]:
 # sign-in attempts
 # ------------------------------------------------------------------------------------------------
 def take_signin_attempt(*, email: str, session_key: str, client: str | None = None) -> None:
-    """Count one sign-in (or sign-up) attempt against this email, this browser session and this
-    client address (when known), before the password is looked at; raise ``LimitExceeded`` when
-    any of them has used up its attempts.
+    """Count one sign-in (or sign-up) attempt against this email and this browser session, before
+    the password is looked at; raise ``LimitExceeded`` when either has used up its attempts, or
+    when this client address (when known) has used up its failed attempts.
 
-    The email and the session get ``signin_attempts_per_window``; the client address, across every
-    email and session, ``signin_attempts_per_client`` (a script opening a new session for each
-    guess at another email is stopped there). Counting first (the limiter's hit is atomic, in
-    memory or in Redis) means parallel guesses cannot all pass a check made before any of them was
-    recorded. The address is counted first, then the session, then the email, and a refusal stops
-    there. A successful sign-in then clears the email's count (``clear_signin_failures``); the
-    session's and the address's counts stay.
+    Counting first (the limiter's hit is atomic, in memory or in Redis) means parallel guesses
+    cannot all pass a check made before any of them was recorded. A successful sign-in then
+    clears the email's count (``clear_signin_failures``); the session's count stays.
+
+    The client address counts *failed* attempts across every email and session
+    (``record_signin_failure``, ``signin_attempts_per_client``): a script opening a new session for
+    each guess at another email is stopped there, while the sign-ins of everyone behind one NAT or
+    proxy do not use the budget up. It is checked first, and an attempt it refuses is charged to
+    nothing else, so a blocked script cannot go on using up (and so locking) other people's email
+    counts. (Checked before and counted after the password check, it can be passed by as many
+    attempts as are in flight at once; the email and session limits cannot.)
     """
     limiter = _limiter()
-    per_window = _signin_item()
-    # the widest first: an attempt refused for its address or session is not charged to the email,
-    # so a blocked script cannot go on using up (and so locking) other people's email counts
-    checks: list[tuple[RateLimitItem, str, str]] = [(per_window, "session", session_key), (per_window, "email", email)]
     if client:
-        checks.insert(0, (_signin_client_item(), "client", client))
-    for item, kind, value in checks:
+        client_item, ident = _signin_client_item(), _digest(client)
+        if not limiter.test(client_item, "client", ident):
+            raise _signin_refusal(limiter, client_item, "client", ident)
+    item = _signin_item()
+    for kind, value in (("session", session_key), ("email", email)):
         ident = _digest(value)
         if not limiter.hit(item, kind, ident):
-            stats = limiter.get_window_stats(item, kind, ident)
-            resets_at, retry = _retry(stats.reset_time)
-            raise LimitExceeded(
-                limit="signin",
-                message=f"Too many attempts — try again in {retry} s",
-                used=item.amount - stats.remaining,
-                allowed=item.amount,
-                resets_at=resets_at,
-                retry_after_s=retry,
-            )
+            raise _signin_refusal(limiter, item, kind, ident)
+
+
+def client_address(remote_ip: str | None, forwarded_for: Sequence[str], trusted_proxy_hops: int) -> str | None:
+    """The address sign-in failures are counted under (None: unknown, not counted).
+
+    With no proxy of ours in front (``trusted_proxy_hops`` 0) it is the connection's peer. Behind
+    ``trusted_proxy_hops`` proxies of ours, each of which appends the address it received the
+    request from to ``X-Forwarded-For``, it is the entry that many places from the right: what the
+    outermost of our proxies saw. Entries further left are written by the client and never trusted.
+    A request with fewer entries did not come through our proxies: its peer is used.
+    """
+    chain = [part.strip() for header in forwarded_for for part in header.split(",") if part.strip()]
+    candidate = chain[-trusted_proxy_hops] if 0 < trusted_proxy_hops <= len(chain) else remote_ip
+    if not candidate:
+        return None
+    try:
+        return str(ipaddress.ip_address(candidate.strip("[]")))
+    except ValueError:
+        return None
+
+
+def record_signin_failure(*, client: str | None) -> None:
+    """A sign-in failed (or a sign-up was refused): count it against the client address."""
+    if client:
+        _limiter().hit(_signin_client_item(), "client", _digest(client))
+
+
+def _signin_refusal(limiter: MovingWindowRateLimiter, item: RateLimitItem, kind: str, ident: str) -> LimitExceeded:
+    stats = limiter.get_window_stats(item, kind, ident)
+    resets_at, retry = _retry(stats.reset_time)
+    return LimitExceeded(
+        limit="signin",
+        message=f"Too many attempts — try again in {retry} s",
+        used=item.amount - stats.remaining,
+        allowed=item.amount,
+        resets_at=resets_at,
+        retry_after_s=retry,
+    )
 
 
 def clear_signin_failures(*, email: str) -> None:

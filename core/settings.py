@@ -70,9 +70,12 @@ class Settings(BaseSettings):
     chat_turns_per_minute: int = Field(default=20, ge=1, le=10_000)
     signin_attempts_per_window: int = Field(default=5, ge=1, le=1000)
     signin_window_s: int = Field(default=300, ge=1, le=86_400)
-    # sign-in attempts from one client address across all emails (password spraying); higher than
+    # failed sign-ins from one client address across all emails (password spraying); higher than
     # the per-email limit because people behind one NAT or proxy share an address
     signin_attempts_per_client: int = Field(default=30, ge=1, le=100_000)
+    # reverse proxies of ours in front of the app that append to X-Forwarded-For (0: none; clients
+    # connect directly). Behind a proxy with 0, every client has the proxy's address.
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
     tokens_per_day: int = Field(default=500_000, ge=0)
     cost_per_month_usd: Decimal = Field(default=Decimal("50"), ge=0)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import streamlit as st
 from pydantic import ValidationError
 
-from core import auth
+from core import auth, limits
 from core.limits import LimitExceeded
 from core.settings import Settings, get_settings
 from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, field_errors
@@ -49,10 +49,16 @@ def _signed_in(user: auth.AuthUser) -> SignedInUser:
 
 
 def _client_address() -> str | None:
-    """The client's address as the server sees it (None on localhost, or with no client):
-    sign-in attempts are also counted per address."""
-    address = st.context.ip_address
-    return address if isinstance(address, str) and address else None  # (AppTest's context is a mock)
+    """The client's address (failed sign-ins are also counted per address): the connection's peer
+    (None on localhost), or behind ``ADVISOR_TRUSTED_PROXY_HOPS`` proxies what the outermost saw."""
+    hops = get_settings().trusted_proxy_hops
+    peer = st.context.ip_address
+    forwarded = st.context.headers.get_all("X-Forwarded-For") if hops else []
+    return limits.client_address(
+        peer if isinstance(peer, str) else None,  # (AppTest's context is a mock)
+        [h for h in forwarded if isinstance(h, str)],
+        hops,
+    )
 
 
 def _session_key() -> str:

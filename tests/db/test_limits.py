@@ -470,3 +470,40 @@ def test_one_client_address_spraying_many_emails_is_stopped(any_db_url: str, set
         user = auth.sign_in(SignInIn(email=email, password="Correct-horse-42"), session_key=f"owner-{n}",
                             client=client)
         assert user.email == email
+
+
+def test_sign_ins_behind_one_shared_address_do_not_use_up_its_budget(sqlite_url: str, set_env,
+                                                                   storage: str) -> None:
+    """Only failures count against an address: everyone behind one NAT or proxy can sign in, however
+    many they are, and a few typos among them do not lock the others out."""
+    from core import auth
+    from models.schemas import SignInIn, SignUpIn
+
+    set_env(SIGNIN_ATTEMPTS_PER_CLIENT="3", SIGNIN_WINDOW_S="300")
+    reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
+    people = [random_email() for _ in range(10)]
+    for email in people:
+        auth.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
+    with pytest.raises(auth.AuthError):  # one typo
+        auth.sign_in(SignInIn(email=people[0], password="Correct-horse-41"), session_key="t", client="192.0.2.1")
+    for n, email in enumerate(people):
+        assert auth.sign_in(SignInIn(email=email, password="Correct-horse-42"), session_key=f"p{n}",
+                            client="192.0.2.1").email == email
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "hops", "expected"),
+    [
+        ("203.0.113.5", [], 0, "203.0.113.5"),  # no proxy: the peer
+        ("203.0.113.5", ["198.51.100.1"], 0, "203.0.113.5"),  # a header nobody trusts is ignored
+        (None, [], 0, None),  # localhost: unknown, not counted
+        ("10.0.0.2", ["198.51.100.1"], 1, "198.51.100.1"),  # behind our load balancer
+        ("10.0.0.2", ["6.6.6.6, 198.51.100.1"], 1, "198.51.100.1"),  # a forged entry on the left
+        ("10.0.0.2", ["6.6.6.6", "198.51.100.1, 10.0.0.9"], 2, "198.51.100.1"),  # two proxies, two headers
+        ("203.0.113.5", [], 1, "203.0.113.5"),  # not through our proxy: the peer
+        ("10.0.0.2", ["not-an-address"], 1, None),
+        ("10.0.0.2", ["[2001:db8::1]"], 1, "2001:db8::1"),
+    ],
+)
+def test_client_address(peer, forwarded, hops, expected) -> None:
+    assert limits.client_address(peer, forwarded, hops) == expected
