@@ -139,30 +139,51 @@ def _name_taken(name: str) -> VibeNameTaken:
     return VibeNameTaken(f"You already have a vibe named “{name}”; pick another name.")
 
 
+def _second_active(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is the one-active-vibe index refusing a second active vibe. PostgreSQL names
+    the index; SQLite names its columns (only ``user_id``; the name constraint adds ``name``)."""
+    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if name is not None:
+        return bool(name == "uq_vibe_configs_one_active")
+    return str(exc.orig).strip().endswith("UNIQUE constraint failed: vibe_configs.user_id")
+
+
 def save_vibe(*, user_id: uuid.UUID, data: VibeIn, vibe_id: uuid.UUID | None = None) -> VibeConfig:
-    """Create a vibe config (``vibe_id`` None) or update one of the user's. The first becomes active."""
-    try:
-        with user_session(user_id) as s:
-            clash = s.exec(
-                select(VibeConfig.id).where(VibeConfig.user_id == user_id, VibeConfig.name == data.name)
+    """Create a vibe config (``vibe_id`` None) or update one of the user's. The first becomes active.
+
+    Two first vibes saved at once (two tabs) both find no active vibe; the one-active index refuses
+    the second, which is then saved again as an inactive one (not reported as a name clash).
+    """
+    for attempt in (1, 2):
+        try:
+            return _save_vibe(user_id, data, vibe_id)
+        except IntegrityError as exc:
+            if attempt == 1 and vibe_id is None and _second_active(exc):
+                continue  # a concurrent first save became the active one: this one is saved inactive
+            raise _name_taken(data.name) from None  # a concurrent save took the name
+    raise AssertionError("unreachable")
+
+
+def _save_vibe(user_id: uuid.UUID, data: VibeIn, vibe_id: uuid.UUID | None) -> VibeConfig:
+    with user_session(user_id) as s:
+        clash = s.exec(
+            select(VibeConfig.id).where(VibeConfig.user_id == user_id, VibeConfig.name == data.name)
+        ).first()
+        if clash is not None and clash != vibe_id:
+            raise _name_taken(data.name)
+        if vibe_id is None:
+            has_active = s.exec(
+                select(VibeConfig.id).where(VibeConfig.user_id == user_id, col(VibeConfig.is_active))
             ).first()
-            if clash is not None and clash != vibe_id:
-                raise _name_taken(data.name)
-            if vibe_id is None:
-                has_active = s.exec(
-                    select(VibeConfig.id).where(VibeConfig.user_id == user_id, col(VibeConfig.is_active))
-                ).first()
-                row = VibeConfig(user_id=user_id, name=data.name, is_active=has_active is None)
-            else:
-                row = _owned(s, user_id, vibe_id)
-                row.name = data.name
-            for key, value in data.sliders().items():
-                setattr(row, key, value)
-            row.updated_at = utcnow()
-            s.add(row)
-            s.flush()
-    except IntegrityError:
-        raise _name_taken(data.name) from None  # a concurrent save took the name
+            row = VibeConfig(user_id=user_id, name=data.name, is_active=has_active is None)
+        else:
+            row = _owned(s, user_id, vibe_id)
+            row.name = data.name
+        for key, value in data.sliders().items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+        s.add(row)
+        s.flush()
     log.info("vibe saved user=%s vibe=%s", user_id, row.id)
     return row
 

@@ -137,3 +137,43 @@ def test_profile_rows_are_scoped(any_db_url: str) -> None:
     with system_session() as s:
         roles = {p.user_id: p.role for p in s.exec(select(UserProfile)).all()}
     assert roles == {a: "CTO", b: "Founder"}
+
+
+def test_two_first_vibes_saved_at_once_are_both_saved(any_db_url: str, monkeypatch) -> None:
+    """Two tabs save a user's first vibe at the same moment: both found no active vibe, so both try
+    to insert an active one. The one-active index refuses the second, which is saved again as an
+    inactive vibe; it used to be refused as if its name were taken."""
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)
+    calls = {"n": 0}
+    lock = threading.Lock()
+    real_utcnow = profiles.utcnow
+
+    def utcnow_after_both_checked():  # called after the active-vibe check, before the INSERT
+        with lock:
+            calls["n"] += 1
+            first_two = calls["n"] <= 2
+        if first_two:
+            barrier.wait()
+        return real_utcnow()
+
+    monkeypatch.setattr(profiles, "utcnow", utcnow_after_both_checked)
+    user = make_user()
+    errors: list[BaseException] = []
+
+    def save(name: str) -> None:
+        try:
+            profiles.save_vibe(user_id=user, data=VibeIn(name=name))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(name,)) for name in ("From tab one", "From tab two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    rows = _rows(user)
+    assert sorted(r.name for r in rows) == ["From tab one", "From tab two"]
+    assert sum(r.is_active for r in rows) == 1
