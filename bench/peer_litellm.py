@@ -30,6 +30,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
@@ -95,30 +96,32 @@ def main() -> int:
         num_retries=0,
     )
 
-    def bare() -> tuple[float, float]:
+    def timed(open_stream: Callable[[], Iterator[Any]]) -> tuple[float, float]:
+        """(time to the first text delta, time to the end) of one streamed call, in ms."""
         t0 = time.perf_counter()
         first = None
-        with client.chat.completions.create(model=model, messages=messages, stream=True,
-                                            stream_options={"include_usage": True}) as stream:
-            for chunk in stream:
-                if first is None and chunk.choices and chunk.choices[0].delta.content:
-                    first = time.perf_counter()
-        end = time.perf_counter()
-        if first is None:
-            raise RuntimeError("bare call got no text")
-        return (first - t0) * 1000, (end - t0) * 1000
-
-    def peer() -> tuple[float, float]:
-        t0 = time.perf_counter()
-        first = None
-        for chunk in router.completion(model=model, messages=messages, stream=True,
-                                       stream_options={"include_usage": True}):
+        for chunk in open_stream():
             if first is None and chunk.choices and chunk.choices[0].delta.content:
                 first = time.perf_counter()
         end = time.perf_counter()
         if first is None:
-            raise RuntimeError("LiteLLM call got no text")
+            raise RuntimeError("a streamed call got no text")
         return (first - t0) * 1000, (end - t0) * 1000
+
+    def bare_stream() -> Iterator[Any]:
+        with client.chat.completions.create(model=model, messages=messages, stream=True,
+                                            stream_options={"include_usage": True}) as stream:
+            yield from stream
+
+    def peer_stream() -> Iterator[Any]:
+        yield from router.completion(model=model, messages=messages, stream=True,
+                                     stream_options={"include_usage": True})
+
+    def bare() -> tuple[float, float]:
+        return timed(bare_stream)
+
+    def peer() -> tuple[float, float]:
+        return timed(peer_stream)
 
     for _ in range(args.warmup):
         bare()
