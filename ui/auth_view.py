@@ -54,9 +54,9 @@ def _client_address() -> str | None:
     hops = get_settings().trusted_proxy_hops
     peer = st.context.ip_address
     forwarded = st.context.headers.get_all("X-Forwarded-For") if hops else []
-    return limits.client_address(
-        peer if isinstance(peer, str) else None,  # (AppTest's context is a mock)
-        [h for h in forwarded if isinstance(h, str)],
+    return limits.client_address(  # (type checks: AppTest's client context is a mock object)
+        peer if isinstance(peer, str) else None,
+        [h for h in forwarded if isinstance(h, str)] if isinstance(forwarded, list) else [],
         hops,
     )
 

@@ -145,11 +145,11 @@ def test_two_first_vibes_saved_at_once_are_both_saved(any_db_url: str, monkeypat
     inactive vibe; it used to be refused as if its name were taken."""
     import threading
 
+    from models.types import utcnow as real_utcnow
+
     barrier = threading.Barrier(2, timeout=10)
     calls = {"n": 0}
     lock = threading.Lock()
-    real_utcnow = profiles.utcnow
-
     def utcnow_after_both_checked():  # called after the active-vibe check, before the INSERT
         with lock:
             calls["n"] += 1
@@ -158,7 +158,7 @@ def test_two_first_vibes_saved_at_once_are_both_saved(any_db_url: str, monkeypat
             barrier.wait()
         return real_utcnow()
 
-    monkeypatch.setattr(profiles, "utcnow", utcnow_after_both_checked)
+    monkeypatch.setattr("core.profiles.utcnow", utcnow_after_both_checked)
     user = make_user()
     errors: list[BaseException] = []
 
