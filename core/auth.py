@@ -247,7 +247,7 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
         with user_session(user.id) as s:
             s.execute(update(User).where(col(User.id) == user.id).values(password_hash=new_hash))
         log.info("password rehashed id=%s", user.id)
-    limits.clear_signin_failures(email=data.email)
+    limits.clear_signin_failures(email=data.email, client=client)
     log.info("sign-in ok id=%s", user.id)
     return _auth_user(user)
 

@@ -210,6 +210,11 @@ def _signin_item() -> RateLimitItem:
     return RateLimitItemPerSecond(s.signin_attempts_per_window, s.signin_window_s, namespace="signin")
 
 
+def _signin_email_item() -> RateLimitItem:
+    s = get_settings()
+    return RateLimitItemPerSecond(s.signin_attempts_per_email, s.signin_window_s, namespace="signin")
+
+
 def _signin_client_item() -> RateLimitItem:
     s = get_settings()
     return RateLimitItemPerSecond(s.signin_attempts_per_client, s.signin_window_s, namespace="signin")
@@ -239,21 +244,24 @@ def _retry(reset_epoch: float) -> tuple[datetime, int]:
 # sign-in attempts
 # ------------------------------------------------------------------------------------------------
 def take_signin_attempt(*, email: str, session_key: str, client: str | None = None) -> None:
-    """Count one sign-in (or sign-up) attempt against this email and this browser session, before
-    the password is looked at; raise ``LimitExceeded`` when either has used up its attempts, or
-    when this client address (when known) has used up its failed attempts.
+    """Count one sign-in (or sign-up) attempt before the password is looked at; raise
+    ``LimitExceeded`` when a count it falls under has used up its attempts.
 
-    Counting first (the limiter's hit is atomic, in memory or in Redis) means parallel guesses
-    cannot all pass a check made before any of them was recorded. A successful sign-in then
-    clears the email's count (``clear_signin_failures``); the session's count stays.
+    - The browser session: ``signin_attempts_per_window``.
+    - The email: ``signin_attempts_per_window`` from one client address (or from wherever, when the
+      address is unknown), and ``signin_attempts_per_email`` from all addresses together. So a
+      guesser at one address cannot lock the owner, who signs in from another, out of the account;
+      guessers at many addresses are still stopped by the total.
+    - The client address, when known: its *failed* attempts across every email and session
+      (``record_signin_failure``, ``signin_attempts_per_client``). A script opening a new session
+      for each guess at another email is stopped there, while the sign-ins of everyone behind one
+      NAT or proxy do not use the budget up. It is checked before and counted after the password
+      check, so it can be passed by as many attempts as are in flight at once; the counts above are
+      taken first (the limiter's hit is atomic, in memory or in Redis), so they cannot.
 
-    The client address counts *failed* attempts across every email and session
-    (``record_signin_failure``, ``signin_attempts_per_client``): a script opening a new session for
-    each guess at another email is stopped there, while the sign-ins of everyone behind one NAT or
-    proxy do not use the budget up. It is checked first, and an attempt it refuses is charged to
-    nothing else, so a blocked script cannot go on using up (and so locking) other people's email
-    counts. (Checked before and counted after the password check, it can be passed by as many
-    attempts as are in flight at once; the email and session limits cannot.)
+    The widest count is checked first and a refusal stops there: an attempt refused for its address
+    or session is charged to no email. A successful sign-in clears the email's counts
+    (``clear_signin_failures``); the session's and the address's stay.
     """
     limiter = _limiter()
     if client:
@@ -261,10 +269,15 @@ def take_signin_attempt(*, email: str, session_key: str, client: str | None = No
         if not limiter.test(client_item, "client", ident):
             raise _signin_refusal(limiter, client_item, "client", ident)
     item = _signin_item()
-    for kind, value in (("session", session_key), ("email", email)):
-        ident = _digest(value)
-        if not limiter.hit(item, kind, ident):
-            raise _signin_refusal(limiter, item, kind, ident)
+    checks: list[tuple[RateLimitItem, str, str]] = [(item, "session", _digest(session_key))]
+    if client:
+        checks += [(item, "email_client", _digest(f"{email.strip().lower()}\n{client}")),
+                   (_signin_email_item(), "email_all", _digest(email))]
+    else:
+        checks.append((item, "email", _digest(email)))
+    for limit_item, kind, ident in checks:
+        if not limiter.hit(limit_item, kind, ident):
+            raise _signin_refusal(limiter, limit_item, kind, ident)
 
 
 def client_address(remote_ip: str | None, forwarded_for: Sequence[str], trusted_proxy_hops: int) -> str | None:
@@ -305,9 +318,13 @@ def _signin_refusal(limiter: MovingWindowRateLimiter, item: RateLimitItem, kind:
     )
 
 
-def clear_signin_failures(*, email: str) -> None:
-    """After a successful sign-in the email's failure count starts again."""
-    _limiter().clear(_signin_item(), "email", _digest(email))
+def clear_signin_failures(*, email: str, client: str | None = None) -> None:
+    """After a successful sign-in the email's counts start again (from this address, and in total)."""
+    limiter = _limiter()
+    limiter.clear(_signin_item(), "email", _digest(email))
+    limiter.clear(_signin_email_item(), "email_all", _digest(email))
+    if client:
+        limiter.clear(_signin_item(), "email_client", _digest(f"{email.strip().lower()}\n{client}"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -538,7 +555,12 @@ def usage_summary(*, user_id: uuid.UUID, now: datetime | None = None) -> UsageSu
 
 
 def clear_user_limits(*, user_id: uuid.UUID, email: str) -> None:
-    """Remove this user's rate-limit keys (chat turns, failed sign-ins by email); privacy deletion."""
+    """Remove this user's rate-limit keys (chat turns, sign-in attempts by email); privacy deletion.
+
+    The counts of attempts at the email from one address are keyed by a hash of both, which cannot
+    be found from the email alone: they expire with their window (``signin_window_s``).
+    """
     limiter = _limiter()
     limiter.clear(_chat_item(), "user", str(user_id))
     limiter.clear(_signin_item(), "email", _digest(email))
+    limiter.clear(_signin_email_item(), "email_all", _digest(email))

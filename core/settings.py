@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     chat_turns_per_minute: int = Field(default=20, ge=1, le=10_000)
     signin_attempts_per_window: int = Field(default=5, ge=1, le=1000)
     signin_window_s: int = Field(default=300, ge=1, le=86_400)
+    # attempts at one email from all client addresses together (signin_attempts_per_window is per
+    # address): a guesser at one address cannot lock the owner out, guessers at many still stop here
+    signin_attempts_per_email: int = Field(default=20, ge=1, le=100_000)
     # failed sign-ins from one client address across all emails (password spraying); higher than
     # the per-email limit because people behind one NAT or proxy share an address
     signin_attempts_per_client: int = Field(default=30, ge=1, le=100_000)

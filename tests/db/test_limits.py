@@ -440,7 +440,8 @@ def test_one_client_address_spraying_many_emails_is_stopped(any_db_url: str, set
     from core import auth
     from models.schemas import SignInIn, SignUpIn
 
-    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_ATTEMPTS_PER_CLIENT="5", SIGNIN_WINDOW_S="300")
+    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_ATTEMPTS_PER_EMAIL="3", SIGNIN_ATTEMPTS_PER_CLIENT="5",
+            SIGNIN_WINDOW_S="300")
     reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
     victims = [random_email() for _ in range(8)]
     for email in victims:
@@ -470,6 +471,37 @@ def test_one_client_address_spraying_many_emails_is_stopped(any_db_url: str, set
         user = auth.sign_in(SignInIn(email=email, password="Correct-horse-42"), session_key=f"owner-{n}",
                             client=client)
         assert user.email == email
+
+
+def test_a_guesser_at_one_address_cannot_lock_the_owner_out(sqlite_url: str, set_env, storage: str) -> None:
+    """Attempts at an email are limited per client address, and in total across addresses: wrong
+    guesses from one address lock that address out of the account, not the owner at another one;
+    guesses from many addresses stop at the total, for everyone, until the window ends."""
+    from core import auth
+    from models.schemas import SignInIn, SignUpIn
+
+    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="2", SIGNIN_ATTEMPTS_PER_EMAIL="5", SIGNIN_ATTEMPTS_PER_CLIENT="100",
+            SIGNIN_WINDOW_S="300")
+    reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
+    owner = random_email()
+    auth.sign_up(SignUpIn(email=owner, password="Correct-horse-42"))
+
+    def attempt(password: str, client: str, session: str) -> str:
+        try:
+            auth.sign_in(SignInIn(email=owner, password=password), session_key=session, client=client)
+            return "in"
+        except LimitExceeded:
+            return "locked"
+        except auth.AuthError:
+            return "wrong"
+
+    guesses = [attempt("Guess-1234", "203.0.113.66", f"g{i}") for i in range(4)]
+    assert guesses == ["wrong", "wrong", "locked", "locked"]
+    assert attempt("Correct-horse-42", "198.51.100.20", "owner-1") == "in"  # the owner, elsewhere
+    # the owner's sign-in cleared the email's counts; guessers at three more addresses use up the total
+    spread = [attempt("Guess-1234", f"203.0.113.{70 + i // 2}", f"s{i}") for i in range(6)]
+    assert spread == ["wrong"] * 5 + ["locked"]
+    assert attempt("Correct-horse-42", "198.51.100.21", "owner-2") == "locked"  # until the window ends
 
 
 def test_sign_ins_behind_one_shared_address_do_not_use_up_its_budget(sqlite_url: str, set_env,
