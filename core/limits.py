@@ -271,13 +271,18 @@ def take_signin_attempt(*, email: str, session_key: str, client: str | None = No
     item = _signin_item()
     checks: list[tuple[RateLimitItem, str, str]] = [(item, "session", _digest(session_key))]
     if client:
-        checks += [(item, "email_client", _digest(f"{email.strip().lower()}\n{client}")),
+        checks += [(item, "email_client", _email_at_client(email, client)),
                    (_signin_email_item(), "email_all", _digest(email))]
     else:
         checks.append((item, "email", _digest(email)))
     for limit_item, kind, ident in checks:
         if not limiter.hit(limit_item, kind, ident):
             raise _signin_refusal(limiter, limit_item, kind, ident)
+
+
+def _email_at_client(email: str, client: str) -> str:
+    """The key of the attempts at ``email`` from the address ``client``."""
+    return _digest(f"{email.strip().lower()}\n{client}")
 
 
 def client_address(remote_ip: str | None, forwarded_for: Sequence[str], trusted_proxy_hops: int) -> str | None:
@@ -324,7 +329,7 @@ def clear_signin_failures(*, email: str, client: str | None = None) -> None:
     limiter.clear(_signin_item(), "email", _digest(email))
     limiter.clear(_signin_email_item(), "email_all", _digest(email))
     if client:
-        limiter.clear(_signin_item(), "email_client", _digest(f"{email.strip().lower()}\n{client}"))
+        limiter.clear(_signin_item(), "email_client", _email_at_client(email, client))
 
 
 # ------------------------------------------------------------------------------------------------
