@@ -17,7 +17,11 @@
    the assembler is pure, so a user's next turns reuse the byte-identical prompt);
 5. the answer streams through the provider router (fallback chain, circuit breakers);
 6. text deltas are yielded to the caller as they arrive (``st.write_stream``);
-7. the row is finished: output, tokens, cost, ttft/latency, prompt hash, atoms, status.
+7. the row is finished: output, tokens, cost, ttft/latency, prompt hash, atoms, status. This last
+   write runs on a background thread (``core.finishing``) once the stream has ended, so the caller is not
+   held for it; ``Turn.close()`` waits for it (the chat page closes every turn before it reruns),
+   the user's next turn waits for it before it reads its history and quotas, and the interpreter
+   waits for it at exit.
 
 While streaming, the partial output is checkpointed to the row every ``CHECKPOINT_S`` seconds, so a
 process killed mid-answer leaves the user's message and most of the answer behind; the recovery
@@ -46,6 +50,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import col
 
+from core import finishing
 from core.assembler import AssembledPrompt, assemble_prompt, run_record
 from core.atoms import AtomLibrary, app_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
@@ -141,10 +146,13 @@ class _Context:
 class Turn:
     """An accepted turn: iterate it for text deltas; ``result`` is complete when iteration ends.
 
-    Call ``close()`` when done with it (the chat page does, in a ``finally``): a turn whose stream
-    was never started -- the page was rerun between accepting the message and showing the answer
-    -- is then recorded as ``interrupted`` / ``cancelled`` instead of staying ``pending`` until the
-    next recovery sweep. Closing a started stream finishes it the same way; an ended one is left.
+    The run's row is finished (output, usage, cost, status) on a background thread once the stream
+    has ended. Call ``close()`` when done with the turn (the chat page does, in a ``finally``): it
+    waits until the row is finished, so what is read from the database next shows the answer. A
+    turn whose stream was never started -- the page was rerun between accepting the message and
+    showing the answer -- is then recorded as ``interrupted`` / ``cancelled`` instead of staying
+    ``pending`` until the next recovery sweep. Closing a started stream finishes it the same way;
+    an ended one is left as it is.
     """
 
     result: TurnResult
@@ -158,9 +166,28 @@ class Turn:
         if inspect.getgeneratorstate(self._stream) == inspect.GEN_CREATED:
             self._stream.close()  # never started: its finally will not run, so finish here
             self.result.status, self.result.error_code = "interrupted", "cancelled"
-            _finish(self._user_id, self.result, None)
-            return
-        self._stream.close()  # started: GeneratorExit → interrupted/cancelled, finished in its finally
+            _finish_later(self._user_id, self.result, None)
+        else:
+            self._stream.close()  # started: GeneratorExit → interrupted/cancelled, finished in its finally
+        self.wait_finished()
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """Wait until the run's row is finished in the database; False if ``timeout`` ran out first."""
+        return finishing.wait_run(self.result.run_id, timeout)
+
+
+def _finish_later(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | None) -> None:
+    """``_finish`` on a background thread (``core.finishing``); a non-database error is logged."""
+
+    def write() -> None:
+        try:
+            _finish(user_id, result, prompt)
+        except Exception as exc:  # database errors are retried in _finish, then left to the sweep
+            log_exception(exc, where="chat.finish")
+
+    finishing.submit(user_id, result.run_id, write)
+
+
 
 
 def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings) -> ChatIn:
@@ -415,6 +442,8 @@ def run_turn(
     data = _validate(conversation_id, text, settings)
     new = _NewRun(id=uuid.uuid4(), user_id=user_id, conversation_id=data.conversation_id, message=data.text,
                   request_id=request_id, created_at=utcnow())
+    # the user's previous answer may still be being written: its history and usage come first
+    finishing.wait_user(user_id)
     try:
         ctx = _accept(new, settings.history_turns_in_prompt)
     except LimitExceeded as exc:
@@ -498,7 +527,7 @@ def _stream(
         result.latency_ms = _ms(clock() - t0)
         if result.usage is not None and result.model is not None and result.status != "error":
             result.cost_usd = cost_usd(result.model, result.usage)
-        _finish(user_id, result, prompt)
+        _finish_later(user_id, result, prompt)  # the row is finished in the background
 
 
 def _ms(seconds: float) -> int:

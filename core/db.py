@@ -69,7 +69,10 @@ def _make_engine(url: str, pool_size: int) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         kwargs.update(pool_pre_ping=True, connect_args={"check_same_thread": False, "timeout": 30})
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+        # LIFO: the connection used last is handed out next, so a turn's writes find a backend whose
+        # caches and prepared statements are warm (psycopg prepares a statement on its 5th use on a
+        # connection), not the pool's least recently used one; connections left idle are recycled.
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800, pool_use_lifo=True)
     engine = create_engine(url, **kwargs)
     if not url.startswith("sqlite"):
         # Pre-ping as SQLAlchemy's pool_pre_ping does (not a connection just made; a dead one found on

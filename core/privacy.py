@@ -78,6 +78,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.expression import TableClause, column, table
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from core import finishing
 from core.db import APP_ROLE, SYSTEM_ROLE, NotFound, get_engine, set_local_role, user_session
 from core.settings import get_settings
 from models import DeletionRecord
@@ -788,6 +789,7 @@ def iter_export_zip(
     Raises ``NotFound`` when the user does not exist (or is not visible to this identity).
     """
     engine = _read_engine(engine or get_engine())
+    finishing.wait_user(user_id)  # an answer just streamed is in the export with its usage and cost
     with user_session(user_id, engine=engine) as session:
         export = _Export(session.connection(), user_id, progress)
         yield from export.run()
@@ -992,6 +994,7 @@ def delete_user(
     ``on_table_deleted(table, rows)`` is called after each table is emptied, inside the transaction
     (an exception from it rolls everything back). Raises ``NotFound`` when the user does not exist.
     """
+    finishing.wait_user(user_id)  # no write of an answered run comes after the deletion
     with user_session(user_id, engine=engine) as session:
         conn = session.connection()
         catalogue = user_data_tables(conn)

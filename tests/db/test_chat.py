@@ -39,6 +39,7 @@ def _turn(env: ChatEnv, message: str = "Should we adopt Kafka?", **kw):
     turn = run_turn(user_id=env.user_id, conversation_id=env.conversation_id, text=message,
                     settings=env.settings, router=env.router, **kw)
     streamed = "".join(turn)
+    turn.close()  # as the page does: waits until the run's row is finished
     return turn.result, streamed
 
 
@@ -82,6 +83,7 @@ def test_message_is_committed_before_the_provider_is_called(chat_env: ChatEnv):
                                    .where(AgentRun.id == turn.result.run_id)).one()
     assert (status, msg) == ("pending", "durable?")
     assert "".join(turn)
+    turn.close()
     assert _runs(chat_env.user_id)[0].status == "ok"
 
 
@@ -218,6 +220,7 @@ def test_unknown_model_costs_null_and_warns(chat_env: ChatEnv, caplog):
         turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="cost?",
                         settings=chat_env.settings, router=router)
         "".join(turn)
+        turn.close()
     [run] = _runs(chat_env.user_id)
     assert run.status == "ok" and run.model == "gpt-unknown-2099" and run.cost_usd is None
     assert run.input_tokens is not None
@@ -289,6 +292,7 @@ def test_recovery_sweep_spares_fresh_pending_runs(chat_env: ChatEnv):
     assert recover_stale_runs() == 0  # default age: longer than any live turn
     assert _runs(chat_env.user_id)[0].status == "pending"
     "".join(turn)
+    turn.close()
     assert _runs(chat_env.user_id)[0].status == "ok"
 
 
@@ -311,6 +315,7 @@ def test_database_connections_dropped_mid_stream_lose_nothing(chat_env: ChatEnv,
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)).fetchone()
             assert killed is not None and killed[0] >= 1
+    turn.close()
     [run] = _runs(chat_env.user_id)
     assert run.status == "ok" and run.output == "".join(out) == "alpha beta gamma delta"
 
@@ -326,6 +331,7 @@ def test_fifty_concurrent_turns_lose_nothing(chat_env: ChatEnv):
                             router=chat_env.router)
             assert "".join(turn)
             assert turn.result.status == "ok"
+            turn.close()
         except BaseException as exc:
             errors.append(exc)
 
@@ -410,6 +416,7 @@ def test_interrupted_answer_keeps_the_input_tokens_it_was_billed_for(chat_env: C
     turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="q",
                     settings=settings, router=build_router(settings))
     streamed = "".join(turn)
+    turn.close()
     [run] = _runs(chat_env.user_id)
     assert run.status == "interrupted" and run.output == streamed == "one two "
     assert run.provider == "anthropic"
@@ -502,3 +509,153 @@ def test_values_stored_before_a_rule_tightened_give_the_previewed_prompt(chat_en
     [run] = _runs(chat_env.user_id)
     assert run.status == "ok", (run.status, run.error_code)
     assert run.prompt_sha256 == preview.sha256
+
+
+def _lock_run(pg_url: str, run_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    """Another session holding the run's row (FOR UPDATE) until it rolls back: its last write waits."""
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_DSN
+
+    locker = psycopg.connect(PG_ADMIN_DSN, dbname=pg_url.rsplit("/", 1)[1])
+    locker.execute("SELECT 1 FROM agent_runs WHERE id = %s FOR UPDATE", (run_id,))
+    return locker
+
+
+def _ends(turn) -> bool:  # type: ignore[no-untyped-def]
+    """Consume the turn's stream on a thread; whether it ends within 10 s."""
+    ended = threading.Event()
+
+    def consume() -> None:
+        "".join(turn)
+        ended.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    return ended.wait(10)
+
+
+def _status(run_id: uuid.UUID) -> str:
+    with system_session() as s:
+        return s.exec(select(AgentRun.status).where(AgentRun.id == run_id)).one()
+
+
+def test_the_answer_ends_without_waiting_for_the_runs_last_write(chat_env: ChatEnv, pg_url: str):
+    """The stream ends as soon as the answer has: the row's last write (a commit) goes on in the
+    background, and ``close()`` waits for it. The row is held by another session, so a stream that
+    still ended on that write could not end."""
+    chat_env.stub.set_reply("openai", Reply(text="Measure first."))
+    turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Split it?",
+                    settings=chat_env.settings, router=chat_env.router)
+    locker = _lock_run(pg_url, turn.result.run_id)
+    try:
+        assert _ends(turn), "the stream waited for the run's last write"
+        assert turn.result.status == "ok" and turn.result.output == "Measure first."
+        assert not turn.wait_finished(timeout=0.3)  # the write is waiting for the row
+        assert _status(turn.result.run_id) == "pending"
+    finally:
+        locker.rollback()
+        locker.close()
+    turn.close()
+    [run] = _runs(chat_env.user_id)
+    assert (run.status, run.output) == ("ok", "Measure first.") and run.output_tokens is not None
+
+
+def test_the_next_turn_waits_for_the_previous_answer_to_be_written(chat_env: ChatEnv, pg_url: str):
+    """The user's next turn sends the previous answer in its history, and counts its tokens in the
+    quotas, even while that answer's row is still being written: it waits for the write first."""
+    chat_env.stub.set_reply("openai", Reply(text="Start with one topic."))
+    first = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Kafka?",
+                     settings=chat_env.settings, router=chat_env.router)
+    locker = _lock_run(pg_url, first.result.run_id)
+    done = threading.Event()
+    try:
+        assert _ends(first) and first.result.output == "Start with one topic."
+
+        def second() -> None:
+            nxt = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Then?",
+                           settings=chat_env.settings, router=chat_env.router)
+            "".join(nxt)
+            nxt.close()
+            done.set()
+
+        threading.Thread(target=second, daemon=True).start()
+        assert not done.wait(0.5)  # held until the first answer is written
+        assert len(chat_env.stub.requests("openai")) == 1
+    finally:
+        locker.rollback()
+        locker.close()
+    assert done.wait(10)
+    first.close()
+    sent = chat_env.stub.requests("openai")[-1].body["messages"]
+    assert [m["content"] for m in sent if m["role"] != "system"] == ["Kafka?", "Start with one topic.", "Then?"]
+    assert sorted(r.status for r in _runs(chat_env.user_id)) == ["ok", "ok"]
+
+
+def test_export_waits_for_an_answer_still_being_written(chat_env: ChatEnv, pg_url: str):
+    """A GDPR export started right after an answer streamed holds that answer as it was finished."""
+    import io
+    import zipfile
+
+    from core.privacy import export_user_data
+
+    chat_env.stub.set_reply("openai", Reply(text="Exported answer."))
+    turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Export me",
+                    settings=chat_env.settings, router=chat_env.router)
+    locker = _lock_run(pg_url, turn.result.run_id)
+    out: list[bytes] = []
+    try:
+        assert _ends(turn)
+        exporter = threading.Thread(target=lambda: out.append(export_user_data(user_id=chat_env.user_id)),
+                                    daemon=True)
+        exporter.start()
+        exporter.join(0.5)
+        assert exporter.is_alive() and not out  # waiting for the answer's row
+    finally:
+        locker.rollback()
+        locker.close()
+    exporter.join(10)
+    with zipfile.ZipFile(io.BytesIO(out[0])) as z:
+        runs = [n for n in z.namelist() if "agent_runs" in n]
+        body = b"".join(z.read(n) for n in runs).decode()
+    assert "Exported answer." in body and "pending" not in body
+    turn.close()
+
+
+EXITING_PROCESS = """
+import time
+import core.chat as chat
+from core.chat import run_turn
+from core.conversations import create_conversation
+from core.db import migrate
+from models.schemas import ConversationIn
+from tests.factories import make_user
+
+slow = chat._finish
+def _slow_finish(*a, **kw):
+    time.sleep(0.5)  # a slow database: the process reaches its end before the write is done
+    slow(*a, **kw)
+chat._finish = _slow_finish
+migrate()
+user = make_user()
+conv = create_conversation(user_id=user, data=ConversationIn(agent="general")).id
+turn = run_turn(user_id=user, conversation_id=conv, text="Answer, then exit")
+assert "".join(turn) and turn.result.status == "ok", turn.result
+print(turn.result.run_id)
+"""
+
+
+def test_a_process_that_exits_right_after_an_answer_still_writes_it(tmp_path):
+    """The run's last write is in the background: a process ending normally waits for it."""
+    db = tmp_path / "advisor.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
+    env.update(ADVISOR_DATABASE_URL=f"sqlite:///{db}", ADVISOR_PROVIDERS="demo", ADVISOR_DEMO_DELAY_MS="0",
+               ADVISOR_GUARD="off")
+    out = subprocess.run([sys.executable, "-c", EXITING_PROCESS], env=env, capture_output=True, text=True,
+                         timeout=120, check=False, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_id = out.stdout.strip().splitlines()[-1]
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        status, output = conn.execute("SELECT status, output FROM agent_runs").fetchone()
+    assert status == "ok" and output, (run_id, status)

@@ -92,3 +92,4 @@ def test_fuzz_run_turn_rejects_cleanly_or_answers(chat_env: ChatEnv, text: str, 
             assert len(s.exec(select(AgentRun)).all()) == before  # nothing stored
         return
     assert "".join(turn) and turn.result.status == "ok"
+    turn.close()

@@ -236,19 +236,32 @@ def test_pg_user_batch_replaces_a_dead_pooled_connection(pg_url, monkeypatch):
         assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() not in (pid, pid2)
 
 
-def test_pg_user_batch_second_try_on_a_pinged_pooled_connection(pg_url, monkeypatch):
-    """The second try takes the next pooled connection, pre-pinged, and runs there."""
+def test_pg_user_batch_second_try_on_a_new_connection(pg_url, monkeypatch):
+    """The second try takes the dead connection's replacement (a new one: not pinged) and runs there."""
     u = make_user()
     engine = core_db.engine_for(pg_url, pool_size=2)
     first, second = engine.connect(), engine.connect()
     pid_a = first.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
     pid_b = second.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    first.close()
-    second.close()  # the pool hands out A, then B
+    second.close()
+    first.close()  # last in, first out: the pool hands out A, then B
     pings = _count_pings(engine, monkeypatch)
     _terminate(pid_a)
-    assert _pid(u, engine) == pid_b and len(pings) == 1
-    assert _pid(u, engine) not in (pid_a, pid_b) and len(pings) == 1  # next: A's replacement, new, unpinged
+    replacement = _pid(u, engine)
+    assert replacement not in (pid_a, pid_b) and len(pings) == 0
+    assert _pid(u, engine) == replacement and len(pings) == 0  # the one used last again, live: no ping
+
+
+def test_the_pool_hands_out_the_connection_used_last(pg_url):
+    """Sequential turns keep to one warm connection (its backend's caches and psycopg's prepared
+    statements) instead of cycling through every connection the pool has opened."""
+    u = make_user()
+    engine = core_db.engine_for(pg_url, pool_size=4)
+    held = [engine.connect() for _ in range(4)]
+    pids = [c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for c in held]
+    for c in held:
+        c.close()
+    assert [_pid(u, engine) for _ in range(6)] == [pids[-1]] * 6
 
 
 def test_pg_user_batch_does_not_retry_a_statement_error(pg_url):

@@ -150,6 +150,7 @@ def turn(env: ChatEnv, text: str) -> TurnResult:
         )
         for _ in t:
             pass
+        t.close()  # as the page does (the run's last write, and what it logs, are done)
     assert t.result.request_id == rid
     return t.result
 
