@@ -83,12 +83,6 @@ def wait_all(timeout: float | None = None) -> bool:
     return _wait(futures, timeout)
 
 
-def pending() -> int:
-    """How many finishes are pending (the status page and tests)."""
-    with _lock:
-        return len(_by_run)
-
-
 def _wait(futures: Sequence[Future[None]], timeout: float | None) -> bool:
     deadline = None if timeout is None else time.monotonic() + timeout
     for future in futures:
