@@ -579,9 +579,12 @@ def main() -> int:
             print(f"\n[peer] {peer['peer']} (openai {peer['openai']}) against the same stub, {peer['pairs']} pairs "
                   f"after the 1-message case: bare TTFT p50 {peer['bare_ttft_p50_ms']:.3f} ms, total "
                   f"{peer['bare_total_p50_ms']:.3f} ms; LiteLLM adds TTFT p50 {peer['added_ttft_p50_ms']:.3f} ms, "
-                  f"total p50 {peer['added_total_p50_ms']:.3f} ms")
+                  f"total p50 {peer['added_total_p50_ms']:.3f} ms; then "
+                  f"{peer.get('settle_after_peer_p50_ms', 0):.1f} ms of its background work (callbacks) "
+                  f"before the process is quiet again (p50, not counted)")
             print(f"figure turn_litellm_added_ttft_p50: {peer['added_ttft_p50_ms']:.3f} ms")
             print(f"figure turn_litellm_added_total_p50: {peer['added_total_p50_ms']:.3f} ms")
+            print(f"figure turn_litellm_background_after_call_p50: {peer.get('settle_after_peer_p50_ms', 0):.1f} ms")
             print(f"run_turn adds {a1_ttft:.3f} / {a1_total:.3f} ms (TTFT / total) with the durable write of the "
                   f"message; LiteLLM's Router adds {peer['added_ttft_p50_ms']:.3f} / "
                   f"{peer['added_total_p50_ms']:.3f} ms without one")

@@ -17,11 +17,11 @@
    the assembler is pure, so a user's next turns reuse the byte-identical prompt);
 5. the answer streams through the provider router (fallback chain, circuit breakers);
 6. text deltas are yielded to the caller as they arrive (``st.write_stream``);
-7. the row is finished: output, tokens, cost, ttft/latency, prompt hash, atoms, status. This last
-   write runs on a background thread (``core.finishing``) once the stream has ended, so the caller is not
-   held for it; ``Turn.close()`` waits for it (the chat page closes every turn before it reruns),
-   the user's next turn waits for it before it reads its history and quotas, and the interpreter
-   waits for it at exit.
+7. the row is finished: output, tokens, cost, ttft/latency, prompt hash, atoms, status. This
+   last write runs on a background thread (``core.finishing``) once the stream has ended, so the
+   caller is not held for it; ``Turn.close()`` waits for it (the chat page closes every turn before
+   it reruns), the user's next turn waits for it before it reads its history and quotas, and the
+   interpreter waits for it at exit.
 
 While streaming, the partial output is checkpointed to the row every ``CHECKPOINT_S`` seconds, so a
 process killed mid-answer leaves the user's message and most of the answer behind; the recovery
@@ -186,8 +186,6 @@ def _finish_later(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPromp
             log_exception(exc, where="chat.finish")
 
     finishing.submit(user_id, result.run_id, write)
-
-
 
 
 def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings) -> ChatIn:
