@@ -63,7 +63,15 @@ from core.db import (
     system_session,
     user_connection,
 )
-from core.limits import LimitExceeded, QuotaPeriods, consume_chat_turn, quota_periods, quota_refusal, quota_usage
+from core.limits import (
+    LimitExceeded,
+    QuotaPeriods,
+    consume_chat_turn,
+    quota_periods,
+    quota_refusal,
+    quota_usage,
+    usage_columns,
+)
 from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
 from core.profiles import profile_in, vibe_from_values
@@ -240,21 +248,19 @@ _INSERT_RUN = _RUNS.insert()
 _FINISH_RUN = _RUNS.update().where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.user_id == bindparam("owner_id"))
 
 # PostgreSQL: the same in one statement (psycopg, no SQLAlchemy on this path): the context row with
-# the quota figures (as core.limits reads them) and whether it has an answered run, the INSERT only
-# when the conversation is the user's and no quota is reached, and the title; "stored" says whether
-# the run is stored. It goes out with the history query in one round trip (core.db.pg_user_batch):
-# the history of a conversation without answered runs is empty, so asking for it costs little. The
-# batch may be sent twice (a connection found dead), so the INSERT is idempotent: a run with this id
-# stored by the first try counts as stored (the statement's snapshot does not see its own INSERT).
-_PG_ACCEPT = """
+# the quota figures (``core.limits.usage_columns``, as the quota check reads them) and whether it
+# has an answered run, the INSERT only when the conversation is the user's and no quota is reached,
+# and the title; "stored" says whether the run is stored. It goes out with the history query in one
+# round trip (core.db.pg_user_batch): the history of a conversation without answered runs is empty,
+# so asking for it costs little. The batch may be sent twice (a connection found dead), so the
+# INSERT is idempotent: a run with this id stored by the first try counts as stored (the statement's
+# snapshot does not see its own INSERT).
+_PG_ACCEPT = f"""
 WITH ctx AS (
     SELECT c.agent, p.role, p.stack, p.vertical,
            v.name, v.playfulness, v.revenue_focus, v.technical_depth, v.brevity, v.formality,
            u.quota_tokens_per_day AS quota_tokens, u.quota_cost_per_month_usd AS quota_cost,
-           (SELECT coalesce(sum(k.tokens), 0) FROM usage_counters k
-            WHERE k.user_id = %(uid)s AND k.day = %(day)s) AS tokens_today,
-           (SELECT coalesce(sum(k.cost_usd), 0) FROM usage_counters k
-            WHERE k.user_id = %(uid)s AND k.day >= %(mstart)s AND k.day < %(mend)s) AS cost_month,
+           {usage_columns(lambda name: f"%({name})s")},
            EXISTS (SELECT 1 FROM agent_runs r WHERE r.conversation_id = c.id AND r.user_id = c.user_id
                    AND r.status IN ('ok', 'interrupted')) AS answered
     FROM conversations c

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -42,12 +42,13 @@ from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, StorageTypes, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Date, Uuid, bindparam, func
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from core.db import NotFound, user_session
 from core.settings import get_settings
-from models import AgentRun, UsageCounter, User
+from models import AgentRun
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
@@ -414,24 +415,34 @@ def quota_periods(now: datetime | None = None) -> QuotaPeriods:
     )
 
 
-_UID = bindparam("uid", type_=Uuid())
-# One round trip: the user's overrides, today's tokens and this month's cost, from the per-day
-# counters the database keeps as runs are recorded (migration 0005): at most 32 rows, however many
-# runs the user has. (The chat turn on PostgreSQL reads the same in its one accepting statement.)
-_USAGE_SQL = select(
-    col(User.quota_tokens_per_day),
-    col(User.quota_cost_per_month_usd),
-    select(func.coalesce(func.sum(col(UsageCounter.tokens)), 0))
-    .where(col(UsageCounter.user_id) == _UID, col(UsageCounter.day) == bindparam("day", type_=Date()))
-    .scalar_subquery(),
-    select(func.coalesce(func.sum(col(UsageCounter.cost_usd)), 0))
-    .where(
-        col(UsageCounter.user_id) == _UID,
-        col(UsageCounter.day) >= bindparam("mstart", type_=Date()),
-        col(UsageCounter.day) < bindparam("mend", type_=Date()),
+def usage_columns(param: Callable[[str], str]) -> str:
+    """Today's tokens and this month's cost, as two select-list items (``tokens_today``,
+    ``cost_month``) read from the per-day counters the database keeps as runs are recorded
+    (migration 0005): at most 32 rows, however many runs the user has.
+
+    The one definition of the figures the quotas compare: the quota check here and the chat turn's
+    accepting statement on PostgreSQL (``core.chat._PG_ACCEPT``) both use it. ``param(name)`` writes
+    the parameter ``name`` (``uid``, ``day``, ``mstart``, ``mend``) in the caller's style.
+    """
+    uid = param("uid")
+    return (
+        f"(SELECT coalesce(sum(k.tokens), 0) FROM usage_counters k "
+        f"WHERE k.user_id = {uid} AND k.day = {param('day')}) AS tokens_today, "
+        f"(SELECT coalesce(sum(k.cost_usd), 0) FROM usage_counters k "
+        f"WHERE k.user_id = {uid} AND k.day >= {param('mstart')} AND k.day < {param('mend')}) AS cost_month"
     )
-    .scalar_subquery(),
-).where(col(User.id) == _UID)
+
+
+# One round trip: the user's overrides, today's tokens and this month's cost.
+_USAGE_SQL = sql_text(
+    "SELECT u.quota_tokens_per_day, u.quota_cost_per_month_usd, "
+    f"{usage_columns(lambda name: ':' + name)} FROM users u WHERE u.id = :uid"
+).bindparams(
+    bindparam("uid", type_=Uuid()),
+    bindparam("day", type_=Date()),
+    bindparam("mstart", type_=Date()),
+    bindparam("mend", type_=Date()),
+)
 
 
 def quota_usage(
