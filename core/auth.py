@@ -17,24 +17,28 @@ Passwords are never logged: log lines name a user id or a short hash of the emai
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
 from core import limits
 from core.db import NotFound, system_session, user_session
 from core.settings import get_settings
-from models import User
+from models import SigninAddress, User
 from models.schemas import MAX_EMAIL, QuotaOverrideIn, SignInIn, SignUpIn, clean_line
+from models.types import utcnow
 
 __all__ = [
     "GENERIC_SIGNIN_ERROR",
@@ -120,6 +124,60 @@ def _dummy() -> str:
 
 def _email_ref(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8")).hexdigest()[:10]
+
+
+# ------------------------------------------------------------------------------------------------
+# addresses an account signed in from (models.signin): not held to the per-email attempt total
+# ------------------------------------------------------------------------------------------------
+def _address_hash(client: str) -> str:
+    """HMAC-SHA256 of a client address keyed with the deployment's secret (domain-separated): the
+    address is never stored, and its hash cannot be reversed by hashing candidate addresses."""
+    key = b"advisor-signin-address\0" + get_settings().deletion_salt.get_secret_value().encode("utf-8")
+    return hmac.new(key, client.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _known_since() -> datetime | None:
+    days = get_settings().signin_known_address_days
+    return utcnow() - timedelta(days=days) if days else None
+
+
+def _is_known_address(email: str, client: str) -> bool:
+    """Whether the account of ``email`` signed in from ``client`` within the configured days."""
+    since = _known_since()
+    if since is None:
+        return False
+    with system_session() as s:
+        found = s.exec(
+            select(SigninAddress.user_id)
+            .join(User, col(User.id) == col(SigninAddress.user_id))
+            .where(col(User.email) == email, col(SigninAddress.address_hash) == _address_hash(client),
+                   col(SigninAddress.last_seen) >= since)
+        ).first()
+    return found is not None
+
+
+def _remember_address(user_id: uuid.UUID, client: str | None) -> None:
+    """Record a successful sign-in from ``client`` (and forget the user's addresses gone stale)."""
+    since = _known_since()
+    if not client or since is None:
+        return
+    now = utcnow()
+    try:
+        with user_session(user_id) as s:
+            s.execute(delete(SigninAddress).where(col(SigninAddress.user_id) == user_id,
+                                                  col(SigninAddress.last_seen) < since))
+            values = {"user_id": user_id, "address_hash": _address_hash(client), "last_seen": now}
+            table = SigninAddress.__table__  # type: ignore[attr-defined]
+            if s.get_bind().dialect.name == "postgresql":
+                stmt = pg_insert(table).values(values)
+                s.execute(stmt.on_conflict_do_update(index_elements=["user_id", "address_hash"],
+                                                     set_={"last_seen": stmt.excluded.last_seen}))
+            else:
+                lite = sqlite_insert(table).values(values)
+                s.execute(lite.on_conflict_do_update(index_elements=["user_id", "address_hash"],
+                                                     set_={"last_seen": lite.excluded.last_seen}))
+    except DBAPIError as exc:  # bookkeeping: the sign-in itself succeeded
+        log.warning("could not record the sign-in address of id=%s (%s)", user_id, type(exc).__name__)
 
 
 def _auth_user(user: User) -> AuthUser:
@@ -231,8 +289,11 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
     ``client``: the client's address when known (failed attempts are counted per address too)."""
     if not session_key:
         raise ValueError("session_key is required")
-    # counted before the check
-    limits.take_signin_attempt(email=data.email, session_key=session_key, client=client)
+    # counted before the check; an address the account signed in from is not held to the email's total
+    limits.take_signin_attempt(
+        email=data.email, session_key=session_key, client=client,
+        known_client=(lambda: _is_known_address(data.email, client)) if client else None,
+    )
     with system_session() as s:
         user = s.exec(select(User).where(User.email == data.email)).first()
     stored = user.password_hash if user is not None and user.auth_provider == "local" else None
@@ -247,6 +308,7 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
         with user_session(user.id) as s:
             s.execute(update(User).where(col(User.id) == user.id).values(password_hash=new_hash))
         log.info("password rehashed id=%s", user.id)
+    _remember_address(user.id, client)
     limits.clear_signin_failures(email=data.email, client=client)
     log.info("sign-in ok id=%s", user.id)
     return _auth_user(user)

@@ -244,7 +244,9 @@ def _retry(reset_epoch: float) -> tuple[datetime, int]:
 # ------------------------------------------------------------------------------------------------
 # sign-in attempts
 # ------------------------------------------------------------------------------------------------
-def take_signin_attempt(*, email: str, session_key: str, client: str | None = None) -> None:
+def take_signin_attempt(
+    *, email: str, session_key: str, client: str | None = None, known_client: Callable[[], bool] | None = None
+) -> None:
     """Count one sign-in (or sign-up) attempt before the password is looked at; raise
     ``LimitExceeded`` when a count it falls under has used up its attempts.
 
@@ -252,7 +254,9 @@ def take_signin_attempt(*, email: str, session_key: str, client: str | None = No
     - The email: ``signin_attempts_per_window`` from one client address (or from wherever, when the
       address is unknown), and ``signin_attempts_per_email`` from all addresses together. So a
       guesser at one address cannot lock the owner, who signs in from another, out of the account;
-      guessers at many addresses are still stopped by the total.
+      guessers at many addresses are still stopped by the total -- except at an address the
+      account has signed in from recently (``known_client()``, asked only when the total refuses:
+      ``core.auth`` looks it up), so they cannot lock its owner out either.
     - The client address, when known: its *failed* attempts across every email and session
       (``record_signin_failure``, ``signin_attempts_per_client``). A script opening a new session
       for each guess at another email is stopped there, while the sign-ins of everyone behind one
@@ -278,6 +282,8 @@ def take_signin_attempt(*, email: str, session_key: str, client: str | None = No
         checks.append((item, "email", _digest(email)))
     for limit_item, kind, ident in checks:
         if not limiter.hit(limit_item, kind, ident):
+            if kind == "email_all" and known_client is not None and known_client():
+                continue  # the owner's own address: only its per-address count applies
             raise _signin_refusal(limiter, limit_item, kind, ident)
 
 

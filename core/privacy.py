@@ -901,6 +901,14 @@ FIELD_DOCS: Final[dict[str, dict[str, str]]] = {
         "cost_usd": "cost in USD of the runs of that day, a decimal string; your monthly cost quota is "
         "checked against the sum of the month's days",
     },
+    "signin_addresses": {
+        "user_id": "your account id",
+        "address_hash": "a keyed one-way hash of a network address you signed in from (the address "
+        "itself is not stored); sign-in attempts from it are not refused when others guess at your "
+        "account from elsewhere",
+        "last_seen": "your last successful sign-in from that address (UTC); forgotten after "
+        "ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS days",
+    },
 }
 
 _README_HEAD = """\
@@ -927,7 +935,8 @@ agent_runs.csv      the same rows as agent_runs.jsonl as a spreadsheet: CSV (RFC
                     mark). Empty cell = no value (null) or empty text (agent_runs.jsonl tells the two
                     apart); true/false for yes/no; JSON lists as JSON text.
 extra/<table>.jsonl any other table holding rows of yours (JSON Lines), e.g. extra/usage_counters.jsonl:
-                    your usage per UTC day, kept for your quotas
+                    your usage per UTC day, kept for your quotas, and extra/signin_addresses.jsonl:
+                    hashes of the addresses you signed in from
 README.txt          this file
 manifest.json       format and schema version, export time, number of rows per table, and for each
                     file its size in bytes, its number of rows and its SHA-256 (to check the archive

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # attempts at one email from all client addresses together (signin_attempts_per_window is per
     # address): a guesser at one address cannot lock the owner out, guessers at many still stop here
     signin_attempts_per_email: int = Field(default=20, ge=1, le=100_000)
+    # an address the account signed in from within this many days is not held to that total (its
+    # owner is not locked out by guessers elsewhere); 0: no address is exempt
+    signin_known_address_days: int = Field(default=30, ge=0, le=3650)
     # failed sign-ins from one client address across all emails (password spraying); higher than
     # the per-email limit because people behind one NAT or proxy share an address
     signin_attempts_per_client: int = Field(default=30, ge=1, le=100_000)

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from models.conversation import RUN_STATUSES, AgentRun, Conversation
 from models.deletion import DeletionRecord
+from models.signin import SigninAddress
 from models.usage import UsageCounter
 from models.user import User, UserProfile
 from models.vibe import SLIDERS, VibeConfig
@@ -11,7 +12,9 @@ from models.vibe import SLIDERS, VibeConfig
 metadata = SQLModel.metadata
 
 # Tables that carry a user's data, in the order they must be emptied (children first).
-USER_OWNED_TABLES = ("agent_runs", "conversations", "vibe_configs", "user_profiles", "usage_counters")
+USER_OWNED_TABLES = (
+    "agent_runs", "conversations", "vibe_configs", "user_profiles", "usage_counters", "signin_addresses",
+)
 
 __all__ = [
     "RUN_STATUSES",
@@ -20,6 +23,7 @@ __all__ = [
     "AgentRun",
     "Conversation",
     "DeletionRecord",
+    "SigninAddress",
     "UsageCounter",
     "User",
     "UserProfile",

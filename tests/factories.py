@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from core.db import system_session, user_session
-from models import AgentRun, Conversation, User, UserProfile, VibeConfig
+from models import AgentRun, Conversation, SigninAddress, User, UserProfile, VibeConfig
 
 
 def random_email() -> str:
@@ -27,6 +28,7 @@ def fill_user(user_id: uuid.UUID, *, runs: int = 3, marker: str = "") -> dict[st
         conv = Conversation(user_id=user_id, title=f"conv {marker}", agent="general")
         s.add(vibe)
         s.add(conv)
+        s.add(SigninAddress(user_id=user_id, address_hash=hashlib.sha256(f"{user_id}{marker}".encode()).hexdigest()))
         s.flush()
         for i in range(runs):
             s.add(

@@ -504,6 +504,53 @@ def test_a_guesser_at_one_address_cannot_lock_the_owner_out(sqlite_url: str, set
     assert attempt("Correct-horse-42", "198.51.100.21", "owner-2") == "locked"  # until the window ends
 
 
+def test_guessers_at_many_addresses_cannot_lock_the_owner_out_of_an_address_they_used(
+    any_db_url: str, set_env, storage: str
+) -> None:
+    """Guessers at many addresses use up the email's total, but an address the account signed in
+    from recently is not held to it: the owner signs in there. It still has its own per-address count
+    (a guesser behind the owner's NAT gets 2 tries), a new address stays locked, and an address last
+    used longer ago than ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS is not known any more. Only a keyed hash of
+    the address is stored."""
+    from core import auth
+    from core.db import system_session
+    from models import SigninAddress
+    from models.schemas import SignInIn, SignUpIn
+
+    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="2", SIGNIN_ATTEMPTS_PER_EMAIL="5", SIGNIN_ATTEMPTS_PER_CLIENT="100",
+            SIGNIN_WINDOW_S="300", SIGNIN_KNOWN_ADDRESS_DAYS="30")
+    reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
+    owner = random_email()
+    auth.sign_up(SignUpIn(email=owner, password="Correct-horse-42"))
+    home, office = "198.51.100.20", "2001:db8::20"
+
+    def attempt(password: str, client: str, session: str) -> str:
+        try:
+            auth.sign_in(SignInIn(email=owner, password=password), session_key=session, client=client)
+            return "in"
+        except LimitExceeded:
+            return "locked"
+        except auth.AuthError:
+            return "wrong"
+
+    assert attempt("Correct-horse-42", home, "owner-home") == "in"
+    assert attempt("Correct-horse-42", office, "owner-office") == "in"
+    with system_session() as s:
+        stored = s.exec(select(SigninAddress)).all()
+    assert len(stored) == 2 and all(home not in r.address_hash and office not in r.address_hash for r in stored)
+    spread = [attempt("Guess-1234", f"203.0.113.{70 + i // 2}", f"s{i}") for i in range(6)]
+    assert spread == ["wrong"] * 5 + ["locked"]  # the email's total is used up
+    assert attempt("Correct-horse-42", "198.51.100.99", "owner-new") == "locked"  # a new address: locked
+    # a guesser behind the owner's home address: its own count of 2 still applies
+    assert [attempt("Guess-1234", home, f"nat{i}") for i in range(3)] == ["wrong", "wrong", "locked"]
+    assert attempt("Correct-horse-42", office, "owner-office-2") == "in"  # the owner, at a known address
+    # the owner's sign-in cleared the email's counts: spread again, then let the office address go stale
+    assert [attempt("Guess-1234", f"203.0.113.{90 + i // 2}", f"t{i}") for i in range(6)][-1] == "locked"
+    with system_session() as s:
+        s.execute(update(SigninAddress).values(last_seen=datetime.now(UTC) - timedelta(days=31)))
+    assert attempt("Correct-horse-42", office, "owner-office-3") == "locked"
+
+
 def test_sign_ins_behind_one_shared_address_do_not_use_up_its_budget(sqlite_url: str, set_env,
                                                                    storage: str) -> None:
     """Only failures count against an address: everyone behind one NAT or proxy can sign in, however

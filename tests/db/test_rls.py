@@ -17,7 +17,8 @@ from tests.conftest import PG_ADMIN_DSN
 from tests.factories import fill_user, make_user
 
 OWNED = {"users": "id", "user_profiles": "user_id", "vibe_configs": "user_id",
-         "conversations": "user_id", "agent_runs": "user_id", "usage_counters": "user_id"}
+         "conversations": "user_id", "agent_runs": "user_id", "usage_counters": "user_id",
+         "signin_addresses": "user_id"}
 
 
 @pytest.fixture
