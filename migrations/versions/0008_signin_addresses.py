@@ -7,7 +7,9 @@ is never stored. Deleted with the user (FK ``ON DELETE CASCADE``; the privacy de
 catalogue-driven).
 
 PostgreSQL: the same row-level security as every user table (ENABLE + FORCE, owner-only policies for
-``advisor_app``, explicit ones for ``advisor_system``, which the sign-in lookup runs as).
+``advisor_app``, explicit ones for ``advisor_system``, which the sign-in lookup runs as), written out
+as 0005 writes it for ``usage_counters``: a migration stays as it ran, so it does not call another's
+code that could change after it.
 
 Revision ID: 0008
 Revises: 0007

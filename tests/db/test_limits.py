@@ -473,12 +473,26 @@ def test_one_client_address_spraying_many_emails_is_stopped(any_db_url: str, set
         assert user.email == email
 
 
+def _sign_in_outcome(email: str, password: str, client: str, session: str) -> str:
+    """One sign-in attempt: "in", "wrong" (password refused) or "locked" (a limit refused it)."""
+    from core import auth
+    from models.schemas import SignInIn
+
+    try:
+        auth.sign_in(SignInIn(email=email, password=password), session_key=session, client=client)
+        return "in"
+    except LimitExceeded:
+        return "locked"
+    except auth.AuthError:
+        return "wrong"
+
+
 def test_a_guesser_at_one_address_cannot_lock_the_owner_out(sqlite_url: str, set_env, storage: str) -> None:
     """Attempts at an email are limited per client address, and in total across addresses: wrong
     guesses from one address lock that address out of the account, not the owner at another one;
     guesses from many addresses stop at the total, for everyone, until the window ends."""
     from core import auth
-    from models.schemas import SignInIn, SignUpIn
+    from models.schemas import SignUpIn
 
     set_env(SIGNIN_ATTEMPTS_PER_WINDOW="2", SIGNIN_ATTEMPTS_PER_EMAIL="5", SIGNIN_ATTEMPTS_PER_CLIENT="100",
             SIGNIN_WINDOW_S="300")
@@ -487,13 +501,7 @@ def test_a_guesser_at_one_address_cannot_lock_the_owner_out(sqlite_url: str, set
     auth.sign_up(SignUpIn(email=owner, password="Correct-horse-42"))
 
     def attempt(password: str, client: str, session: str) -> str:
-        try:
-            auth.sign_in(SignInIn(email=owner, password=password), session_key=session, client=client)
-            return "in"
-        except LimitExceeded:
-            return "locked"
-        except auth.AuthError:
-            return "wrong"
+        return _sign_in_outcome(owner, password, client, session)
 
     guesses = [attempt("Guess-1234", "203.0.113.66", f"g{i}") for i in range(4)]
     assert guesses == ["wrong", "wrong", "locked", "locked"]
@@ -515,7 +523,7 @@ def test_guessers_at_many_addresses_cannot_lock_the_owner_out_of_an_address_they
     from core import auth
     from core.db import system_session
     from models import SigninAddress
-    from models.schemas import SignInIn, SignUpIn
+    from models.schemas import SignUpIn
 
     set_env(SIGNIN_ATTEMPTS_PER_WINDOW="2", SIGNIN_ATTEMPTS_PER_EMAIL="5", SIGNIN_ATTEMPTS_PER_CLIENT="100",
             SIGNIN_WINDOW_S="300", SIGNIN_KNOWN_ADDRESS_DAYS="30")
@@ -525,13 +533,7 @@ def test_guessers_at_many_addresses_cannot_lock_the_owner_out_of_an_address_they
     home, office = "198.51.100.20", "2001:db8::20"
 
     def attempt(password: str, client: str, session: str) -> str:
-        try:
-            auth.sign_in(SignInIn(email=owner, password=password), session_key=session, client=client)
-            return "in"
-        except LimitExceeded:
-            return "locked"
-        except auth.AuthError:
-            return "wrong"
+        return _sign_in_outcome(owner, password, client, session)
 
     assert attempt("Correct-horse-42", home, "owner-home") == "in"
     assert attempt("Correct-horse-42", office, "owner-office") == "in"
