@@ -14,6 +14,7 @@ def boot(database_url: str) -> str:
     """Once per process (per database): logging, Sentry, the guard, and ``alembic upgrade head``."""
     from core import db, guard, observability
     from core.atoms import app_atoms
+    from core.auth import forget_stale_signin_addresses
     from core.chat import recover_stale_runs
     from core.providers.router import build_router
 
@@ -22,6 +23,7 @@ def boot(database_url: str) -> str:
     observability.init_sentry(settings)
     revision = db.migrate(database_url) if settings.migrate_on_start else (db.current_revision() or "")
     recover_stale_runs()  # runs left pending by a process that stopped mid-answer
+    forget_stale_signin_addresses()  # kept only while they serve (ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS)
     build_router(settings)  # SDK clients built (and imported) once, before the first turn
     app_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
     guard.install_guard(settings)

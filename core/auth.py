@@ -48,6 +48,7 @@ __all__ = [
     "PasswordRuleError",
     "SignedUp",
     "UserSummary",
+    "forget_stale_signin_addresses",
     "get_user",
     "grant_admin",
     "hasher",
@@ -178,6 +179,16 @@ def _remember_address(user_id: uuid.UUID, client: str | None) -> None:
                                                      set_={"last_seen": lite.excluded.last_seen}))
     except DBAPIError as exc:  # bookkeeping: the sign-in itself succeeded
         log.warning("could not record the sign-in address of id=%s (%s)", user_id, type(exc).__name__)
+
+
+def forget_stale_signin_addresses(*, now: datetime | None = None) -> int:
+    """Delete every account's sign-in addresses last used longer ago than
+    ``signin_known_address_days`` (all of them when it is 0): they are kept only while they serve.
+    Run at start (``streamlit_app.boot``); a user's own sign-in also drops their stale ones."""
+    cutoff = (now or utcnow()) - timedelta(days=get_settings().signin_known_address_days)
+    with system_session() as s:
+        result = s.execute(delete(SigninAddress).where(col(SigninAddress.last_seen) < cutoff))
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _auth_user(user: User) -> AuthUser:

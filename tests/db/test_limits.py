@@ -588,3 +588,24 @@ def test_sign_ins_behind_one_shared_address_do_not_use_up_its_budget(sqlite_url:
 )
 def test_client_address(peer, forwarded, hops, expected) -> None:
     assert limits.client_address(peer, forwarded, hops) == expected
+
+
+def test_stale_sign_in_addresses_are_forgotten_at_start(any_db_url: str, set_env) -> None:
+    """Addresses are kept only while they can serve: the start-up sweep deletes those of every
+    account last used longer ago than ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS, and all of them when it is 0."""
+    from core.auth import forget_stale_signin_addresses
+    from core.db import system_session
+    from models import SigninAddress
+
+    set_env(SIGNIN_KNOWN_ADDRESS_DAYS="30")
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    users = [make_user(), make_user()]
+    with system_session() as s:
+        for n, user in enumerate(users):
+            s.add(SigninAddress(user_id=user, address_hash=f"fresh{n}", last_seen=now - timedelta(days=29)))
+            s.add(SigninAddress(user_id=user, address_hash=f"stale{n}", last_seen=now - timedelta(days=31)))
+    assert forget_stale_signin_addresses(now=now) == 2
+    with system_session() as s:
+        assert sorted(r.address_hash for r in s.exec(select(SigninAddress)).all()) == ["fresh0", "fresh1"]
+    set_env(SIGNIN_KNOWN_ADDRESS_DAYS="0")  # the exemption is off: nothing is kept
+    assert forget_stale_signin_addresses(now=now) == 2
