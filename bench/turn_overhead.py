@@ -8,7 +8,8 @@ SDK's Chat Completions call with ``stream=True`` and ``stream_options.include_us
 a plain loop, sending **the exact request body our layer sent for the previous turn** (read back
 from the stub), so both sides move the same bytes. Measured: ``run_turn(...)`` then iterating the
 ``Turn`` to its end -- validation, quota + rate limit, the committed ``pending`` row, context and
-history load, prompt assembly, the provider router, and the final ``UPDATE`` of the row.
+history load, prompt assembly and the provider router -- and, for "written", the final ``UPDATE``
+of the row, which runs on a background thread once the stream has ended.
 
 - TTFT: from the call to the first non-empty text delta; total: to the end of the stream (for
   ``run_turn`` the end of iteration: the answer is complete and its ``TurnResult`` filled; the
@@ -221,8 +222,10 @@ def turn_call(user_id: uuid.UUID, conversation_id: uuid.UUID, message: str) -> T
         if ttft is None and delta:
             ttft = time.perf_counter() - t0
     total = time.perf_counter() - t0
-    turn.close()  # as the page does: wait until the row is finished (a background write), so the
-    written = time.perf_counter() - t0  # next measurement never overlaps it
+    # as the page does: wait until the row is finished (a background write), so that the next
+    # measurement never overlaps it
+    turn.close()
+    written = time.perf_counter() - t0
     if turn.result.status != "ok":
         raise RuntimeError(f"turn failed: {turn.result.status} {turn.result.error_code}")
     return Timing((ttft or total) * 1000, total * 1000, written * 1000)
