@@ -17,7 +17,6 @@ Passwords are never logged: log lines name a user id or a short hash of the emai
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import threading
 import uuid
@@ -27,7 +26,7 @@ from decimal import Decimal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, text, update
+from sqlalchemy import Delete, delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -35,7 +34,7 @@ from sqlmodel import Session, col, select
 
 from core import limits
 from core.db import NotFound, system_session, user_session
-from core.settings import get_settings
+from core.settings import get_settings, secret_hmac
 from models import SigninAddress, User
 from models.schemas import MAX_EMAIL, QuotaOverrideIn, SignInIn, SignUpIn, clean_line
 from models.types import utcnow
@@ -133,13 +132,19 @@ def _email_ref(email: str) -> str:
 def _address_hash(client: str) -> str:
     """HMAC-SHA256 of a client address keyed with the deployment's secret (domain-separated): the
     address is never stored, and its hash cannot be reversed by hashing candidate addresses."""
-    key = b"advisor-signin-address\0" + get_settings().deletion_salt.get_secret_value().encode("utf-8")
-    return hmac.new(key, client.encode("utf-8"), hashlib.sha256).hexdigest()
+    return secret_hmac(client, domain="advisor-signin-address")
 
 
-def _known_since() -> datetime | None:
+def _known_since(now: datetime | None = None) -> datetime | None:
+    """Addresses last used before this are not known any more (None: none is, the setting is 0)."""
     days = get_settings().signin_known_address_days
-    return utcnow() - timedelta(days=days) if days else None
+    return (now or utcnow()) - timedelta(days=days) if days else None
+
+
+def _stale_addresses(since: datetime | None) -> Delete:
+    """The addresses no longer known: last used before ``since`` (every one when it is None)."""
+    stmt = delete(SigninAddress)
+    return stmt if since is None else stmt.where(col(SigninAddress.last_seen) < since)
 
 
 def _is_known_address(email: str, client: str) -> bool:
@@ -162,21 +167,14 @@ def _remember_address(user_id: uuid.UUID, client: str | None) -> None:
     since = _known_since()
     if not client or since is None:
         return
-    now = utcnow()
+    values = {"user_id": user_id, "address_hash": _address_hash(client), "last_seen": utcnow()}
     try:
         with user_session(user_id) as s:
-            s.execute(delete(SigninAddress).where(col(SigninAddress.user_id) == user_id,
-                                                  col(SigninAddress.last_seen) < since))
-            values = {"user_id": user_id, "address_hash": _address_hash(client), "last_seen": now}
-            table = SigninAddress.__table__  # type: ignore[attr-defined]
-            if s.get_bind().dialect.name == "postgresql":
-                stmt = pg_insert(table).values(values)
-                s.execute(stmt.on_conflict_do_update(index_elements=["user_id", "address_hash"],
-                                                     set_={"last_seen": stmt.excluded.last_seen}))
-            else:
-                lite = sqlite_insert(table).values(values)
-                s.execute(lite.on_conflict_do_update(index_elements=["user_id", "address_hash"],
-                                                     set_={"last_seen": lite.excluded.last_seen}))
+            s.execute(_stale_addresses(since).where(col(SigninAddress.user_id) == user_id))
+            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            stmt = insert(SigninAddress).values(values)
+            s.execute(stmt.on_conflict_do_update(index_elements=["user_id", "address_hash"],
+                                                 set_={"last_seen": stmt.excluded.last_seen}))
     except DBAPIError as exc:  # bookkeeping: the sign-in itself succeeded
         log.warning("could not record the sign-in address of id=%s (%s)", user_id, type(exc).__name__)
 
@@ -185,9 +183,8 @@ def forget_stale_signin_addresses(*, now: datetime | None = None) -> int:
     """Delete every account's sign-in addresses last used longer ago than
     ``signin_known_address_days`` (all of them when it is 0): they are kept only while they serve.
     Run at start (``streamlit_app.boot``); a user's own sign-in also drops their stale ones."""
-    cutoff = (now or utcnow()) - timedelta(days=get_settings().signin_known_address_days)
     with system_session() as s:
-        result = s.execute(delete(SigninAddress).where(col(SigninAddress.last_seen) < cutoff))
+        result = s.execute(_stale_addresses(_known_since(now)))
         return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -24,8 +24,6 @@ limit, the usage and when it resets.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import math
 import threading
@@ -47,7 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from core.db import NotFound, user_session
-from core.settings import get_settings
+from core.settings import get_settings, secret_hmac
 from models import AgentRun
 
 __all__ = [
@@ -198,8 +196,7 @@ def _digest(value: str) -> str:
     plain hash of an email or an IPv4 address can be reversed by hashing the candidates, this one
     not without the secret. Every replica has the same secret, so they count under the same keys.
     """
-    key = b"advisor-limiter\0" + get_settings().deletion_salt.get_secret_value().encode("utf-8")
-    return hmac.new(key, value.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+    return secret_hmac(value.strip().lower(), domain="advisor-limiter")[:32]
 
 
 def _chat_item() -> RateLimitItem:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import hmac
 import importlib
 import io
 import json
@@ -80,7 +79,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from core import finishing
 from core.db import APP_ROLE, SYSTEM_ROLE, NotFound, get_engine, set_local_role, user_session
-from core.settings import get_settings
+from core.settings import secret_hmac
 from models import DeletionRecord
 from models import metadata as model_metadata
 from models.types import UTCDateTime, utcnow
@@ -988,8 +987,7 @@ class DeletionReceipt:
 
 def subject_hash(user_id: uuid.UUID) -> str:
     """HMAC-SHA256 of the user id keyed with ``settings.deletion_salt`` (hex, 64 characters)."""
-    key = get_settings().deletion_salt.get_secret_value().encode("utf-8")
-    return hmac.new(key, str(user_id).encode("ascii"), hashlib.sha256).hexdigest()
+    return secret_hmac(str(user_id))
 
 
 def delete_user(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -179,3 +181,14 @@ def get_settings() -> Settings:
 def reset_settings_cache() -> None:
     """For tests: forget cached settings (and anything derived from them)."""
     get_settings.cache_clear()
+
+
+def secret_hmac(message: str, *, domain: str = "") -> str:
+    """HMAC-SHA256 (hex) of ``message`` keyed with the deployment's secret (``ADVISOR_DELETION_SALT``),
+    prefixed by ``domain`` and a NUL when given, so that each use has its own key. A plain hash of an
+    email or an address could be reversed by hashing candidates; this one not without the secret.
+    Used for the deletion records' subject hashes (no domain), the rate limiter's keys and the
+    hashes of sign-in addresses."""
+    prefix = domain.encode("utf-8") + b"\0" if domain else b""
+    key = prefix + get_settings().deletion_salt.get_secret_value().encode("utf-8")
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
