@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import openai
 import pytest
 
 from core.providers.base import Deadline, ErrorKind, InputUsage, ProviderError, ProviderTimeouts, Usage
-from tests.providers.conftest import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, QUESTION, SYSTEM
+from tests.providers.conftest import ANTHROPIC_TEST_KEY, FAST, OPENAI_TEST_KEY, QUESTION, SYSTEM
 from tests.providers.helpers import FakeClock, collect
 from tests.stubs.provider_server import Fault, ProviderStubServer, Reply
 
@@ -56,6 +59,29 @@ def test_openai_request_asks_for_usage_and_carries_system_prompt(stub: ProviderS
     assert req.body["messages"][1] == {"role": "user", "content": QUESTION[0].content}
     assert req.headers["authorization"] == f"Bearer {OPENAI_TEST_KEY}"
     assert req.headers["x-client-request-id"] == "rid-42"
+
+
+def test_openai_request_is_the_one_the_sdks_create_sends(stub: ProviderStubServer, make_provider):
+    """The provider sends its body through the SDK's ``client.post`` (it skips ``create``'s per-call
+    transform of every message): the request must still be the one ``chat.completions.create`` sends
+    with the same arguments -- same path, body and headers (auth, the SDK's own, ours)."""
+    provider = make_provider("openai")
+    collect(provider.stream(QUESTION, system=SYSTEM, request_id="rid-9"))
+    sdk = openai.OpenAI(api_key=OPENAI_TEST_KEY, base_url=stub.openai_base_url, max_retries=0,
+                        timeout=FAST.httpx_timeout())
+    with sdk.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION[0].content}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"X-Client-Request-Id": "rid-9"},
+    ) as stream:
+        for _chunk in stream:
+            pass
+    ours, theirs = stub.requests("openai")
+    assert (ours.method, ours.path, ours.body) == (theirs.method, theirs.path, theirs.body)
+    assert json.dumps(ours.body) == json.dumps(theirs.body)  # same keys in the same order
+    assert ours.headers == theirs.headers
 
 
 def test_anthropic_request_uses_system_param_and_max_tokens(stub: ProviderStubServer, make_provider):
