@@ -475,7 +475,7 @@ def _stream(
 ) -> Generator[str, None, None]:
     parts: list[str] = []
     prompt: AssembledPrompt | None = None
-    last_checkpoint = clock()
+    next_checkpoint = clock() + CHECKPOINT_S
     # The caller binds the request id (the page wraps each turn in request_context); a context
     # variable is not re-bound here because a generator may be finalised in another context.
     try:
@@ -483,14 +483,14 @@ def _stream(
         result.prompt_sha256 = prompt.sha256
         messages = [*ctx.history, ChatMessage("user", message)]
         for event in router.stream(messages, system=prompt.text, request_id=result.request_id):
-            if isinstance(event, TextDelta):
+            if type(event) is TextDelta:  # (first: once per chunk)
                 if result.ttft_ms is None:
                     result.ttft_ms = _ms(clock() - t0)
                 parts.append(event.text)
                 yield event.text
-                if clock() - last_checkpoint >= CHECKPOINT_S:
-                    last_checkpoint = clock()
+                if clock() >= next_checkpoint:
                     _checkpoint(user_id, result.run_id, "".join(parts))
+                    next_checkpoint = clock() + CHECKPOINT_S
             elif isinstance(event, Started):
                 result.provider, result.model = event.provider, event.model
                 result.fallback_from = event.fallback_from

@@ -83,6 +83,7 @@ class AnthropicProvider(SDKProvider):
             else:
                 payload.append({"role": "assistant", "content": m.content})
         deadline = Deadline(self._timeouts, self.name)
+        got_text = False
         input_tokens = output_tokens = cached = written = 0
         saw_usage = False
         stop_reason: str | None = None
@@ -103,7 +104,8 @@ class AnthropicProvider(SDKProvider):
                     deadline.check()
                     if event.type == "content_block_delta":
                         if event.delta.type == "text_delta" and event.delta.text:
-                            deadline.got_text = True
+                            if not got_text:
+                                got_text = deadline.got_text = True
                             yield TextDelta(event.delta.text)
                     elif event.type == "message_start":
                         message_id = event.message.id

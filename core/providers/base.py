@@ -151,16 +151,33 @@ class ProviderTimeouts:
 
 class Deadline:
     """Enforces the first-token and total timeouts between chunks (the socket read timeout
-    bounds each blocking read; this bounds the sum)."""
+    bounds each blocking read; this bounds the sum). ``check`` runs once per chunk, so it is one
+    clock read and one comparison against the limit in force (first token, then total)."""
 
     def __init__(self, timeouts: ProviderTimeouts, provider: str, clock: _Clock = time.monotonic) -> None:
         self._timeouts = timeouts
         self._provider = provider
         self._clock = clock
         self._start = clock()
-        self.got_text = False
+        self._got_text = False
+        self._limit = self._start + min(timeouts.first_token_s, timeouts.total_s)
+
+    @property
+    def got_text(self) -> bool:
+        return self._got_text
+
+    @got_text.setter
+    def got_text(self, value: bool) -> None:
+        if value != self._got_text:
+            self._got_text = value
+            t = self._timeouts
+            self._limit = self._start + (t.total_s if value else min(t.first_token_s, t.total_s))
 
     def check(self) -> None:
+        if self._clock() > self._limit:
+            self._expired()
+
+    def _expired(self) -> None:
         elapsed = self._clock() - self._start
         if elapsed > self._timeouts.total_s:
             raise ProviderError(
@@ -168,12 +185,11 @@ class Deadline:
                 f"stream exceeded the total timeout of {self._timeouts.total_s:g}s",
                 provider=self._provider,
             )
-        if not self.got_text and elapsed > self._timeouts.first_token_s:
-            raise ProviderError(
-                ErrorKind.TIMEOUT,
-                f"no text within the first-token timeout of {self._timeouts.first_token_s:g}s",
-                provider=self._provider,
-            )
+        raise ProviderError(
+            ErrorKind.TIMEOUT,
+            f"no text within the first-token timeout of {self._timeouts.first_token_s:g}s",
+            provider=self._provider,
+        )
 
 
 class _Clock(Protocol):

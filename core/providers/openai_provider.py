@@ -66,6 +66,7 @@ class OpenAIProvider(SDKProvider):
                 payload.append({"role": "assistant", "content": m.content})
 
         deadline = Deadline(self._timeouts, self.name)
+        got_text = False
         usage: CompletionUsage | None = None
         stop_reason: str | None = None
         chunk_id: str | None = None
@@ -100,7 +101,8 @@ class OpenAIProvider(SDKProvider):
                             continue
                         text = choice.delta.content
                         if text:
-                            deadline.got_text = True
+                            if not got_text:
+                                got_text = deadline.got_text = True
                             yield TextDelta(text)
                         if choice.finish_reason is not None:
                             stop_reason = choice.finish_reason

@@ -235,17 +235,17 @@ class ProviderRouter:
             events = provider.stream(messages, system=system, request_id=request_id)
             try:
                 for event in events:
-                    if not started:
-                        held.append(event)
-                        if not isinstance(event, TextDelta):
-                            continue
+                    held.append(event)
+                    if isinstance(event, TextDelta):
                         started = True
                         yield Started(provider.name, provider.model, fallback_from, tuple(failures))
                         yield from held
                         partial.append(event.text)
                         held.clear()
-                        continue
-                    if isinstance(event, TextDelta):
+                        break
+                # after the first text (once per chunk, so the least work): pass the events on
+                for event in events:
+                    if type(event) is TextDelta:
                         partial.append(event.text)
                     yield event
                 ended = True
