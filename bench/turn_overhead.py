@@ -1,23 +1,28 @@
 """What a chat turn adds on top of the provider call: ``core.chat.run_turn`` on PostgreSQL versus a
-bare SDK streaming call to the same loopback stub, interleaved pair by pair in the same run.
+bare SDK streaming call to the same loopback stub, interleaved call by call in the same run.
 
     python -m bench.turn_overhead [--quick] [--turns N] [--profile]
 
 Baseline (measured in the same run, same process, same stub, same reply): the official ``openai``
 SDK's Chat Completions call with ``stream=True`` and ``stream_options.include_usage``, consumed in
 a plain loop, sending **the exact request body our layer sent for the previous turn** (read back
-from the stub), so both sides move the same bytes. Measured: ``run_turn(...)`` then iterating the
-``Turn`` to its end -- validation, quota + rate limit, the committed ``pending`` row, context and
-history load, prompt assembly and the provider router -- and, for "written", the final ``UPDATE``
-of the row, which runs on a background thread once the stream has ended.
+from the stub), so both sides move the same bytes. A second baseline in the same triples: the same
+request through the SDK's ``client.post`` with the body already in wire form -- the call our OpenAI
+provider makes, since ``create`` spends most of its request preparation transforming the messages.
+The goals are against the first (the issue's baseline); the time added over the second is our
+layer's own (validation, limits, the durable write, the router), reported beside them.
+Measured: ``run_turn(...)`` then iterating the ``Turn`` to its end -- validation, quota + rate
+limit, the committed ``pending`` row, context and history load, prompt assembly and the provider
+router -- and, for "written", the final ``UPDATE`` of the row, which runs on a background thread
+once the stream has ended.
 
 - TTFT: from the call to the first non-empty text delta; total: to the end of the stream (for
   ``run_turn`` the end of iteration: the answer is complete and its ``TurnResult`` filled; the
   row's last write then runs on a background thread). "written": until ``Turn.close()`` returns,
   i.e. the row is finished in the database -- what the page waits for before it redraws. Each turn
   is closed before the next measurement starts, so no background write overlaps a bare call.
-- Added time = p50 of the per-pair differences (``run_turn`` minus the bare call of the same pair);
-  the difference of the p50s is printed too. Pairs alternate which side goes first.
+- Added time = p50 of the per-triple differences (``run_turn`` minus the bare call of the same
+  triple); the difference of the p50s is printed too. Each side goes first, second and third in turn.
 - Cases: a fresh conversation per turn (the message is the conversation's only one: also pays the
   title update), and a conversation holding 500 prior runs (bulk-inserted; the prompt then carries
   ``history_turns_in_prompt`` = 20 turns of history and the quota sums read 500+ rows).
@@ -212,6 +217,36 @@ def bare_call(client: openai.OpenAI, body: dict[str, Any]) -> Timing:
     return Timing((ttft or total) * 1000, total * 1000, total * 1000)
 
 
+def bare_post_call(client: openai.OpenAI, body: dict[str, Any]) -> Timing:
+    """The second baseline: the same request through the SDK's ``client.post`` with the body in wire
+    form -- the SDK call ``core.providers.openai_provider`` makes (it skips ``create``'s per-call
+    transform of the messages). Against it, the added time is our layer's alone."""
+    from openai import Stream
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    t0 = time.perf_counter()
+    ttft: float | None = None
+    parts: list[str] = []
+    with client.post(
+        "/chat/completions",
+        body={"model": body["model"], "stream": True, "messages": body["messages"],
+              "stream_options": {"include_usage": True}},
+        options={"security": {"bearer_auth": True}},
+        cast_to=ChatCompletion,
+        stream=True,
+        stream_cls=Stream[ChatCompletionChunk],
+    ) as stream:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                parts.append(chunk.choices[0].delta.content)
+    total = time.perf_counter() - t0
+    if not parts:
+        raise RuntimeError("bare post call got no text")
+    return Timing((ttft or total) * 1000, total * 1000, total * 1000)
+
+
 def turn_call(user_id: uuid.UUID, conversation_id: uuid.UUID, message: str) -> Timing:
     from core.chat import run_turn
 
@@ -234,24 +269,27 @@ def turn_call(user_id: uuid.UUID, conversation_id: uuid.UUID, message: str) -> T
 @dataclass
 class CaseResult:
     name: str
-    bare: list[Timing]
+    bare: list[Timing]  # the SDK's chat.completions.create: the issue's baseline
     turn: list[Timing]
+    post: list[Timing]  # the SDK's client.post, the call our provider makes
 
     def series(self, side: str, what: str) -> list[float]:
         return [getattr(t, what) for t in getattr(self, side)]
 
-    def added(self, what: str) -> list[float]:
-        return [t - b for t, b in zip(self.series("turn", what), self.series("bare", what), strict=True)]
+    def added(self, what: str, baseline: str = "bare") -> list[float]:
+        return [t - b for t, b in zip(self.series("turn", what), self.series(baseline, what), strict=True)]
 
     def report(self) -> None:
-        print(f"\n[{self.name}] {len(self.turn)} pairs")
+        print(f"\n[{self.name}] {len(self.turn)} triples")
         for what, label in (("ttft_ms", "TTFT "), ("total_ms", "total"), ("written_ms", "written")):
-            b, t = self.series("bare", what), self.series("turn", what)
-            a = self.added(what)
-            print(f"  {label} bare SDK  p50 {pct(b, 50):7.3f} ms  p95 {pct(b, 95):7.3f} ms")
+            b, t, q = self.series("bare", what), self.series("turn", what), self.series("post", what)
+            a, aq = self.added(what), self.added(what, "post")
+            print(f"  {label} bare SDK  p50 {pct(b, 50):7.3f} ms  p95 {pct(b, 95):7.3f} ms  (chat.completions.create)")
+            print(f"  {label} bare post p50 {pct(q, 50):7.3f} ms  p95 {pct(q, 95):7.3f} ms  (client.post, as ours)")
             print(f"  {label} run_turn  p50 {pct(t, 50):7.3f} ms  p95 {pct(t, 95):7.3f} ms")
-            print(f"  {label} added     p50 {pct(a, 50):7.3f} ms  p95 {pct(a, 95):7.3f} ms (per-pair differences);"
+            print(f"  {label} added     p50 {pct(a, 50):7.3f} ms  p95 {pct(a, 95):7.3f} ms (per-triple differences);"
                   f" difference of p50s {pct(t, 50) - pct(b, 50):.3f} ms")
+            print(f"  {label} added over bare post p50 {pct(aq, 50):7.3f} ms  p95 {pct(aq, 95):7.3f} ms")
             print(f"  {label} ratio run_turn/bare p50 {pct(t, 50) / pct(b, 50):.2f}x  "
                   f"p95 {pct(t, 95) / pct(b, 95):.2f}x")
 
@@ -266,30 +304,29 @@ def run_case(
     pairs: int,
     warmup: int,
 ) -> CaseResult:
-    bare: list[Timing] = []
-    turn: list[Timing] = []
+    out: dict[str, list[Timing]] = {"bare": [], "turn": [], "post": []}
 
     def last_body() -> dict[str, Any]:
         body = stub.requests("openai")[-1].body
         return {"model": body["model"], "messages": body["messages"]}
 
-    # warm-up: a turn first, so the bare side has our body to replay
+    def measure(side: str, i: int, conv: uuid.UUID) -> Timing:
+        if side == "turn":
+            return turn_call(user_id, conv, QUESTION.format(i=i))
+        return (bare_call if side == "bare" else bare_post_call)(client, last_body())
+
+    # warm-up: a turn first, so the bare sides have our body to replay
     for i in range(warmup):
         turn_call(user_id, conversation_for(i), QUESTION.format(i=f"w{i}"))
         bare_call(client, last_body())
+        bare_post_call(client, last_body())
     gc.collect()
+    sides = ("bare", "turn", "post")
     for i in range(pairs):
         conv = conversation_for(warmup + i)
-        msg = QUESTION.format(i=i)
-        if i % 2 == 0:
-            b = bare_call(client, last_body())
-            t = turn_call(user_id, conv, msg)
-        else:
-            t = turn_call(user_id, conv, msg)
-            b = bare_call(client, last_body())
-        bare.append(b)
-        turn.append(t)
-    return CaseResult(name, bare, turn)
+        for side in sides[i % 3:] + sides[: i % 3]:  # each side goes first, second and third in turn
+            out[side].append(measure(side, i, conv))
+    return CaseResult(name, out["bare"], out["turn"], out["post"])
 
 
 def durable_write_floor(
@@ -572,6 +609,18 @@ def main() -> int:
         print(f"figure turn_500msg_added_total_p50: {ah_total:.3f} ms")
         print(f"figure turn_added_written_p50: {pct(one.added('written_ms'), 50):.3f} ms "
               f"(until the run's row is finished in the database)")
+        print(f"figure turn_added_ttft_over_sdk_post_p50: {pct(one.added('ttft_ms', 'post'), 50):.3f} ms "
+              f"(over the SDK call our provider makes: our layer's own time)")
+        print(f"figure turn_added_total_over_sdk_post_p50: {pct(one.added('total_ms', 'post'), 50):.3f} ms")
+        q1, qh = pct(one.added("total_ms", "post"), 50), pct(heavy.added("total_ms", "post"), 50)
+        print(f"figure turn_500msg_added_total_over_sdk_post_p50: {qh:.3f} ms")
+        if q1 > 0:
+            print(f"figure turn_added_500msg_vs_1msg_over_sdk_post: {qh / q1:.3f} x (the 500-message goal's growth, "
+                  f"over client.post: over create, the 500-message case's added time is below zero)")
+        create_cost = [b - q for b, q in zip(heavy.series("bare", "ttft_ms"), heavy.series("post", "ttft_ms"),
+                                             strict=True)]
+        print(f"figure sdk_create_over_post_ttft_500msg_p50: {pct(create_cost, 50):.3f} ms "
+              f"(what chat.completions.create's transform of 41 messages costs before the first token)")
         print(f"figure turn_durable_write_floor_p50: {pct(writes, 50):.3f} ms")
         print(f"figure turn_plain_psycopg_write_p50: {pct(plain, 50):.3f} ms")
         print(f"load average at end: {loadavg()}")
