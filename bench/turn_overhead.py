@@ -198,23 +198,13 @@ class Timing:
 def bare_call(client: openai.OpenAI, body: dict[str, Any]) -> Timing:
     """The baseline: the SDK's streaming call with the given request body, consumed in a loop."""
     t0 = time.perf_counter()
-    ttft: float | None = None
-    parts: list[str] = []
-    with client.chat.completions.create(
+    stream = client.chat.completions.create(
         model=body["model"],
         messages=body["messages"],
         stream=True,
         stream_options={"include_usage": True},
-    ) as stream:
-        for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                if ttft is None:
-                    ttft = time.perf_counter() - t0
-                parts.append(chunk.choices[0].delta.content)
-    total = time.perf_counter() - t0
-    if not parts:
-        raise RuntimeError("bare call got no text")
-    return Timing((ttft or total) * 1000, total * 1000, total * 1000)
+    )
+    return _consume(stream, t0)
 
 
 def bare_post_call(client: openai.OpenAI, body: dict[str, Any]) -> Timing:
@@ -225,9 +215,7 @@ def bare_post_call(client: openai.OpenAI, body: dict[str, Any]) -> Timing:
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
     t0 = time.perf_counter()
-    ttft: float | None = None
-    parts: list[str] = []
-    with client.post(
+    stream = client.post(
         "/chat/completions",
         body={"model": body["model"], "stream": True, "messages": body["messages"],
               "stream_options": {"include_usage": True}},
@@ -235,7 +223,15 @@ def bare_post_call(client: openai.OpenAI, body: dict[str, Any]) -> Timing:
         cast_to=ChatCompletion,
         stream=True,
         stream_cls=Stream[ChatCompletionChunk],
-    ) as stream:
+    )
+    return _consume(stream, t0)
+
+
+def _consume(stream: openai.Stream[Any], t0: float) -> Timing:
+    """A bare call's stream read in a plain loop: the first text's time, the end's time."""
+    ttft: float | None = None
+    parts: list[str] = []
+    with stream:
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 if ttft is None:
@@ -243,7 +239,7 @@ def bare_post_call(client: openai.OpenAI, body: dict[str, Any]) -> Timing:
                 parts.append(chunk.choices[0].delta.content)
     total = time.perf_counter() - t0
     if not parts:
-        raise RuntimeError("bare post call got no text")
+        raise RuntimeError("bare call got no text")
     return Timing((ttft or total) * 1000, total * 1000, total * 1000)
 
 
