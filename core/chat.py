@@ -483,7 +483,7 @@ def _stream(
         result.prompt_sha256 = prompt.sha256
         messages = [*ctx.history, ChatMessage("user", message)]
         for event in router.stream(messages, system=prompt.text, request_id=result.request_id):
-            if type(event) is TextDelta:  # (first: once per chunk)
+            if type(event) is TextDelta:  # tested first: this runs once per streamed chunk
                 if result.ttft_ms is None:
                     result.ttft_ms = _ms(clock() - t0)
                 parts.append(event.text)

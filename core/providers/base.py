@@ -178,16 +178,16 @@ class Deadline:
             self._expired()
 
     def _expired(self) -> None:
-        elapsed = self._clock() - self._start
-        if elapsed > self._timeouts.total_s:
+        t = self._timeouts
+        if self._got_text or t.total_s <= t.first_token_s or self._clock() - self._start > t.total_s:
             raise ProviderError(
                 ErrorKind.TIMEOUT,
-                f"stream exceeded the total timeout of {self._timeouts.total_s:g}s",
+                f"stream exceeded the total timeout of {t.total_s:g}s",
                 provider=self._provider,
             )
         raise ProviderError(
             ErrorKind.TIMEOUT,
-            f"no text within the first-token timeout of {self._timeouts.first_token_s:g}s",
+            f"no text within the first-token timeout of {t.first_token_s:g}s",
             provider=self._provider,
         )
 

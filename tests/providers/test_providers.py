@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import openai
 import pytest
 
@@ -80,7 +78,7 @@ def test_openai_request_is_the_one_the_sdks_create_sends(stub: ProviderStubServe
             pass
     ours, theirs = stub.requests("openai")
     assert (ours.method, ours.path, ours.body) == (theirs.method, theirs.path, theirs.body)
-    assert json.dumps(ours.body) == json.dumps(theirs.body)  # same keys in the same order
+    assert ours.raw_body == theirs.raw_body  # byte for byte: same keys in the same order
     assert ours.headers == theirs.headers
 
 
@@ -258,6 +256,16 @@ def test_deadline_enforces_first_token_and_total():
     with pytest.raises(ProviderError, match="total") as info:
         d.check()
     assert info.value.kind is ErrorKind.TIMEOUT
+
+
+def test_deadline_names_the_total_when_it_is_the_shorter_limit():
+    clock = FakeClock()
+    d = Deadline(ProviderTimeouts(connect_s=1, first_token_s=10, total_s=3), "p", clock=clock)
+    clock.advance(2.9)
+    d.check()
+    clock.advance(0.2)
+    with pytest.raises(ProviderError, match="total timeout of 3s"):
+        d.check()
 
 
 @pytest.mark.parametrize(

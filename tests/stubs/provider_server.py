@@ -188,6 +188,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     received_at: float = field(default_factory=time.time)
+    raw_body: str = ""  # the body as it came over the wire (UTF-8)
 
 
 class _State:
@@ -424,7 +425,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         stub = self.server.stub
         with stub.state.lock:
-            stub.state.requests.append(RecordedRequest(api, "POST", path, headers, body))
+            stub.state.requests.append(
+                RecordedRequest(api, "POST", path, headers, body, raw_body=getattr(self, "_raw_body", ""))
+            )
         fault, reply, n = stub._take(api, header_fault)
         reply = header_reply or reply
         if not isinstance(body, dict):
@@ -540,6 +543,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_json(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        self._raw_body = raw.decode("utf-8", "replace")
         return json.loads(raw) if raw else {}
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
