@@ -6,6 +6,7 @@ import openai
 import pytest
 
 from core.providers.base import Deadline, ErrorKind, InputUsage, ProviderError, ProviderTimeouts, Usage
+from core.providers.openai_provider import usage_from_openai
 from tests.providers.conftest import ANTHROPIC_TEST_KEY, FAST, OPENAI_TEST_KEY, QUESTION, SYSTEM
 from tests.providers.helpers import FakeClock, collect
 from tests.stubs.provider_server import Fault, ProviderStubServer, Reply
@@ -176,6 +177,58 @@ def test_transport_and_stream_faults_map_to_the_taxonomy(
     if fault.kind in ("cut", "stall", "malformed", "error_event"):
         words = ["one", "two", "three", "four", "five", "six"][: fault.after_chunks]
         assert "".join(texts) == "".join(f"{w} " for w in words)
+
+
+# JSON of the wrong shape where the OpenAI provider reads a chunk (it reads the chunks as sent, not
+# as SDK models): each is a malformed event (server: the next provider is tried before any text).
+WRONG_SHAPED_CHUNKS = [
+    "[1, 2]",
+    '"text"',
+    '{"id": "c", "choices": "x"}',
+    '{"id": "c", "choices": [1]}',
+    '{"id": "c", "choices": [{"index": 0, "delta": "x"}]}',
+    '{"id": "c", "choices": [{"index": 0, "delta": {"content": 42}}]}',
+    '{"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": 1}]}',
+]
+
+
+@pytest.mark.parametrize("data", WRONG_SHAPED_CHUNKS)
+@pytest.mark.parametrize("after_chunks", [0, 2])
+def test_openai_chunk_of_the_wrong_shape_is_a_malformed_event(
+    data: str, after_chunks: int, stub: ProviderStubServer, make_provider
+):
+    stub.set_reply("openai", Reply(text="one two three four"))
+    stub.set_fault("openai", Fault("malformed", after_chunks=after_chunks, message=data))
+    texts: list[str] = []
+    with pytest.raises(ProviderError) as info:
+        for event in make_provider("openai").stream(QUESTION, system=SYSTEM, request_id="r"):
+            texts.append(getattr(event, "text", ""))
+    assert info.value.kind is ErrorKind.SERVER
+    assert "malformed event" in str(info.value)
+    assert "".join(texts) == "".join(f"{w} " for w in ["one", "two"][:after_chunks])
+
+
+def test_openai_usage_is_read_from_the_json_as_sent() -> None:
+    full = {"prompt_tokens": 200, "completion_tokens": 17, "total_tokens": 217,
+            "prompt_tokens_details": {"cached_tokens": 80, "cache_write_tokens": 20, "audio_tokens": 0}}
+    assert usage_from_openai(full) == Usage(input_tokens=100, output_tokens=17, cached_input_tokens=80,
+                                            cache_write_tokens=20)
+    # servers that send no details (Ollama, vLLM), or nulls in them
+    assert usage_from_openai({"prompt_tokens": 5, "completion_tokens": 3}) == Usage(5, 3)
+    assert usage_from_openai({"prompt_tokens": 5, "completion_tokens": 3,
+                              "prompt_tokens_details": {"cached_tokens": None}}) == Usage(5, 3)
+    for bad in (
+        "lots",
+        {"prompt_tokens": 5},
+        {"prompt_tokens": "5", "completion_tokens": 3},
+        {"prompt_tokens": 5, "completion_tokens": -1},
+        {"prompt_tokens": 5, "completion_tokens": True},
+        {"prompt_tokens": 5, "completion_tokens": 3, "prompt_tokens_details": [80]},
+        {"prompt_tokens": 5, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 1.5}},
+    ):
+        with pytest.raises(ProviderError) as info:
+            usage_from_openai(bad)
+        assert info.value.kind is ErrorKind.SERVER, bad
 
 
 @pytest.mark.parametrize("api", APIS)

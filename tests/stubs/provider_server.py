@@ -102,7 +102,8 @@ class Fault:
       ``stall``: after ``after_chunks`` text chunks, pause ``delay_s``, then continue;
       ``reset``: TCP reset right after reading the request (no response at all);
       ``cut``: after ``after_chunks`` text chunks, close the connection mid-body;
-      ``malformed``: after ``after_chunks`` text chunks, send an SSE event whose data is not JSON;
+      ``malformed``: after ``after_chunks`` text chunks, send an SSE event whose data is not JSON
+      (or, when ``message`` is given, is ``message``: e.g. JSON of the wrong shape), then end;
       ``error_event``: after ``after_chunks`` text chunks, send an in-stream error event
       (``error_type``, default overloaded/server error), then end;
       ``no_finish``: stream the text and end the body cleanly without a finish/stop event.
@@ -489,7 +490,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._flush(pending)
                     self._cut()
                 elif kind == "malformed":
-                    pending.append(_malformed_event(api))
+                    pending.append(_malformed_event(api, fault))
                     self._flush(pending)
                     self._end_body()
                     return
@@ -510,7 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._cut()
         if kind in ("malformed", "error_event"):
             assert fault is not None
-            pending.append(_malformed_event(api) if kind == "malformed" else _error_event(api, fault))
+            pending.append(_malformed_event(api, fault) if kind == "malformed" else _error_event(api, fault))
         self._flush(pending)
         self._end_body()
 
@@ -699,7 +700,10 @@ def _drop_finish(api: Api, events: list[tuple[bool, str]]) -> list[tuple[bool, s
     return [e for e in events if "message_delta" not in e[1] and "message_stop" not in e[1]]
 
 
-def _malformed_event(api: Api) -> str:
+def _malformed_event(api: Api, fault: Fault) -> str:
+    if fault.message is not None:  # the data as given
+        event = "" if api == "openai" else "event: content_block_delta\n"
+        return f"{event}data: {fault.message}\n\n"
     if api == "openai":
         return 'data: {"id": "chatcmpl-broken", "choices": [\n\n'
     return 'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": \n\n'
