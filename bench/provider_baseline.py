@@ -3,8 +3,10 @@
 Baseline, measured in the same run: the official SDK's streaming call consumed in a plain loop
 (``bare_openai_stream`` / ``bare_anthropic_stream`` below -- reuse them in other benchmarks).
 Measured: ``Provider.stream`` and ``ProviderRouter.stream`` over the same stub, same reply; all
-sides interleaved call by call. (The OpenAI provider sends its body through the SDK's ``client.post``,
-which skips ``create``'s transform of the messages: it can come out faster than the bare call.)
+sides interleaved call by call. (The OpenAI provider sends its body through the SDK's ``client.post``
+and reads the chunks as the JSON sent, which skips ``create``'s transform of the messages and its
+model per chunk: it comes out faster than the bare call. A sixth side, the same ``client.post`` call in
+a plain loop, gives our provider's own cost: ``ratio openai_provider_over_sdk_post``.)
 
     .venv/bin/python bench/provider_baseline.py [--quick]
 """
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anthropic
 import openai
+from openai.types.chat import ChatCompletion
 
 from bench.common import goal, machine, median, pct
 from core.providers.anthropic_provider import AnthropicProvider
@@ -47,6 +50,26 @@ def bare_openai_stream(client: openai.OpenAI, model: str, system: str, question:
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 parts.append(chunk.choices[0].delta.content)
+    return "".join(parts)
+
+
+def bare_openai_post_stream(client: openai.OpenAI, model: str, system: str, question: str) -> str:
+    """The SDK call our OpenAI provider makes (``client.post``, chunks as sent), in a plain loop."""
+    parts: list[str] = []
+    with client.post(
+        "/chat/completions",
+        body={"model": model, "stream": True,
+              "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}],
+              "stream_options": {"include_usage": True}},
+        options={"security": {"bearer_auth": True}},
+        cast_to=ChatCompletion,
+        stream=True,
+        stream_cls=openai.Stream[object],
+    ) as stream:
+        for chunk in stream:
+            choices = chunk.get("choices")  # type: ignore[attr-defined]
+            if choices and choices[0]["delta"].get("content"):
+                parts.append(choices[0]["delta"]["content"])
     return "".join(parts)
 
 
@@ -103,6 +126,7 @@ def main() -> int:
         results = _time_interleaved(
             {
                 "openai bare": lambda: bare_openai_stream(oa, "gpt-4o-mini", SYSTEM, QUESTION),
+                "openai post": lambda: bare_openai_post_stream(oa, "gpt-4o-mini", SYSTEM, QUESTION),
                 "openai provider": lambda: _drain(po.stream(messages, system=SYSTEM, request_id="b")),
                 "openai router": lambda: _drain(router.stream(messages, system=SYSTEM, request_id="b")),
                 "anthropic bare": lambda: bare_anthropic_stream(an, "claude-haiku-4-5", SYSTEM, QUESTION),
@@ -117,6 +141,8 @@ def main() -> int:
         goal(f"{api}_provider_overhead", ratio, "x", "<=", TARGET_OVERHEAD_RATIO)
     ratio = median(results["openai router"]) / median(results["openai bare"])
     goal("router_overhead", ratio, "x", "<=", TARGET_OVERHEAD_RATIO)
+    own = median(results["openai provider"]) / median(results["openai post"])
+    print(f"ratio openai_provider_over_sdk_post: {own:.3f}x (over the same client.post call in a plain loop)")
     return 0
 
 
