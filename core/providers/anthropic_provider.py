@@ -1,4 +1,4 @@
-"""Anthropic Messages, streamed (raw SSE events; no accumulation helper, less overhead)."""
+"""Anthropic Messages, streamed (the SSE events as sent: no accumulation helper, no model per event)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Iterator, Sequence
 import anthropic
 import httpx2
 import pydantic
-from anthropic.types import CacheControlEphemeralParam, MessageParam
+from anthropic import Stream
+from anthropic.types import CacheControlEphemeralParam, Message, MessageParam
 
 from core.providers.base import (
     ChatMessage,
@@ -23,9 +24,15 @@ from core.providers.base import (
     TextDelta,
     Usage,
     kind_for_status,
+    malformed,
     parse_retry_after,
     sanitize_message,
+    str_or_none,
+    token_count,
 )
+
+# The SDK's own streaming class, yielding each event as the JSON the server sent (see ``stream``).
+_RAW_STREAM = Stream[object]
 
 # ``error.type`` of an error event sent inside a 200 stream → kind
 _STREAM_ERROR_KINDS = {
@@ -89,45 +96,79 @@ class AnthropicProvider(SDKProvider):
         stop_reason: str | None = None
         message_id: str | None = None
         finished = False
+        body: dict[str, object] = {"max_tokens": self._max_tokens, "messages": payload, "model": self.model}
+        if self._cache_control is not anthropic.omit:
+            body["cache_control"] = self._cache_control
+        body["stream"] = True
+        if system:
+            body["system"] = system
         try:
-            with self._client.messages.create(
-                model=self.model,
-                max_tokens=self._max_tokens,
-                messages=payload,
+            # The SDK's documented ``client.post`` to the endpoint ``messages.create`` calls, with the body
+            # ``create`` sends (its keys in create's order; tests/providers pin the request byte for byte):
+            # same client, auth, retries, timeouts, errors and SSE decoding (``ping`` skipped, ``error``
+            # events raised), with each event as the JSON sent (``Stream[object]``) instead of a model
+            # per event. The few fields read are checked as they are read.
+            with self._client.post(
+                "/v1/messages",
+                body=body,
+                options={"headers": {"X-Client-Request-Id": request_id}},
+                cast_to=Message,
                 stream=True,
-                system=system if system else anthropic.omit,
-                cache_control=self._cache_control,
-                extra_headers={"X-Client-Request-Id": request_id},
+                stream_cls=_RAW_STREAM,
             ) as stream:
                 header_id = stream.response.headers.get("request-id")
                 for event in stream:
                     deadline.check()
-                    if event.type == "content_block_delta":
-                        if event.delta.type == "text_delta" and event.delta.text:
-                            if not got_text:
-                                got_text = deadline.got_text = True
-                            yield TextDelta(event.delta.text)
-                    elif event.type == "message_start":
-                        message_id = event.message.id
-                        u = event.message.usage
+                    if type(event) is not dict:
+                        raise malformed(self.name, "an event is not an object")
+                    kind = event.get("type")
+                    if kind == "content_block_delta":
+                        delta = event.get("delta")
+                        if type(delta) is not dict:
+                            raise malformed(self.name, "a delta is not an object")
+                        if delta.get("type") == "text_delta":
+                            text = delta.get("text")
+                            if text:
+                                if type(text) is not str:
+                                    raise malformed(self.name, "a text delta is not text")
+                                if not got_text:
+                                    got_text = deadline.got_text = True
+                                yield TextDelta(text)
+                    elif kind == "message_start":
+                        message = event.get("message")
+                        if type(message) is not dict or type(message.get("usage")) is not dict:
+                            raise malformed(self.name, "message_start without a message and its usage")
+                        message_id = str_or_none(message.get("id"))
+                        u = message["usage"]
+                        input_tokens = token_count(u.get("input_tokens"), self.name, "input_tokens", required=True)
+                        output_tokens = token_count(u.get("output_tokens"), self.name, "output_tokens")
+                        cached = token_count(u.get("cache_read_input_tokens"), self.name, "cache_read_input_tokens")
+                        written = token_count(
+                            u.get("cache_creation_input_tokens"), self.name, "cache_creation_input_tokens"
+                        )
                         saw_usage = True
-                        input_tokens = u.input_tokens
-                        output_tokens = u.output_tokens
-                        cached = u.cache_read_input_tokens or 0
-                        written = u.cache_creation_input_tokens or 0
-                    elif event.type == "message_delta":
-                        d = event.usage  # cumulative counts; the input ones only when present
+                    elif kind == "message_delta":
+                        d = event.get("usage")  # cumulative counts; the input ones only when present
+                        if type(d) is not dict:
+                            raise malformed(self.name, "message_delta without usage")
+                        output_tokens = token_count(d.get("output_tokens"), self.name, "output_tokens",
+                                                    required=True)
+                        if d.get("input_tokens") is not None:
+                            input_tokens = token_count(d["input_tokens"], self.name, "input_tokens")
+                        if d.get("cache_read_input_tokens") is not None:
+                            cached = token_count(d["cache_read_input_tokens"], self.name, "cache_read_input_tokens")
+                        if d.get("cache_creation_input_tokens") is not None:
+                            written = token_count(
+                                d["cache_creation_input_tokens"], self.name, "cache_creation_input_tokens"
+                            )
                         saw_usage = True
-                        output_tokens = d.output_tokens
-                        if d.input_tokens is not None:
-                            input_tokens = d.input_tokens
-                        if d.cache_read_input_tokens is not None:
-                            cached = d.cache_read_input_tokens
-                        if d.cache_creation_input_tokens is not None:
-                            written = d.cache_creation_input_tokens
-                        if event.delta.stop_reason is not None:
-                            stop_reason = event.delta.stop_reason
-                    elif event.type == "message_stop":
+                        delta = event.get("delta")
+                        stop = delta.get("stop_reason") if type(delta) is dict else None
+                        if stop is not None:
+                            if type(stop) is not str:
+                                raise malformed(self.name, "stop_reason is not text")
+                            stop_reason = stop
+                    elif kind == "message_stop":
                         finished = True
         except Exception as exc:
             error = exc if isinstance(exc, ProviderError) else map_anthropic_error(

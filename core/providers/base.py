@@ -127,6 +127,25 @@ class ProviderError(Exception):
         )
 
 
+def malformed(provider: str, what: str) -> ProviderError:
+    """A streamed event that is not what the API sends (kind server: the next provider is tried)."""
+    return ProviderError(ErrorKind.SERVER, f"malformed event in stream: {what}", provider=provider)
+
+
+def str_or_none(value: object) -> str | None:
+    return value if type(value) is str else None
+
+
+def token_count(value: object, provider: str, name: str, *, required: bool = False) -> int:
+    """A token count read from an event as sent: a non-negative int (absent or null: 0, unless
+    ``required``); anything else is a malformed event, never a guess."""
+    if value is None and not required:
+        return 0
+    if type(value) is not int or value < 0:
+        raise malformed(provider, f"usage {name} is not a count")
+    return value
+
+
 @runtime_checkable
 class Provider(Protocol):
     name: str

@@ -23,8 +23,11 @@ from core.providers.base import (
     TextDelta,
     Usage,
     kind_for_status,
+    malformed,
     parse_retry_after,
     sanitize_message,
+    str_or_none,
+    token_count,
 )
 
 # The SDK's own streaming class, yielding each chunk as the JSON the server sent (see ``stream``).
@@ -97,36 +100,36 @@ class OpenAIProvider(SDKProvider):
                 for chunk in stream:
                     deadline.check()
                     if type(chunk) is not dict:
-                        raise _malformed(self.name, "a chunk is not an object")
+                        raise malformed(self.name, "a chunk is not an object")
                     if chunk_id is None:
-                        chunk_id = _str_or_none(chunk.get("id"))
+                        chunk_id = str_or_none(chunk.get("id"))
                     if chunk.get("usage") is not None:
                         usage = chunk["usage"]
                     choices = chunk.get("choices")
                     if not choices:
                         continue
                     if type(choices) is not list:
-                        raise _malformed(self.name, "choices is not a list")
+                        raise malformed(self.name, "choices is not a list")
                     for choice in choices:
                         if type(choice) is not dict:
-                            raise _malformed(self.name, "a choice is not an object")
+                            raise malformed(self.name, "a choice is not an object")
                         if choice.get("index", 0) != 0:
                             continue
                         delta = choice.get("delta")
                         if delta:
                             if type(delta) is not dict:
-                                raise _malformed(self.name, "a delta is not an object")
+                                raise malformed(self.name, "a delta is not an object")
                             text = delta.get("content")
                             if text:
                                 if type(text) is not str:
-                                    raise _malformed(self.name, "a delta's content is not text")
+                                    raise malformed(self.name, "a delta's content is not text")
                                 if not got_text:
                                     got_text = deadline.got_text = True
                                 yield TextDelta(text)
                         finish = choice.get("finish_reason")
                         if finish is not None:
                             if type(finish) is not str:
-                                raise _malformed(self.name, "finish_reason is not text")
+                                raise malformed(self.name, "finish_reason is not text")
                             stop_reason = finish
         except ProviderError:
             raise
@@ -141,22 +144,6 @@ class OpenAIProvider(SDKProvider):
         yield Done(stop_reason=stop_reason, provider_request_id=header_id or chunk_id)
 
 
-def _malformed(provider: str, what: str) -> ProviderError:
-    return ProviderError(ErrorKind.SERVER, f"malformed event in stream: {what}", provider=provider)
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if type(value) is str else None
-
-
-def _count(value: object, provider: str, name: str) -> int:
-    if value is None:
-        return 0
-    if type(value) is not int or value < 0:
-        raise _malformed(provider, f"usage {name} is not a count")
-    return value
-
-
 def usage_from_openai(usage: object, *, provider: str = "openai") -> Usage:
     """The ``usage`` object of a Chat Completions response or final chunk, as sent (JSON).
 
@@ -164,19 +151,16 @@ def usage_from_openai(usage: object, *, provider: str = "openai") -> Usage:
     A field of the wrong type is a malformed event (``ProviderError``, kind server), never a guess.
     """
     if type(usage) is not dict:
-        raise _malformed(provider, "usage is not an object")
+        raise malformed(provider, "usage is not an object")
     details = usage.get("prompt_tokens_details")
     if details is not None and type(details) is not dict:
-        raise _malformed(provider, "usage prompt_tokens_details is not an object")
-    cached = _count(details.get("cached_tokens"), provider, "cached_tokens") if details else 0
-    written = _count(details.get("cache_write_tokens"), provider, "cache_write_tokens") if details else 0
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens")
-    if prompt is None or completion is None:
-        raise _malformed(provider, "usage without prompt_tokens or completion_tokens")
+        raise malformed(provider, "usage prompt_tokens_details is not an object")
+    cached = token_count(details.get("cached_tokens"), provider, "cached_tokens") if details else 0
+    written = token_count(details.get("cache_write_tokens"), provider, "cache_write_tokens") if details else 0
+    prompt = token_count(usage.get("prompt_tokens"), provider, "prompt_tokens", required=True)
     return Usage(
-        input_tokens=max(0, _count(prompt, provider, "prompt_tokens") - cached - written),
-        output_tokens=_count(completion, provider, "completion_tokens"),
+        input_tokens=max(0, prompt - cached - written),
+        output_tokens=token_count(usage.get("completion_tokens"), provider, "completion_tokens", required=True),
         cached_input_tokens=cached,
         cache_write_tokens=written,
     )

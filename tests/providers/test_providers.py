@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anthropic
 import openai
 import pytest
 
@@ -95,6 +96,35 @@ def test_anthropic_request_uses_system_param_and_max_tokens(stub: ProviderStubSe
     assert ANTHROPIC_TEST_KEY in (req.headers.get("x-api-key"), req.headers.get("authorization", "")[7:])
 
 
+@pytest.mark.parametrize("prompt_cache", [True, False])
+@pytest.mark.parametrize("system", [SYSTEM, ""])
+def test_anthropic_request_is_the_one_the_sdks_create_sends(
+    prompt_cache: bool, system: str, stub: ProviderStubServer, make_provider
+):
+    """The provider sends its body through the SDK's ``client.post`` (to read the events as sent): the
+    request must still be the one ``messages.create`` sends with the same arguments -- same path,
+    body byte for byte, and headers (auth, the SDK's own, ours)."""
+    provider = make_provider("anthropic", max_tokens=321, prompt_cache=prompt_cache)
+    collect(provider.stream(QUESTION, system=system, request_id="rid-9"))
+    sdk = anthropic.Anthropic(api_key=ANTHROPIC_TEST_KEY, base_url=stub.anthropic_base_url, max_retries=0,
+                              timeout=FAST.httpx_timeout())
+    with sdk.messages.create(
+        model=provider.model,
+        max_tokens=321,
+        messages=[{"role": "user", "content": QUESTION[0].content}],
+        stream=True,
+        system=system if system else anthropic.omit,
+        cache_control={"type": "ephemeral", "ttl": "5m"} if prompt_cache else anthropic.omit,
+        extra_headers={"X-Client-Request-Id": "rid-9"},
+    ) as stream:
+        for _event in stream:
+            pass
+    ours, theirs = stub.requests("anthropic")
+    assert (ours.method, ours.path, ours.body) == (theirs.method, theirs.path, theirs.body)
+    assert ours.raw_body == theirs.raw_body  # byte for byte: same keys in the same order
+    assert ours.headers == theirs.headers
+
+
 def test_anthropic_request_turns_on_automatic_prompt_caching(stub: ProviderStubServer, make_provider):
     """The 5-minute cache (the write price pricing.toml holds); the API places the breakpoint."""
     collect(make_provider("anthropic").stream(QUESTION, system=SYSTEM, request_id="r1"))
@@ -179,29 +209,37 @@ def test_transport_and_stream_faults_map_to_the_taxonomy(
         assert "".join(texts) == "".join(f"{w} " for w in words)
 
 
-# JSON of the wrong shape where the OpenAI provider reads a chunk (it reads the chunks as sent, not
-# as SDK models): each is a malformed event (server: the next provider is tried before any text).
-WRONG_SHAPED_CHUNKS = [
-    "[1, 2]",
-    '"text"',
-    '{"id": "c", "choices": "x"}',
-    '{"id": "c", "choices": [1]}',
-    '{"id": "c", "choices": [{"index": 0, "delta": "x"}]}',
-    '{"id": "c", "choices": [{"index": 0, "delta": {"content": 42}}]}',
-    '{"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": 1}]}',
+# JSON of the wrong shape where a provider reads a streamed event (both read them as sent, not as SDK
+# models): each is a malformed event (server: the next provider is tried before any text).
+WRONG_SHAPED_EVENTS = [
+    ("openai", "[1, 2]"),
+    ("openai", '"text"'),
+    ("openai", '{"id": "c", "choices": "x"}'),
+    ("openai", '{"id": "c", "choices": [1]}'),
+    ("openai", '{"id": "c", "choices": [{"index": 0, "delta": "x"}]}'),
+    ("openai", '{"id": "c", "choices": [{"index": 0, "delta": {"content": 42}}]}'),
+    ("openai", '{"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": 1}]}'),
+    ("anthropic", "[1]"),
+    ("anthropic", '{"type": "content_block_delta", "index": 0, "delta": "x"}'),
+    ("anthropic", '{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}}'),
+    ("anthropic", '{"type": "message_start", "message": {"id": "m"}}'),
+    ("anthropic", '{"type": "message_start", "message": {"id": "m", "usage": {"input_tokens": "3"}}}'),
+    ("anthropic", '{"type": "message_delta", "delta": {"stop_reason": "end_turn"}}'),
+    ("anthropic", '{"type": "message_delta", "delta": {"stop_reason": 1}, "usage": {"output_tokens": 2}}'),
+    ("anthropic", '{"type": "message_delta", "delta": {}, "usage": {"output_tokens": -2}}'),
 ]
 
 
-@pytest.mark.parametrize("data", WRONG_SHAPED_CHUNKS)
+@pytest.mark.parametrize(("api", "data"), WRONG_SHAPED_EVENTS)
 @pytest.mark.parametrize("after_chunks", [0, 2])
-def test_openai_chunk_of_the_wrong_shape_is_a_malformed_event(
-    data: str, after_chunks: int, stub: ProviderStubServer, make_provider
+def test_an_event_of_the_wrong_shape_is_a_malformed_event(
+    api: str, data: str, after_chunks: int, stub: ProviderStubServer, make_provider
 ):
-    stub.set_reply("openai", Reply(text="one two three four"))
-    stub.set_fault("openai", Fault("malformed", after_chunks=after_chunks, message=data))
+    stub.set_reply(api, Reply(text="one two three four"))
+    stub.set_fault(api, Fault("malformed", after_chunks=after_chunks, message=data))
     texts: list[str] = []
     with pytest.raises(ProviderError) as info:
-        for event in make_provider("openai").stream(QUESTION, system=SYSTEM, request_id="r"):
+        for event in make_provider(api).stream(QUESTION, system=SYSTEM, request_id="r"):
             texts.append(getattr(event, "text", ""))
     assert info.value.kind is ErrorKind.SERVER
     assert "malformed event" in str(info.value)
