@@ -5,8 +5,9 @@ Baseline, measured in the same run: the official SDK's streaming call consumed i
 Measured: ``Provider.stream`` and ``ProviderRouter.stream`` over the same stub, same reply; all
 sides interleaved call by call. (The OpenAI provider sends its body through the SDK's ``client.post``
 and reads the chunks as the JSON sent, which skips ``create``'s transform of the messages and its
-model per chunk: it comes out faster than the bare call. A sixth side, the same ``client.post`` call in
-a plain loop, gives our provider's own cost: ``ratio openai_provider_over_sdk_post``.)
+model per chunk; the Anthropic provider likewise reads its events as sent, through ``client.post`` with
+the body ``messages.create`` sends: both come out faster than the bare call. Two more sides, the same ``client.post`` calls in a plain loop, give our providers' own
+cost: ``ratio openai_provider_over_sdk_post`` and ``ratio anthropic_provider_over_sdk_post``.)
 
     .venv/bin/python bench/provider_baseline.py [--quick]
 """
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anthropic
 import openai
+from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 
 from bench.common import goal, machine, median, pct
@@ -70,6 +72,25 @@ def bare_openai_post_stream(client: openai.OpenAI, model: str, system: str, ques
             choices = chunk.get("choices")  # type: ignore[attr-defined]
             if choices and choices[0]["delta"].get("content"):
                 parts.append(choices[0]["delta"]["content"])
+    return "".join(parts)
+
+
+def bare_anthropic_post_stream(client: anthropic.Anthropic, model: str, system: str, question: str) -> str:
+    """The SDK call our Anthropic provider makes (``client.post``, events as sent), in a plain loop."""
+    parts: list[str] = []
+    with client.post(
+        "/v1/messages",
+        body={"max_tokens": 1024, "messages": [{"role": "user", "content": question}], "model": model,
+              "stream": True, "system": system},
+        cast_to=Message,
+        stream=True,
+        stream_cls=anthropic.Stream[object],
+    ) as stream:
+        for event in stream:
+            if event.get("type") == "content_block_delta":  # type: ignore[attr-defined]
+                delta = event["delta"]  # type: ignore[index]
+                if delta.get("type") == "text_delta":
+                    parts.append(delta["text"])
     return "".join(parts)
 
 
@@ -130,6 +151,7 @@ def main() -> int:
                 "openai provider": lambda: _drain(po.stream(messages, system=SYSTEM, request_id="b")),
                 "openai router": lambda: _drain(router.stream(messages, system=SYSTEM, request_id="b")),
                 "anthropic bare": lambda: bare_anthropic_stream(an, "claude-haiku-4-5", SYSTEM, QUESTION),
+                "anthropic post": lambda: bare_anthropic_post_stream(an, "claude-haiku-4-5", SYSTEM, QUESTION),
                 "anthropic provider": lambda: _drain(pa.stream(messages, system=SYSTEM, request_id="b")),
             },
             n,
@@ -141,8 +163,9 @@ def main() -> int:
         goal(f"{api}_provider_overhead", ratio, "x", "<=", TARGET_OVERHEAD_RATIO)
     ratio = median(results["openai router"]) / median(results["openai bare"])
     goal("router_overhead", ratio, "x", "<=", TARGET_OVERHEAD_RATIO)
-    own = median(results["openai provider"]) / median(results["openai post"])
-    print(f"ratio openai_provider_over_sdk_post: {own:.3f}x (over the same client.post call in a plain loop)")
+    for api in ("openai", "anthropic"):
+        own = median(results[f"{api} provider"]) / median(results[f"{api} post"])
+        print(f"ratio {api}_provider_over_sdk_post: {own:.3f}x (over the same client.post call in a plain loop)")
     return 0
 
 

@@ -96,8 +96,8 @@ def test_anthropic_request_uses_system_param_and_max_tokens(stub: ProviderStubSe
     assert ANTHROPIC_TEST_KEY in (req.headers.get("x-api-key"), req.headers.get("authorization", "")[7:])
 
 
-@pytest.mark.parametrize("prompt_cache", [True, False])
-@pytest.mark.parametrize("system", [SYSTEM, ""])
+@pytest.mark.parametrize("prompt_cache", [True, False], ids=["cache", "no-cache"])
+@pytest.mark.parametrize("system", [SYSTEM, ""], ids=["system", "no-system"])
 def test_anthropic_request_is_the_one_the_sdks_create_sends(
     prompt_cache: bool, system: str, stub: ProviderStubServer, make_provider
 ):
