@@ -3,11 +3,12 @@
 Baseline, measured in the same run: the official SDK's streaming call consumed in a plain loop
 (``bare_openai_stream`` / ``bare_anthropic_stream`` below -- reuse them in other benchmarks).
 Measured: ``Provider.stream`` and ``ProviderRouter.stream`` over the same stub, same reply; all
-sides interleaved call by call. (The OpenAI provider sends its body through the SDK's ``client.post``
-and reads the chunks as the JSON sent, which skips ``create``'s transform of the messages and its
-model per chunk; the Anthropic provider likewise reads its events as sent, through ``client.post`` with
-the body ``messages.create`` sends: both come out faster than the bare call. Two more sides, the same ``client.post`` calls in a plain loop, give our providers' own
-cost: ``ratio openai_provider_over_sdk_post`` and ``ratio anthropic_provider_over_sdk_post``.)
+sides interleaved call by call. (The OpenAI provider sends its body through the SDK's
+``client.post`` and reads the chunks as the JSON sent, which skips ``create``'s transform of the
+messages and its model per chunk; the Anthropic provider likewise reads its events as sent, through
+``client.post`` with the body ``messages.create`` sends: both come out faster than the bare call.
+Two more sides, the same ``client.post`` calls in a plain loop, give our providers' own cost:
+``ratio openai_provider_over_sdk_post`` and ``ratio anthropic_provider_over_sdk_post``.)
 
     .venv/bin/python bench/provider_baseline.py [--quick]
 """

@@ -23,6 +23,7 @@ from core.providers.base import (
     SDKProvider,
     TextDelta,
     Usage,
+    delta_text,
     kind_for_status,
     malformed,
     parse_retry_after,
@@ -124,16 +125,11 @@ class AnthropicProvider(SDKProvider):
                     kind = event.get("type")
                     if kind == "content_block_delta":
                         delta = event.get("delta")
-                        if type(delta) is not dict:
-                            raise malformed(self.name, "a delta is not an object")
-                        if delta.get("type") == "text_delta":
-                            text = delta.get("text")
-                            if text:
-                                if type(text) is not str:
-                                    raise malformed(self.name, "a text delta is not text")
-                                if not got_text:
-                                    got_text = deadline.got_text = True
-                                yield TextDelta(text)
+                        text = delta_text(delta, "text", self.name)  # only a text_delta has "text"
+                        if text:
+                            if not got_text:
+                                got_text = deadline.got_text = True
+                            yield TextDelta(text)
                     elif kind == "message_start":
                         message = event.get("message")
                         if type(message) is not dict or type(message.get("usage")) is not dict:

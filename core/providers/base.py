@@ -132,6 +132,18 @@ def malformed(provider: str, what: str) -> ProviderError:
     return ProviderError(ErrorKind.SERVER, f"malformed event in stream: {what}", provider=provider)
 
 
+def delta_text(delta: object, key: str, provider: str) -> str | None:
+    """The text a streamed delta (as sent) carries under ``key``, checked: None when it has none."""
+    if type(delta) is not dict:
+        raise malformed(provider, "a delta is not an object")
+    text = delta.get(key)
+    if not text:
+        return None
+    if type(text) is not str:
+        raise malformed(provider, f"a delta's {key} is not text")
+    return text
+
+
 def str_or_none(value: object) -> str | None:
     return value if type(value) is str else None
 

@@ -22,6 +22,7 @@ from core.providers.base import (
     SDKProvider,
     TextDelta,
     Usage,
+    delta_text,
     kind_for_status,
     malformed,
     parse_retry_after,
@@ -117,16 +118,11 @@ class OpenAIProvider(SDKProvider):
                         if choice.get("index", 0) != 0:
                             continue
                         delta = choice.get("delta")
-                        if delta:
-                            if type(delta) is not dict:
-                                raise malformed(self.name, "a delta is not an object")
-                            text = delta.get("content")
-                            if text:
-                                if type(text) is not str:
-                                    raise malformed(self.name, "a delta's content is not text")
-                                if not got_text:
-                                    got_text = deadline.got_text = True
-                                yield TextDelta(text)
+                        text = delta_text(delta, "content", self.name) if delta else None
+                        if text:
+                            if not got_text:
+                                got_text = deadline.got_text = True
+                            yield TextDelta(text)
                         finish = choice.get("finish_reason")
                         if finish is not None:
                             if type(finish) is not str:

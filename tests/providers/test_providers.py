@@ -61,6 +61,15 @@ def test_openai_request_asks_for_usage_and_carries_system_prompt(stub: ProviderS
     assert req.headers["x-client-request-id"] == "rid-42"
 
 
+def assert_same_request(stub: ProviderStubServer, api: str) -> None:
+    """The two requests the stub got for ``api`` -- ours, then the SDK's own -- are the same: path, body
+    byte for byte (same keys in the same order) and headers."""
+    ours, theirs = stub.requests(api)
+    assert (ours.method, ours.path, ours.body) == (theirs.method, theirs.path, theirs.body)
+    assert ours.raw_body == theirs.raw_body
+    assert ours.headers == theirs.headers
+
+
 def test_openai_request_is_the_one_the_sdks_create_sends(stub: ProviderStubServer, make_provider):
     """The provider sends its body through the SDK's ``client.post`` (it skips ``create``'s per-call
     transform of every message): the request must still be the one ``chat.completions.create`` sends
@@ -78,10 +87,7 @@ def test_openai_request_is_the_one_the_sdks_create_sends(stub: ProviderStubServe
     ) as stream:
         for _chunk in stream:
             pass
-    ours, theirs = stub.requests("openai")
-    assert (ours.method, ours.path, ours.body) == (theirs.method, theirs.path, theirs.body)
-    assert ours.raw_body == theirs.raw_body  # byte for byte: same keys in the same order
-    assert ours.headers == theirs.headers
+    assert_same_request(stub, "openai")
 
 
 def test_anthropic_request_uses_system_param_and_max_tokens(stub: ProviderStubServer, make_provider):
@@ -119,10 +125,7 @@ def test_anthropic_request_is_the_one_the_sdks_create_sends(
     ) as stream:
         for _event in stream:
             pass
-    ours, theirs = stub.requests("anthropic")
-    assert (ours.method, ours.path, ours.body) == (theirs.method, theirs.path, theirs.body)
-    assert ours.raw_body == theirs.raw_body  # byte for byte: same keys in the same order
-    assert ours.headers == theirs.headers
+    assert_same_request(stub, "anthropic")
 
 
 def test_anthropic_request_turns_on_automatic_prompt_caching(stub: ProviderStubServer, make_provider):
