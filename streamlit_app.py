@@ -16,6 +16,7 @@ def boot(database_url: str) -> str:
     from core.atoms import app_atoms
     from core.auth import forget_stale_signin_addresses
     from core.chat import recover_stale_runs
+    from core.export_files import remove_export_files
     from core.providers.router import build_router
 
     settings = get_settings()
@@ -24,6 +25,7 @@ def boot(database_url: str) -> str:
     revision = db.migrate(database_url) if settings.migrate_on_start else (db.current_revision() or "")
     recover_stale_runs()  # runs left pending by a process that stopped mid-answer
     forget_stale_signin_addresses()  # kept only while they serve (ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS)
+    remove_export_files()  # exports prepared for sessions of an earlier process: none can download them now
     build_router(settings)  # SDK clients built (and imported) once, before the first turn
     app_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
     guard.install_guard(settings)

@@ -3,7 +3,7 @@
 The privacy page streams a user's export (``core.export``) into a file here, shows its size, and hands
 it to the browser when the user clicks download; only the file's path is kept in the session. A file
 is removed when its session prepares a new one or deletes the account, when it is older than
-``EXPORT_FILE_LIFETIME`` (checked each time the page runs), and at the first run after a start
+``EXPORT_FILE_LIFETIME`` (checked each time the page runs), and when the app starts
 (``remove_export_files()`` with no age: no session of an earlier process can still want it). Files
 get random names (no user id), in a directory only the app's own user can read.
 """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from core.deletion import LastAdmin, delete_user
@@ -23,12 +21,6 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-@st.cache_resource(show_spinner=False)
-def remove_exports_of_earlier_starts(directory: Path) -> None:
-    """Once per process and directory: no session of an earlier process can still want its files."""
-    remove_export_files(directory)
-
-
 def forget_prepared_export() -> None:
     prepared = st.session_state.pop(EXPORT_KEY, None)
     if isinstance(prepared, ExportFile):
@@ -45,7 +37,6 @@ with page("privacy") as user:
         "README.txt inside explains each file and field."
     )
     directory = exports_dir()
-    remove_exports_of_earlier_starts(directory)
     remove_export_files(directory, older_than=EXPORT_FILE_LIFETIME)
     prepared = st.session_state.get(EXPORT_KEY)
     if isinstance(prepared, ExportFile) and (prepared.user_id != user.id or not prepared.exists()):

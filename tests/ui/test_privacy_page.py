@@ -181,3 +181,14 @@ def test_the_only_admin_is_told_to_name_another_admin_first(any_db_url, app):
     assert not at.exception
     assert any("only admin" in e.value for e in at.error)
     assert get_user(user.id) is not None and at.session_state[SESSION_USER_KEY] == user
+
+
+def test_exports_left_by_an_earlier_start_are_removed_when_the_app_starts(any_db_url, app):
+    directory = exports_dir()
+    directory.mkdir(parents=True)
+    left = [directory / "0123abcd.zip", directory / "4567cdef.part"]  # a finished and a cut-short export
+    for path in left:
+        path.write_bytes(b"PK")
+    at = app(PAGE)  # the first run of a new process boots the app
+    assert not at.exception
+    assert not any(path.exists() for path in left)
