@@ -283,7 +283,7 @@ class _Export:
     def _jsonl(self, t: OwnedTable, name: str) -> Iterator[bytes]:
         w = self._open(name, (t.name,), large=True)
         for batch in self._objects(t):
-            w.write("".join([_JSON.encode(row) + "\n" for row in batch]), rows=len(batch))
+            w.write("\n".join(map(_JSON.encode, batch)) + "\n", rows=len(batch))
             self._tick(len(batch))
             yield from self._ready()
         self._close(w)
@@ -299,7 +299,7 @@ class _Export:
         for batch in self._batches(t):
             buf.seek(0)
             buf.truncate(0)
-            out.writerows([csv_cell(v) for v in row] for row in batch)
+            out.writerows(map(csv_cell, row) for row in batch)
             w.write(buf.getvalue(), rows=len(batch))
             self._tick(len(batch))
             yield from self._ready()
