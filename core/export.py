@@ -41,6 +41,7 @@ from models.types import utcnow
 __all__ = [
     "CHUNK_BYTES",
     "EXPORT_FORMAT_VERSION",
+    "FORMULA_START",
     "Progress",
     "csv_cell",
     "export_file_name",
