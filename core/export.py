@@ -12,7 +12,7 @@ Contents: ``profile.json``, ``vibe_configs.json``, ``conversations.json``, ``age
 ``README.txt`` and, last, ``manifest.json`` (schema revision, export time, row counts, sha256 and
 size of every file). ``users.password_hash`` is the one value left out (README.txt says so). JSON
 files hold the stored values exactly; in the CSV file a text cell that a spreadsheet would run as a
-formula is written with a ``'`` in front (``csv_cell``).
+formula is written with a ``'`` in front (``core.export_values.csv_cell``).
 """
 
 from __future__ import annotations
@@ -25,25 +25,22 @@ import uuid
 import zipfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from datetime import date
 from typing import IO, Any, BinaryIO, Final, overload
 
-from sqlalchemy import JSON, Boolean, DateTime, Enum, Float, Integer, Numeric, String, Uuid, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from core.db import NotFound, get_engine, user_session
 from core.export_readme import readme_text
+from core.export_values import JSON_ENCODER, csv_cell, json_converter
 from core.user_tables import EXCLUDED_COLUMNS, OwnedTable, count_owned_rows, user_data_tables
 from models.types import utcnow
 
 __all__ = [
     "CHUNK_BYTES",
     "EXPORT_FORMAT_VERSION",
-    "FORMULA_START",
     "Progress",
-    "csv_cell",
     "export_file_name",
     "export_user_data",
     "iter_export_zip",
@@ -60,85 +57,6 @@ _JSON_ARRAY_FILES: Final = {"vibe_configs": "vibe_configs.json", "conversations"
 _RUNS_TABLE: Final = "agent_runs"
 
 Progress = Callable[[int, int], None]
-
-
-# --------------------------------------------------------------------------------------------
-# values
-# --------------------------------------------------------------------------------------------
-# A spreadsheet reads a cell that starts with one of these as a formula (OWASP, CSV injection).
-FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _iso_utc(value: datetime) -> str:
-    return (value if value.tzinfo is None else value.astimezone(UTC)).isoformat()
-
-
-def _decimal_text(value: Decimal) -> str:
-    return format(value, "f")  # never "1E-8"
-
-
-def _plain(value: Any) -> Any:
-    """Any value as it appears in JSON: uuids, datetimes and decimals as strings, JSON as is."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return _iso_utc(value)
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return _decimal_text(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def _to_json(typ: TypeEngine[Any]) -> Callable[[Any], Any] | None:
-    """How the values of a column of type ``typ`` become JSON values; None when they already are (text,
-    numbers, booleans, JSON). ``_plain`` for the types it does not know, and for a type decorator that
-    makes its own Python values."""
-    if isinstance(typ, TypeDecorator):
-        cls = type(typ)
-        if (
-            cls.process_result_value is not TypeDecorator.process_result_value
-            or cls.result_processor is not TypeDecorator.result_processor
-        ):
-            return _plain
-        typ = typ.impl_instance
-    if isinstance(typ, Enum):
-        return _plain  # may read as Python enum members
-    if isinstance(typ, Float):
-        return None
-    if isinstance(typ, Numeric):
-        return _decimal_text if typ.asdecimal else None
-    if isinstance(typ, JSON | String | Integer | Boolean):
-        return None
-    if isinstance(typ, Uuid):
-        return str if typ.as_uuid else None
-    if isinstance(typ, DateTime):
-        return _iso_utc
-    return _plain
-
-
-def csv_cell(value: Any) -> str:
-    """How a JSON value of ``agent_runs.jsonl`` is written in ``agent_runs.csv`` (README.txt).
-
-    Text that starts with ``= + - @``, a tab or a carriage return gets a ``'`` in front, so that a
-    spreadsheet shows it instead of running it as a formula (OWASP's advice on CSV injection).
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return "'" + value if value.startswith(FORMULA_START) else value
-    if isinstance(value, list | dict):
-        return _JSON.encode(value)
-    return str(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,7 +154,7 @@ class _Export:
             .where(t.owned_by(self.user_id))
             .order_by(*(t.clause.c[name] for name in t.order_by))
         )
-        converters = [(i, f) for i, c in enumerate(t.clause.columns) if (f := _to_json(c.type)) is not None]
+        converters = [(i, f) for i, c in enumerate(t.clause.columns) if (f := json_converter(c.type)) is not None]
         result = self.conn.execute(stmt, execution_options={"yield_per": BATCH_ROWS})
         for part in result.partitions():
             columns: list[Sequence[Any]] = list(zip(*part, strict=True))
@@ -271,7 +189,7 @@ class _Export:
         for batch in self._objects(t):
             parts = []
             for row in batch:
-                parts.append(("\n  " if first else ",\n  ") + _JSON.encode(row))
+                parts.append(("\n  " if first else ",\n  ") + JSON_ENCODER.encode(row))
                 first = False
             w.write("".join(parts), rows=len(batch))
             self._tick(len(batch))
@@ -284,7 +202,7 @@ class _Export:
     def _jsonl(self, t: OwnedTable, name: str) -> Iterator[bytes]:
         w = self._open(name, (t.name,), large=True)
         for batch in self._objects(t):
-            w.write("\n".join(map(_JSON.encode, batch)) + "\n", rows=len(batch))
+            w.write("\n".join(map(JSON_ENCODER.encode, batch)) + "\n", rows=len(batch))
             self._tick(len(batch))
             yield from self._ready()
         self._close(w)

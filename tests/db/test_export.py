@@ -27,7 +27,8 @@ import models
 from core import db as core_db
 from core.db import NotFound, user_session
 from core.deletion import delete_user
-from core.export import CHUNK_BYTES, csv_cell, export_user_data, iter_export_zip
+from core.export import CHUNK_BYTES, export_user_data, iter_export_zip
+from core.export_values import csv_cell
 from models import AgentRun, UserProfile
 from models.types import utcnow
 from tests.db.user_data import (
