@@ -200,7 +200,8 @@ os.environ["ADVISOR_SENTRY_DSN"] = f"http://c19publickey@127.0.0.1:{sentry_serve
 
 def test_full_session_connects_only_to_configured_endpoints(tmp_path: Path, pg_url: str) -> None:
     body = """
-        from core.observability import log_exception, request_context
+        from core.error_reports import log_exception
+        from core.request_context import request_context
         from models.schemas import ROLES, VERTICALS
         import sentry_sdk
 

@@ -28,7 +28,8 @@ import json, os, shutil, socket, sqlite3, subprocess, sys, threading
 from pathlib import Path
 from core.settings import Settings
 from core.guard import GuardViolation, guard_mode, install_guard, observed_connections
-from core.observability import request_context, setup_logging
+from core.log_setup import setup_logging
+from core.request_context import request_context
 
 work = Path(sys.argv[1])
 data = work / "data"; data.mkdir()
