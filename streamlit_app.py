@@ -13,8 +13,8 @@ st.set_page_config(page_title="Advisor", page_icon=":material/psychology:", layo
 def boot(database_url: str) -> str:
     """Once per process (per database): logging, Sentry, the guard, and ``alembic upgrade head``."""
     from core import db, guard
+    from core.accounts import forget_stale_signin_addresses
     from core.atoms import app_atoms
-    from core.auth import forget_stale_signin_addresses
     from core.chat import recover_stale_runs
     from core.error_reports import init_sentry
     from core.log_setup import setup_logging

@@ -52,7 +52,7 @@ CASES = [
     Case("pages/analytics.py", "analytics", "core.analytics:filter_options"),
     Case("pages/privacy.py", "privacy", "core.privacy:export_user_data", click="Prepare my export"),
     Case("pages/status.py", "status", "core.status:collect_status"),
-    Case("pages/admin.py", "admin", "core.auth:list_users", admin=True),
+    Case("pages/admin.py", "admin", "core.admin:list_users", admin=True),
 ]
 
 
