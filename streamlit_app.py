@@ -12,15 +12,17 @@ st.set_page_config(page_title="Advisor", page_icon=":material/psychology:", layo
 @st.cache_resource(show_spinner="Starting Advisor…")
 def boot(database_url: str) -> str:
     """Once per process (per database): logging, Sentry, the guard, and ``alembic upgrade head``."""
-    from core import db, guard, observability
+    from core import db, guard
+    from core.accounts import forget_stale_signin_addresses
     from core.atoms import app_atoms
-    from core.auth import forget_stale_signin_addresses
     from core.chat import recover_stale_runs
+    from core.error_reports import init_sentry
+    from core.log_setup import setup_logging
     from core.providers.router import build_router
 
     settings = get_settings()
-    observability.setup_logging(settings)
-    observability.init_sentry(settings)
+    setup_logging(settings)
+    init_sentry(settings)
     revision = db.migrate(database_url) if settings.migrate_on_start else (db.current_revision() or "")
     recover_stale_runs()  # runs left pending by a process that stopped mid-answer
     forget_stale_signin_addresses()  # kept only while they serve (ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS)

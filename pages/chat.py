@@ -9,7 +9,7 @@ import streamlit as st
 from core.chat import TurnRejected, TurnResult, run_turn
 from core.conversations import create_conversation, history, list_conversations, rename_conversation
 from core.db import NotFound
-from core.observability import request_context
+from core.request_context import request_context
 from core.settings import get_settings
 from models import AgentRun
 from models.schemas import ConversationIn, RenameIn, field_errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 
 from core.db import system_session, user_session
 from models import AgentRun, Conversation, SigninAddress, User, UserProfile, VibeConfig
@@ -46,3 +47,19 @@ def fill_user(user_id: uuid.UUID, *, runs: int = 3, marker: str = "") -> dict[st
                 )
             )
     return {"vibe": vibe.id, "conversation": conv.id}
+
+
+def write_atom(
+    directory: Path,
+    name: str,
+    *,
+    atom_id: str | None = None,
+    front: str | None = None,
+    body: str = "Body text.",
+) -> Path:
+    """Write ``<name>.md`` with default front matter unless ``front`` (raw YAML lines) is given."""
+    if front is None:
+        front = f"id: {atom_id or name}\nversion: 1\norder: 1\ndescription: test atom"
+    path = directory / f"{name}.md"
+    path.write_text(f"---\n{front}\n---\n{body}\n", encoding="utf-8")
+    return path

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from core.observability import log_exception, new_request_id, request_context, user_error_message
+from core.error_reports import log_exception
+from core.request_context import new_request_id, request_context, user_error_message
 
 SESSION_USER_KEY = "advisor_user"
 

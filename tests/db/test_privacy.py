@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 import models
 from core import db as core_db
 from core import limits
-from core.auth import AuthError, get_user, sign_in, sign_up
+from core.accounts import AuthError, get_user, sign_in, sign_up
 from core.db import NotFound, system_session, user_session
 from core.privacy import csv_cell, delete_user, export_user_data, iter_export_zip, subject_hash
 from core.settings import get_settings

@@ -200,7 +200,8 @@ os.environ["ADVISOR_SENTRY_DSN"] = f"http://c19publickey@127.0.0.1:{sentry_serve
 
 def test_full_session_connects_only_to_configured_endpoints(tmp_path: Path, pg_url: str) -> None:
     body = """
-        from core.observability import log_exception, request_context
+        from core.error_reports import log_exception
+        from core.request_context import request_context
         from models.schemas import ROLES, VERTICALS
         import sentry_sdk
 
@@ -208,7 +209,7 @@ def test_full_session_connects_only_to_configured_endpoints(tmp_path: Path, pg_u
         at = AppTest.from_file(ENTRY, default_timeout=60)
         at.run()
         results["guard_after_boot"] = guard_mode()
-        # sign up through the form (core.auth.sign_up)
+        # sign up through the form (core.accounts.sign_up)
         at.text_input(key="signup_email").input("c19@example.com")
         at.text_input(key="signup_password").input("C19-session-pw-42!")
         at.text_input(key="signup_confirm").input("C19-session-pw-42!")

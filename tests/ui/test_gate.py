@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from core import auth
+from core import accounts
 from core.db import system_session
 from models import User
 from models.schemas import SignUpIn
@@ -156,7 +156,7 @@ def test_wrong_password_locks_with_retry_time(app, set_env) -> None:
     set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_WINDOW_S="300")
     at = app(signed_in=False)
     email = random_email()
-    auth.sign_up(SignUpIn(email=email, password=PASSWORD))
+    accounts.sign_up(SignUpIn(email=email, password=PASSWORD))
     for _ in range(3):
         _fill_sign_in(at, email, "Wrong-password-1")
         assert [e.value for e in at.error] == ["Email or password is incorrect"]
@@ -191,7 +191,7 @@ def test_sign_in_attempts_are_counted_per_client_address(app, set_env, monkeypat
 def test_unknown_email_same_message(app) -> None:
     at = app(signed_in=False)
     email = random_email()
-    auth.sign_up(SignUpIn(email=email, password=PASSWORD))
+    accounts.sign_up(SignUpIn(email=email, password=PASSWORD))
     _fill_sign_in(at, random_email(), PASSWORD)
     unknown = [e.value for e in at.error]
     _fill_sign_in(at, email, PASSWORD + "x")
@@ -279,7 +279,7 @@ def test_an_error_in_the_gate_shows_a_reference_and_no_page(app, monkeypatch) ->
     def unavailable(_user_id: object) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(auth, "get_user", unavailable)
+    monkeypatch.setattr(accounts, "get_user", unavailable)
     run_entry(at)
     assert not at.exception, at.exception
     assert [e.value for e in at.error if "reference" in e.value], [e.value for e in at.error]

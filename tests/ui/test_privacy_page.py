@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-from core.auth import get_user
+from core.accounts import get_user
 from core.db import user_session
 from models import AgentRun
 from tests.factories import fill_user, make_user
