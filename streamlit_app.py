@@ -4,10 +4,11 @@
 the page script ``ui/page_router.py`` (settings, sign-in gate, navigation) and adds only HTTP and
 process concerns, each delegating to ``core/`` or ``ui/``:
 
+* settings are read when the server imports this module: invalid ones stop the start with one line.
 * ``lifespan``: before the server accepts its first connection, ``core.startup.boot`` installs the
-  read-only guard and boots the process (migrations, recovery sweep, providers, atoms). Invalid
-  settings stop the start with one line; a boot that fails otherwise (a database that is down) is
-  logged with a reference and retried by the page router on the next page view.
+  read-only guard and boots the process (migrations, recovery sweep, providers, atoms). A boot that
+  fails (a database that is down) is logged with a reference and tried again by the page router on
+  the next page view, which shows visitors that reference meanwhile.
 * ``RefuseForeignOrigins``: a websocket handshake from another site's page is refused before
   Streamlit sees it (``core.origins``), so Streamlit never looks up the machine's external IP.
 * ``on_script_error``: an error outside any page frame shows a reference id, never a trace.
@@ -29,7 +30,7 @@ from starlette.websockets import WebSocketClose
 
 from core.observability import log_exception, request_context
 from core.origins import websocket_origin_allowed
-from core.settings import SettingsError, get_settings
+from core.settings import Settings, SettingsError, get_settings
 from core.startup import boot
 from ui.frame import report_uncaught_error
 
@@ -38,22 +39,26 @@ POLICY_VIOLATION = 1008  # websocket close code
 log = logging.getLogger("advisor.http")
 
 
-def start_process() -> None:
-    """Boot the process for its settings; invalid settings end the start with one clear line."""
+def settings_or_exit() -> Settings:
+    """The process's settings; invalid ones end the start with one clear line (exit status 1)."""
     try:
-        settings = get_settings()
+        return get_settings()
     except SettingsError as exc:
         raise SystemExit(f"Advisor cannot start: {exc}") from None
+
+
+def start_process(settings: Settings) -> None:
+    """Boot the process; a failed boot is logged with a reference and left to the page router."""
     with request_context(page="start"):
         try:
             boot(settings)
-        except Exception as exc:  # the page router boots again and shows visitors a reference
+        except Exception as exc:  # e.g. the database is down: visitors see a reference until it is back
             log_exception(exc, where="start")
 
 
 @asynccontextmanager
 async def lifespan(_app: st.App) -> AsyncIterator[None]:
-    await anyio.to_thread.run_sync(start_process)
+    await anyio.to_thread.run_sync(start_process, settings)
     yield
 
 
@@ -78,6 +83,7 @@ class RefuseForeignOrigins:
         await self.app(scope, receive, send)
 
 
+settings = settings_or_exit()  # when the server imports this module, before it starts
 app = st.App(
     PAGE_ROUTER,
     lifespan=lifespan,
