@@ -1,8 +1,9 @@
 """ui.frame: the page frame lets Streamlit's control flow through and turns errors into a reference.
 
-``guarded()`` catches ``Exception`` only. ``st.rerun`` / ``st.stop`` / ``st.switch_page`` work
-because Streamlit raises them as ``BaseException`` subclasses; these tests fail if a Streamlit
-release ever makes them ordinary exceptions (the frame would then show a reference for a rerun).
+``guarded()`` catches ``Exception`` only. ``st.rerun`` and ``st.stop`` (and ``st.switch_page``, a
+rerun) work because Streamlit raises them as ``BaseException`` subclasses; the first test fails if
+a Streamlit release ever makes them ordinary exceptions (the frame would then show a reference for
+a rerun and carry on after a stop).
 """
 
 from __future__ import annotations
