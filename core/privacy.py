@@ -29,10 +29,10 @@ value left out (README.txt says so).
 carries the user id in every catalogued table, children before parents (foreign-key order), then the
 ``users`` row; checks that nothing is left; and writes a ``deletion_records`` row whose only link to
 the person is an HMAC-SHA256 of the id keyed with ``settings.deletion_salt``. On PostgreSQL the rows
-a user session may not erase (usage counters, sign-in records) and the deletion record are written
-as ``advisor_system`` within that transaction. Any error rolls all of
-it back. After the commit it clears the user's rate-limit keys (``core.limits.clear_user_limits``,
-when that module provides it); the page clears Streamlit's caches.
+a user session may not erase (usage counters, sign-in records) are deleted, and the deletion record
+written, as ``advisor_system`` within that transaction. Any error rolls all of it back. After the
+commit it clears the user's rate-limit keys (``core.limits.clear_user_limits``, when that module
+provides it); the page clears Streamlit's caches.
 """
 
 from __future__ import annotations
