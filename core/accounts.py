@@ -160,7 +160,7 @@ def _remember_address(user_id: uuid.UUID, client: str | None) -> None:
         return
     values = {"user_id": user_id, "address_hash": _address_hash(client), "last_seen": utcnow()}
     try:
-        with user_session(user_id) as s:
+        with system_session() as s:  # sign-in records: a user session may read them, not write them
             s.execute(_stale_addresses(since).where(col(SigninAddress.user_id) == user_id))
             insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
             stmt = insert(SigninAddress).values(values)
@@ -300,7 +300,7 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
     assert stored is not None
     if _hasher.check_needs_rehash(stored):
         new_hash = _hasher.hash(data.password)
-        with user_session(user.id) as s:
+        with system_session() as s:  # authentication fields are written by the system role only
             s.execute(update(User).where(col(User.id) == user.id).values(password_hash=new_hash))
         log.info("password rehashed id=%s", user.id)
     _remember_address(user.id, client)

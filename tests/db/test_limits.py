@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 from core import limits
 from core.admin import set_quota_override
-from core.db import user_session
+from core.db import system_session, user_session
 from core.limits import LimitExceeded, check_turn_allowed, reset_limiter_cache, usage_summary
 from models import AgentRun, Conversation, UsageCounter
 from models.schemas import QuotaOverrideIn
@@ -66,7 +66,7 @@ def storage(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _add_run(user_id: uuid.UUID, *, at: datetime, tokens: tuple[int, int] = (0, 0), cost: str | None = None):
-    with user_session(user_id) as s:
+    with system_session() as s:  # a finished run: a user session only starts runs as pending
         conv = Conversation(user_id=user_id)
         s.add(conv)
         s.flush()
@@ -226,7 +226,7 @@ def test_monthly_cost_quota_boundary_and_reset(any_db_url: str, set_env) -> None
     # the run of unknown cost is not in the sum, and the summary says so (the quota panel shows it)
     assert summary.unknown_cost_runs_month == 1
     _add_run(user, at=datetime(2026, 11, 30, tzinfo=UTC), cost=None)  # last month: not this month's
-    with user_session(user) as s:  # a run that failed before any usage: no tokens, so no cost missing
+    with system_session() as s:  # a run that failed before any usage: no tokens, so no cost missing
         conv = Conversation(user_id=user)
         s.add(conv)
         s.flush()
