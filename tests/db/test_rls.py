@@ -9,11 +9,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from core.auth import NotAllowed, grant_admin, set_quota_override
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core import db as core_db
+from core.admin import NotAllowed, grant_admin, set_quota_override
 from core.db import pg_user_batch, system_session, user_connection, user_session
 from models import AgentRun, Conversation, User, UserProfile, VibeConfig
 from models.schemas import QuotaOverrideIn
