@@ -114,6 +114,6 @@ def load_admin_dashboard(
         kpis=figures.kpis(),
         series=figures.frame(SERIES),
         quality=figures.frame(QUALITY),
-        by_user=finish(by_user, BY_USER_ORDER),
+        by_user=finish(by_user, order=BY_USER_ORDER),
         by_user_model=by_user_model,
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 import pandas as pd
-from sqlalchemy import BigInteger, ColumnElement, Float, Numeric, and_, case, func, literal_column, or_
+from sqlalchemy import BigInteger, ColumnElement, Float, Integer, Numeric, and_, case, func, literal_column, or_
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import TypeEngine
@@ -108,6 +108,18 @@ PERCENTILES: tuple[Percentile, ...] = (
     Percentile("ttft_p95", TTFT, 0.95),
 )
 PERCENTILE_NAMES = tuple(p.name for p in PERCENTILES)
+Figure = Sum | Percentile
+FIGURES: tuple[Figure, ...] = (*SUMS, *PERCENTILES)
+
+
+def pandas_dtype(figure: Figure) -> str | None:
+    """The dtype of a figure's column in the result tables (None: as the database returns it)."""
+    if isinstance(figure.type_, Numeric):  # Float included; numeric sums of money become floats
+        return "float64"
+    if isinstance(figure.type_, Integer):
+        return "int64"
+    return None
+
 
 # ---- derived from the sums (scalars for one group, or pandas columns for many)
 Value = TypeVar("Value", int, "pd.Series[Any]")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.analytics.figures import PERCENTILE_NAMES, RATES, SUM_NAMES, rate, total_tokens
+from core.analytics.figures import FIGURES, PERCENTILE_NAMES, RATES, SUM_NAMES, Figure, pandas_dtype, rate, total_tokens
 from core.analytics.filters import Filters, Granularity
 from core.analytics.statements import KPIS, View
 from models import RUN_STATUSES
@@ -183,7 +183,8 @@ class FigureRows:
         if email and "user_id" in columns:
             columns.insert(columns.index("user_id") + 1, "email")
         rows = self.rows(view)
-        return finish(pd.DataFrame([[row[c] for c in columns] for row in rows], columns=columns), view.order)
+        df = pd.DataFrame([[row[c] for c in columns] for row in rows], columns=columns)
+        return finish(df, (*view.sums, *view.percentiles), view.order)
 
     def kpis(self) -> KpiComparison:
         return KpiComparison(_kpis(self.rows(KPIS, "current")), _kpis(self.rows(KPIS, "previous")))
@@ -204,14 +205,12 @@ def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(hex=str(value))  # SQLite: hex text
 
 
-_TYPES = {name: "float64" if name == "cost_usd" else "int64" for name in SUM_NAMES} | {
-    name: "float64" for name in PERCENTILE_NAMES
-}
-
-
-def finish(df: pd.DataFrame, order: Sequence[tuple[str, bool]] = ()) -> pd.DataFrame:
-    """Types the figure columns, adds the derived ones (tokens, rates) and sorts by ``order``."""
-    df = df.astype({name: type_ for name, type_ in _TYPES.items() if name in df.columns})
+def finish(
+    df: pd.DataFrame, figures: Sequence[Figure] = FIGURES, order: Sequence[tuple[str, bool]] = ()
+) -> pd.DataFrame:
+    """Types the ``figures``' columns, adds the derived ones (tokens, rates) and sorts by ``order``."""
+    dtypes = {f.name: pandas_dtype(f) for f in figures if f.name in df.columns}
+    df = df.astype({name: dtype for name, dtype in dtypes.items() if dtype is not None})
     derived: dict[str, Any] = {}
     if "bucket" in df:
         derived["bucket"] = pd.to_datetime(df["bucket"], utc=True)

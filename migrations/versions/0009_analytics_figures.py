@@ -1,19 +1,21 @@
 """Analytics: the admin dashboard's function generated from the one definition of each figure.
 
-``app.analytics_admin_dashboard`` was SQL text written by hand (migrations 0004, 0006, 0007), a
-second definition of every figure beside the app's own queries. It is now created from
-``core.analytics.admin_function.create_function_sql()``, which compiles the same SQLAlchemy
+``app.analytics_admin_dashboard`` was SQL written by hand (migrations 0004, 0006, 0007): a second
+definition of every figure beside the app's own queries. It is now the SQL that
+``core.analytics.admin_function.create_function_sql()`` compiles from the same SQLAlchemy
 definitions (``core.analytics.figures``) and views (``core.analytics.statements``) that the user
-dashboard and SQLite use. The figures, security checks, settings and arguments are unchanged; the
-result columns have the same names, with ``bucket`` now a ``timestamptz`` (the start of the UTC day,
-week or month) and ``period`` set on every row (``current``, or ``previous`` for the earlier
-period's KPIs); rows come unordered (the app sorts each table).
+dashboard and SQLite use, kept as a snapshot in ``migrations/sql/0009_analytics_admin_dashboard.sql``
+(a migration runs the SQL it ran when it was written, and imports no app code). A test checks that
+the newest snapshot is still what the figures generate: a later change to a figure or view of the
+admin dashboard needs a new migration with a new snapshot.
 
-A test compares the function in the database with the generated text: a later change to a figure
-or view of the admin dashboard needs a migration that creates the function again the same way.
+The figures, security checks, settings and arguments are unchanged; the result columns have the
+same names, with ``bucket`` now a ``timestamptz`` (the start of the UTC day, week or month) and
+``period`` set on every row (``current``, or ``previous`` for the earlier period's KPIs); rows come
+unordered (the app sorts each table).
 
-Downgrade restores 0007's function (frozen in ``migrations/sql/``). SQLite has no functions:
-nothing to do there.
+Downgrade restores 0007's function (``migrations/sql/0007_analytics_admin_dashboard.sql``). SQLite
+has no functions: nothing to do there.
 
 Revision ID: 0009
 Revises: 0008
@@ -33,10 +35,10 @@ ARG_TYPES = "timestamptz, text, timestamptz, timestamptz, text[], text[], text[]
 SQL = Path(__file__).resolve().parent.parent / "sql"
 
 
-def _recreate(create_sql: str) -> None:
+def _recreate(sql_file: str) -> None:
     # DROP first: CREATE OR REPLACE cannot change a function's result columns
     op.execute(f"DROP FUNCTION IF EXISTS app.analytics_admin_dashboard({ARG_TYPES})")
-    op.execute(create_sql)
+    op.execute((SQL / sql_file).read_text())
     op.execute(f"REVOKE ALL ON FUNCTION app.analytics_admin_dashboard({ARG_TYPES}) FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION app.analytics_admin_dashboard({ARG_TYPES}) TO {APP_ROLE}")
 
@@ -44,13 +46,10 @@ def _recreate(create_sql: str) -> None:
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    from core.analytics.admin_function import ARGUMENT_TYPES, create_function_sql
-
-    assert ARGUMENT_TYPES == ARG_TYPES, "the function's arguments changed: that needs its own migration"
-    _recreate(create_function_sql())
+    _recreate("0009_analytics_admin_dashboard.sql")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    _recreate((SQL / "0007_analytics_admin_dashboard.sql").read_text())
+    _recreate("0007_analytics_admin_dashboard.sql")

@@ -11,9 +11,10 @@ from sqlalchemy import text
 from core import analytics
 from core.analytics import Filters
 from core.analytics.admin import ADMIN_PARTS
-from core.analytics.admin_function import function_body
+from core.analytics.admin_function import function_body, snapshot
 from core.analytics.statements import result_columns
 from core.db import engine_for
+from core.settings import ROOT
 from tests.analytics_reference import (
     END,
     FILTER_CASES,
@@ -30,6 +31,9 @@ from tests.analytics_reference import (
     select_runs,
     sums,
 )
+
+SNAPSHOTS = ROOT / "migrations" / "sql"
+MIGRATIONS = ROOT / "migrations" / "versions"
 
 
 @pytest.fixture
@@ -81,9 +85,20 @@ def test_non_admin_is_refused_admin_figures(data):
         )
 
 
-def test_the_admin_function_is_the_one_generated_from_the_figures(pg_url):
-    """The function in the migrated database runs exactly the statement compiled from
-    ``core.analytics.figures``: a figure changed without a migration that recreates it fails here."""
+def test_the_newest_admin_function_snapshot_is_what_the_figures_generate():
+    """Migrations create the admin function from a snapshot of the generated SQL. A figure or view of
+    the admin dashboard changed without a new migration and snapshot fails here; write it with
+    ``python -m core.analytics.admin_function <revision> > migrations/sql/<revision>_analytics_admin_dashboard.sql``."""
+    newest = max(SNAPSHOTS.glob("*_analytics_admin_dashboard.sql"))
+    assert newest.name >= "0009"  # the first generated one
+    revision = newest.name.split("_", 1)[0]
+    assert newest.read_text() == snapshot(revision)
+    migration = next(MIGRATIONS.glob(f"{revision}_*.py")).read_text()
+    assert newest.name in migration  # the migration of that revision runs it
+
+
+def test_the_admin_function_in_the_database_is_the_generated_one(pg_url):
+    """The function in a migrated database runs exactly the statement compiled from the figures."""
     with engine_for(pg_url).connect() as conn:
         body, names, modes = conn.execute(
             text(
