@@ -18,7 +18,7 @@ from sqlalchemy import Select, bindparam, desc, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from core.analytics.figures import SUMS, total_tokens
+from core.analytics.figures import SUMS
 from core.analytics.filters import Filters, Granularity, as_utc, check_granularity, distinct_sorted
 from core.analytics.results import Dashboard, FigureRows, FilterOptions, KpiComparison, finish
 from core.analytics.statements import (
@@ -81,8 +81,7 @@ def _top_conversations_statement(lists: tuple[str, ...]) -> Select[Any]:
 def _top_conversations(session: Session, filters: Filters, user_id: uuid.UUID, limit: int) -> pd.DataFrame:
     statement = _top_conversations_statement(filtering_lists(filters))
     result = session.execute(statement, query_parameters(filters, user_id, limit=limit))
-    df = finish(pd.DataFrame([tuple(row) for row in result.all()], columns=list(result.keys())))
-    df["tokens"] = total_tokens(df["input_tokens"], df["cache_tokens"], df["output_tokens"])
+    df = finish(pd.DataFrame([tuple(row) for row in result.all()], columns=list(result.keys())))  # adds tokens
     df["last_run_at"] = pd.to_datetime(df["last_run_at"], utc=True)
     return df[["conversation_id", "title", "runs", "tokens", "cost_usd", "last_run_at"]]
 

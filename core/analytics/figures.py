@@ -100,7 +100,6 @@ SUM_NAMES = tuple(s.name for s in SUMS)
 
 LATENCY = Measure("latency", lambda r: case((r.status == sql("'ok'"), r.latency_ms)))
 TTFT = Measure("ttft", lambda r: r.ttft_ms)
-MEASURES: tuple[Measure, ...] = (LATENCY, TTFT)
 PERCENTILES: tuple[Percentile, ...] = (
     Percentile("latency_p50", LATENCY, 0.5),
     Percentile("latency_p95", LATENCY, 0.95),
