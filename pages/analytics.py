@@ -118,10 +118,7 @@ def _date_axis(fig: Any, buckets: pd.Series) -> Any:
 
 def usage_charts(series: pd.DataFrame, quality: pd.DataFrame, *, key: str) -> None:
     measure = st.radio("Measure", list(MEASURES), horizontal=True, key=f"{key}_measure")
-    data = series.assign(
-        tokens=series["input_tokens"] + series["cache_tokens"] + series["output_tokens"],
-        provider=series["provider"].fillna("(none)"),
-    )
+    data = series.assign(provider=series["provider"].fillna("(none)"))
     column = MEASURES[measure or "Runs"]
     fig = px.bar(data, x="bucket", y=column, color="provider", labels={"bucket": "", column: measure})
     st.plotly_chart(_date_axis(fig, data["bucket"]), key=f"{key}_usage")
