@@ -8,15 +8,18 @@ written back as Markdown. The result is for ``st.markdown`` *without* ``unsafe_a
 The rule per construct:
 
 - **Images** (inline ``![a](u)``, reference-style ``![a][r]`` with its definition, inside links) are
-  not loaded. Each is shown as escaped text naming where it would come from:
-  ``[image: host.example/pixel.png?…]``. Exceptions: ``http(s)`` images on a host in
-  ``allowed_image_hosts`` (``host`` for the default port, or ``host:port``), and ``data:`` PNG,
-  JPEG, GIF or WebP images of at most ``max_data_image_bytes`` decoded bytes.
+  not loaded. Each is shown as escaped text naming where it would come from, with its alternative
+  text if it has one: ``[image: host.example/pixel.png?…]``, ``[image "chart": host.example/c.png]``.
+  Exceptions: ``http(s)`` images on a host in ``allowed_image_hosts`` (``host`` for the default
+  port, or ``host:port``), and ``data:`` PNG, JPEG, GIF or WebP images of at most
+  ``max_data_image_bytes`` decoded bytes.
 - **Links** (inline, reference-style, ``<https://…>`` autolinks and bare URLs) stay clickable when
   they are ``http``, ``https`` or ``mailto`` links whose host can be read unambiguously. The
   destination host is written beside the link, ``[docs](https://evil.example/x) (evil.example)``,
   unless the link's text already names that host. Any other link (``javascript:``, ``vbscript:``,
   ``data:``, ``file:``, relative, protocol-relative) is text: its label and its destination.
+  (Streamlit's browser side also turns a bare ``https://…``, ``www.…`` or e-mail address left in
+  text into a link; such a link's text is its destination.)
 - **Raw HTML** (blocks and inline tags such as ``<img src=…>``) is text, shown as written.
 - **Styling that Streamlit adds to Markdown** is not used: ``:red[…]`` colour and other
   directives, ``:material/icon:`` icons, emoji shortcodes and LaTeX (``$…$``, which also keeps
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from core.link_rules import ImagePolicy, image_allowed, image_label, is_plain_url, link_target
+from core.link_rules import ImagePolicy, image_allowed, image_label, link_target
 from core.markdown_escape import escape_inline, literal_markdown
 
 log = logging.getLogger("advisor.safe_markdown")
@@ -174,7 +177,10 @@ class _Writer:
         if kind == "paragraph_open":
             return self.inline_of(node)
         if kind == "heading_open":
-            return "#" * int(token.tag[1:]) + " " + self.inline_of(node, one_line=True)
+            content = self.inline_of(node, one_line=True)
+            if content.endswith("#"):  # would be read as the heading's closing sequence
+                content = content[:-1] + "\\#"
+            return "#" * int(token.tag[1:]) + " " + content
         if kind in ("bullet_list_open", "ordered_list_open"):
             return self.list_block(node)
         if kind == "blockquote_open":
@@ -330,7 +336,7 @@ def find_unsafe(markdown: str, policy: ImagePolicy, *, images_as_links: bool = F
                 problems.append(f"image {src[:80]!r}")
         elif token.type == "link_open":
             href = str(token.attrs.get("href", ""))
-            if link_target(href) is None or not is_plain_url(href):
+            if link_target(href) is None:
                 problems.append(f"link {href[:80]!r}")
     return problems
 

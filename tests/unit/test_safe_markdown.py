@@ -146,7 +146,7 @@ def test_a_mermaid_block_is_shown_as_code_not_drawn() -> None:
 
 # -- what stays Markdown ---------------------------------------------------------------------------
 def test_ordinary_markdown_keeps_its_structure() -> None:
-    text = ("# Plan\n\nSome **bold**, *em*, ~~gone~~ and `code`.\n\n- one\n- two\n  1. a\n  2. b\n\n"
+    text = ("# Plan for C#\n\nSome **bold**, *em*, ~~gone~~ and `code`.\n\n- one\n- two\n  1. a\n  2. b\n\n"
             "> quoted\n\n| k | v |\n|:-|-:|\n| a | 1 |\n\n***\n\nline one  \nline two")
     out = render(text)
     assert READER.render(out) == READER.render(text)
@@ -178,6 +178,19 @@ def test_an_export_writes_images_as_text_links() -> None:
 
 
 # -- the last wall ----------------------------------------------------------------------------------
+def test_if_the_writer_ever_wrote_something_unsafe_the_answer_is_shown_as_plain_text(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from core import safe_markdown as module
+
+    monkeypatch.setattr(module._Writer, "document", lambda self, text: "![x](http://evil.example/p.png)")
+    text = "**hi** ![x](http://evil.example/p.png)"
+    with caplog.at_level("WARNING", logger="advisor.safe_markdown"):
+        out = safe_markdown(text, allowed_image_hosts=ALLOWED, max_data_image_bytes=0)
+    assert out == r"\*\*hi\*\* \!\[x\](http\:\/\/evil.example\/p.png)"
+    assert "image 'http://evil.example/p.png'" in caplog.text
+
+
 def test_find_unsafe_names_what_would_load_or_link() -> None:
     policy = ImagePolicy(allowed_hosts=ALLOWED, max_data_bytes=10)
     assert find_unsafe("![x](http://evil.example/p.png) <b>x</b> [y](ftp://f.example/)", policy) == [
