@@ -1,5 +1,6 @@
-"""ui.messages on the chat page: an answer's image is shown as text (streamed and from history), a
-user's message as typed, with this deployment's ADVISOR_ALLOWED_IMAGE_HOSTS (AppTest, loopback stub)."""
+"""ui.messages on the chat page: an answer's image is shown as text, a user's message as typed, with
+this deployment's ADVISOR_ALLOWED_IMAGE_HOSTS (AppTest, loopback stub); and stream_answer on its own,
+with an image split across chunks. (The live stream in a browser: tests/e2e/test_answer_images.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def _chat_markdown(at: AppTest) -> list[str]:
     return [str(m.value) for m in at.markdown]
 
 
-def test_an_image_in_an_answer_is_text_live_and_in_history(chat_env: ChatEnv, app) -> None:
+def test_an_image_in_an_answer_is_text_on_the_chat_page(chat_env: ChatEnv, app) -> None:
     chat_env.stub.set_reply("openai", Reply(text=f"Here is the chart. {PIXEL} Done.", chunks=9))
     at = app("pages/chat.py")
     at.chat_input[0].set_value("**bold** :red[x] [l](http://h)").run()
@@ -24,7 +25,7 @@ def test_an_image_in_an_answer_is_text_live_and_in_history(chat_env: ChatEnv, ap
     assert r'Here is the chart. \[image "chart"\: 127.0.0.1\:9\/pixel.png?…\] Done.' in shown, shown
     assert r"\*\*bold\*\* \:red\[x\] \[l\](http\:\/\/h)" in shown, shown
     assert not any("](" in m and "pixel" in m for m in shown)
-    at.run()  # from the database
+    at.run()  # drawn again from the database
     assert _chat_markdown(at) == shown
 
 
