@@ -15,6 +15,7 @@ from core.analytics import AdminDashboard, Dashboard, FilterOptions, Filters, Kp
 from core.db import NotFound
 from core.limits import UsageSummary, usage_summary
 from ui.frame import page
+from ui.messages import render_answer
 from ui.text import literal
 
 PAGE_SIZE = 25
@@ -221,7 +222,10 @@ def run_detail_view(user_id: uuid.UUID, run_id: uuid.UUID) -> None:
         st.markdown("**Your message**")
         st.text(run.user_message)
         st.markdown("**Answer**")
-        st.markdown(run.output or "_(no output)_")
+        if run.output:
+            render_answer(run.output)
+        else:
+            st.markdown("_(no output)_")
 
 
 def recent_runs_view(user_id: uuid.UUID, filters: Filters) -> None:

@@ -235,8 +235,17 @@ def launch_app(
 
 
 @pytest.fixture(scope="module")
+def app_extra_env() -> dict[str, str]:
+    """More environment for a module's app server (``ADVISOR_*`` settings); a module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def app_server(
-    pg_template: str, provider_stub: ProviderStub, tmp_path_factory: pytest.TempPathFactory
+    pg_template: str,
+    provider_stub: ProviderStub,
+    tmp_path_factory: pytest.TempPathFactory,
+    app_extra_env: dict[str, str],
 ) -> Iterator[AppServer]:
     """``streamlit run streamlit_app.py`` on a free port, a fresh PostgreSQL database, guard enforced."""
     base = tmp_path_factory.mktemp("app")
@@ -253,6 +262,7 @@ def app_server(
         "ADVISOR_DATA_DIR": str(data_dir),
         "ADVISOR_GUARD": "enforce",
         "ADVISOR_LOG_LEVEL": "INFO",
+        **app_extra_env,
     }
     proc: subprocess.Popen[bytes] | None = None
     try:
