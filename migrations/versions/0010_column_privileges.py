@@ -33,7 +33,7 @@ Downgrade restores 0008's privileges and 0005's SECURITY INVOKER function. SQLit
 the application is the only wall there).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 from collections.abc import Sequence
 
