@@ -1,79 +1,93 @@
-"""Advisor: the entry script. Settings, logging/Sentry, guard, migrations, the sign-in gate, navigation."""
+"""Advisor's entry: ``streamlit run streamlit_app.py``. The HTTP layer around the page router.
+
+``app`` is Streamlit's ASGI entry (``st.App``), which ``streamlit run`` finds and serves. It runs
+the page script ``ui/page_router.py`` (settings, sign-in gate, navigation) and adds only HTTP and
+process concerns, each delegating to ``core/`` or ``ui/``:
+
+* settings are read when the server imports this module: invalid ones stop the start with one line.
+* ``lifespan``: before the server accepts its first connection, ``core.startup.boot`` installs the
+  read-only guard and boots the process (migrations, recovery sweep, providers, atoms). A boot that
+  fails (a database that is down) is logged with a reference and tried again by the page router on
+  the next page view, which shows visitors that reference meanwhile.
+* ``RefuseForeignOrigins``: a websocket handshake from another site's page is refused before
+  Streamlit sees it (``core.origins``), so Streamlit never looks up the machine's external IP.
+* ``on_script_error``: an error outside any page frame shows a reference id, never a trace.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
 import streamlit as st
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
+from core.error_reports import log_exception
+from core.origins import websocket_origin_allowed
+from core.request_context import request_context
 from core.settings import Settings, SettingsError, get_settings
+from core.startup import boot
+from ui.frame import report_uncaught_error
 
-st.set_page_config(page_title="Advisor", page_icon=":material/psychology:", layout="wide")
-
-
-@st.cache_resource(show_spinner="Starting Advisor…")
-def boot(database_url: str) -> str:
-    """Once per process (per database): logging, Sentry, the guard, and ``alembic upgrade head``."""
-    from core import db, guard, observability
-    from core.atoms import app_atoms
-    from core.auth import forget_stale_signin_addresses
-    from core.chat import recover_stale_runs
-    from core.export_files import remove_export_files
-    from core.providers.router import build_router
-
-    settings = get_settings()
-    observability.setup_logging(settings)
-    observability.init_sentry(settings)
-    revision = db.migrate(database_url) if settings.migrate_on_start else (db.current_revision() or "")
-    recover_stale_runs()  # runs left pending by a process that stopped mid-answer
-    forget_stale_signin_addresses()  # kept only while they serve (ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS)
-    remove_export_files()  # exports prepared for sessions of an earlier process: none can download them now
-    build_router(settings)  # SDK clients built (and imported) once, before the first turn
-    app_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
-    guard.install_guard(settings)
-    return revision
+PAGE_ROUTER = Path(__file__).resolve().parent / "ui" / "page_router.py"
+POLICY_VIOLATION = 1008  # websocket close code
+log = logging.getLogger("advisor.http")
 
 
-def load_settings() -> Settings:
+def settings_or_exit() -> Settings:
+    """The process's settings; invalid ones end the start with one clear line (exit status 1)."""
     try:
         return get_settings()
     except SettingsError as exc:
-        st.error(str(exc))
-        st.stop()
-        raise  # unreachable: st.stop raises
+        raise SystemExit(f"Advisor cannot start: {exc}") from None
 
 
-settings = load_settings()
+def start_process(settings: Settings) -> None:
+    """Boot the process; a failed boot is logged with a reference and left to the page router."""
+    with request_context(page="start"):
+        try:
+            boot(settings)
+        except Exception as exc:  # e.g. the database is down: visitors see a reference until it is back
+            log_exception(exc, where="start")
 
-from ui.auth_view import render_account_box, render_sign_in, resolve_user  # noqa: E402
-from ui.frame import guarded  # noqa: E402
 
-booted = False
-with guarded("boot"):  # e.g. the database is unreachable: a reference id, never a traceback
-    boot(settings.database_url)
-    booted = True
-if not booted:
-    st.stop()
+@asynccontextmanager
+async def lifespan(_app: st.App) -> AsyncIterator[None]:
+    await anyio.to_thread.run_sync(start_process, settings)
+    yield
 
-user = None  # an error while resolving the user (reported with a reference) leaves it signed out
-with guarded("gate"):
-    user = resolve_user(settings)
 
-if user is None:
-    nav = st.navigation([st.Page(render_sign_in, title="Sign in", icon=":material/login:")])
-    nav.run()
-    st.stop()
+class RefuseForeignOrigins:
+    """Close a websocket handshake whose ``Origin`` is not the app's own, with one log line."""
 
-pages = [
-    st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),
-    st.Page("pages/vibe.py", title="Profile & vibe", icon=":material/tune:"),
-    st.Page("pages/prompt_preview.py", title="Prompt preview", icon=":material/visibility:"),
-    st.Page("pages/analytics.py", title="Usage analytics", icon=":material/monitoring:"),
-    st.Page("pages/privacy.py", title="Privacy", icon=":material/shield_person:"),
-    st.Page("pages/status.py", title="Status", icon=":material/health_and_safety:"),
-]
-if user.is_admin:
-    pages.append(st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"))
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-nav = st.navigation(pages)
-with st.sidebar:
-    render_account_box(user)
-nav.run()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
+            if not websocket_origin_allowed(origin, headers.get("host"), st.get_option("browser.serverAddress")):
+                log.warning(
+                    "refused a websocket from origin %r: not this app's address (a public host name "
+                    "is set with STREAMLIT_BROWSER_SERVER_ADDRESS)",
+                    (origin or "")[:200],
+                )
+                await WebSocketClose(code=POLICY_VIOLATION)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+settings = settings_or_exit()  # when the server imports this module, before it starts
+app = st.App(
+    PAGE_ROUTER,
+    lifespan=lifespan,
+    middleware=[Middleware(RefuseForeignOrigins)],
+    on_script_error=report_uncaught_error,
+)

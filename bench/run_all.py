@@ -40,7 +40,6 @@ BENCH_DIR = ROOT / "bench"
 PLAN: list[tuple[str, str, list[str]]] = [
     ("db_overhead", "db_overhead", []),
     ("assembly", "assembly", []),
-    ("provider_baseline", "provider_baseline", []),
     # with LiteLLM's Router timed in the same run when its virtualenv is there (make peer-venv)
     ("turn_overhead", "turn_overhead",
      ["--peer", str(PEER_PYTHON)] if (PEER_PYTHON := ROOT / ".peer-venv" / "bin" / "python").exists() else []),

@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         from sqlalchemy import update
 
         from core import db as core_db
-        from core.auth import hasher
+        from core.accounts import hasher
         from models import User
 
         with core_db.system_session(engine=core_db.engine_for(url)) as s:

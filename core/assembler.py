@@ -13,8 +13,8 @@ Profile fields (role, vertical, stack) are typed by users, so they could carry t
 
 1. **Free text never reaches the instruction part.** Placeholders ``{role}``, ``{vertical}`` and
    ``{stack}`` in atom bodies render only *allow-listed canonical names* (``ROLES``, ``VERTICALS``,
-   known technologies from ``core.atoms.KNOWN_STACK``). Anything else renders as a pointer such as
-   ``as described in the profile data``.
+   known technologies from ``core.stack_categories.KNOWN_STACK``). Anything else renders as a
+   pointer such as ``as described in the profile data``.
 2. **The exact values live in one fenced data block** (``{profile_data}``), between the lines
    ``<<<BEGIN PROFILE DATA>>>`` and ``<<<END PROFILE DATA>>>``, one ``key: <JSON string/list>`` per
    line. Values are JSON-encoded, and additionally every ``<`` and ``>`` is written as ``\\u003c`` /
@@ -45,19 +45,18 @@ from typing import Final, NamedTuple
 
 from pydantic import ValidationError
 
-from core.atoms import (
-    KNOWN_STACK,
+from core.atom_parsing import (
     OTHER,
     SLIDER_TOKENS,
     AtomError,
-    AtomLibrary,
     agent_token,
     category_token,
-    load_atoms,
     role_token,
     stack_token,
     vertical_token,
 )
+from core.atoms import AtomLibrary, load_atoms
+from core.stack_categories import KNOWN_STACK
 from models.schemas import ROLES, VERTICALS, ProfileIn, VibeIn
 from models.vibe import SLIDERS
 

@@ -63,6 +63,7 @@ from core.db import (
     system_session,
     user_connection,
 )
+from core.error_reports import log_exception
 from core.limits import (
     LimitExceeded,
     QuotaPeriods,
@@ -72,11 +73,11 @@ from core.limits import (
     quota_usage,
     usage_columns,
 )
-from core.observability import current_request_id, log_exception, new_request_id
 from core.pricing import cost_usd
 from core.profiles import profile_in, vibe_from_values
 from core.providers.base import ChatMessage, Done, InputUsage, ProviderError, TextDelta, Usage
 from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
+from core.request_context import current_request_id, new_request_id
 from core.settings import Settings, get_settings
 from models import SLIDERS, AgentRun
 from models.schemas import ChatIn, ProfileIn, VibeIn, field_errors

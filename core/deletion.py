@@ -3,16 +3,18 @@
 ``delete_user()`` removes, in one ``user_session(user_id)`` transaction, every row that carries the
 user id in every table of the catalogue (``core.user_tables``), children before parents (foreign-key
 order), then the ``users`` row; checks that nothing is left; and writes a ``deletion_records`` row
-whose only link to the person is an HMAC-SHA256 of the id keyed with ``settings.deletion_salt``. Any
-error rolls all of it back. After the commit it clears the user's rate-limit keys
-(``core.limits.clear_user_limits``); the page clears Streamlit's caches.
+whose only link to the person is an HMAC-SHA256 of the id keyed with ``settings.deletion_salt``. On
+PostgreSQL the rows a user session may not erase (usage counters, sign-in records) are deleted, and
+the deletion record written, as ``advisor_system`` within that transaction. Any error rolls all of it
+back. After the commit it clears the user's rate-limit keys (``core.limits.clear_user_limits``); the
+page clears Streamlit's caches.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +25,7 @@ from sqlalchemy.sql.expression import TableClause
 from core.db import APP_ROLE, SYSTEM_ROLE, NotFound, set_local_role, user_session
 from core.limits import clear_user_limits
 from core.settings import secret_hmac
-from core.user_tables import ROOT_TABLE, count_owned_rows, user_data_tables
+from core.user_tables import ROOT_TABLE, OwnedTable, count_owned_rows, user_data_tables
 from models import DeletionRecord
 from models.types import utcnow
 
@@ -80,9 +82,15 @@ def delete_user(
             raise NotFound("no such user")
         if _sole_admin_among_others(conn, root.clause, user_id):
             raise LastAdmin(LastAdmin.message)
+        system_deletes = _rows_only_the_system_deletes(conn, catalogue)
         counts: dict[str, int] = {}
         for t in reversed(catalogue):  # children first; users last
+            by_system = t.name in system_deletes
+            if by_system:
+                set_local_role(conn, SYSTEM_ROLE)
             n = conn.execute(t.clause.delete().where(t.owned_by(user_id))).rowcount
+            if by_system:
+                set_local_role(conn, APP_ROLE)
             counts[t.name] = n
             if on_table_deleted is not None:
                 on_table_deleted(t.name, n)
@@ -92,7 +100,8 @@ def delete_user(
         if left:  # e.g. rows hidden from this identity by row-level security
             raise RuntimeError(f"rows of the user are left in {', '.join(sorted(left))}")
         record = DeletionRecord(subject_hash=subject_hash(user_id), deleted_at=utcnow(), row_counts=counts)
-        # A plain INSERT (no RETURNING): advisor_app may insert deletion records but not read them.
+        if conn.dialect.name == "postgresql":
+            set_local_role(conn, SYSTEM_ROLE)  # deletion records are written by the system role only
         conn.execute(
             DeletionRecord.__table__.insert().values(  # type: ignore[attr-defined]
                 id=record.id,
@@ -110,6 +119,18 @@ def delete_user(
         row_counts=counts,
         limits_cleared=limits_cleared,
     )
+
+
+def _rows_only_the_system_deletes(conn: Connection, catalogue: Sequence[OwnedTable]) -> frozenset[str]:
+    """PostgreSQL: the user tables ``advisor_app`` may not delete from (usage counters, sign-in
+    records: a user session cannot erase them, migration 0010); the deletion removes the user's rows
+    there as ``advisor_system``, everywhere else in the user's own session. Empty on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return frozenset()
+    may_delete = conn.execute(
+        select(*(func.has_table_privilege(APP_ROLE, t.name, "DELETE") for t in catalogue))
+    ).one()
+    return frozenset(t.name for t, allowed in zip(catalogue, may_delete, strict=True) if not allowed)
 
 
 def _sole_admin_among_others(conn: Connection, users: TableClause, user_id: uuid.UUID) -> bool:

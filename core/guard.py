@@ -16,18 +16,13 @@ Refused (audit events, CPython 3.11):
   ``os.rmdir``, ``os.rename``/``replace``, ``os.mkdir``, ``os.truncate``, ``os.chmod``,
   ``os.chown``, ``os.link``, ``os.symlink``, ``os.utime``, ``os.mkfifo``, ``os.mknod``,
   ``os.setxattr``/``removexattr``, ``shutil.rmtree``/``copyfile``/``copytree``/``move``,
-  ``sqlite3.connect`` (a database file). Writable: ``settings.data_dir`` (resolved when the guard is
-  installed), the directory of a configured SQLite database, ``extra_writable``, ``/dev/null``,
-  and byte-code caches (``*.pyc`` files in a ``__pycache__`` directory);
+  ``sqlite3.connect`` (a database file). What is writable: ``core.writable_paths`` (the data
+  directory, a configured SQLite database's directory, ``extra_writable``, byte-code caches);
 * **network egress** to any endpoint not on the allow-list: ``socket.connect``, ``socket.sendto``,
   ``socket.sendmsg`` (a UDP datagram), and name resolution (``socket.getaddrinfo``,
-  ``socket.gethostbyname[_ex]``) of a host name that is not on it. The allow-list is built from
-  settings: each provider's base URL (``api.openai.com:443`` / ``api.anthropic.com:443`` when a key
-  is set without one), the PostgreSQL host:port (or its Unix socket), Redis host:port (or socket),
-  the Sentry DSN host:port, plus ``extra_allowed``. An IP address is allowed at connect time when it
-  is listed or when it came out of resolving an allowed host name (the guard wraps
-  ``socket.getaddrinfo`` to learn the addresses). Listening (``bind``/``listen``/``accept``, what
-  Streamlit's server does) is not egress and is not restricted.
+  ``socket.gethostbyname[_ex]``) of a host name that is not on it. The allow-list, built from
+  settings plus ``extra_allowed``, and its matching rules: ``core.egress``. Listening
+  (``bind``/``listen``/``accept``, what Streamlit's server does) is not egress and is not restricted.
 
 Limits — an audit hook is **not a sandbox**:
 
@@ -54,18 +49,25 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
+
+from core.egress import (
+    Endpoint,
+    ObservedConnection,
+    build_allow_list,
+    endpoint_allowed,
+    normalise_host,
+    parse_endpoint,
+)
+from core.writable_paths import PATH_ARGUMENTS, is_writable_path, writable_area
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = [
-    "Endpoint",
     "GuardConfig",
     "GuardViolation",
-    "ObservedConnection",
-    "build_allow_list",
     "current_config",
     "guard_mode",
     "install_guard",
@@ -77,35 +79,11 @@ Mode = Literal["enforce", "log", "off"]
 log = logging.getLogger("advisor.guard")
 
 _WRITE_FLAGS: Final = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379, "postgresql": 5432}
 _MAX_OBSERVED: Final = 10_000
 
 
 class GuardViolation(PermissionError):
     """An operation the read-only guard refused; the message names what and why."""
-
-
-class Endpoint(NamedTuple):
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class ObservedConnection:
-    """One attempted connection (or datagram): the address, the host name it was resolved from."""
-
-    event: str
-    host: str
-    port: int | None
-    allowed: bool
-    hostname: str | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return str(Endpoint(self.host, self.port or 0)) if self.port is not None else self.host
 
 
 @dataclass(frozen=True)
@@ -143,95 +121,6 @@ def _state() -> _State:
     return state  # type: ignore[no-any-return]
 
 
-# --------------------------------------------------------------------------------------------
-# allow-list
-# --------------------------------------------------------------------------------------------
-def _norm_host(host: str) -> str:
-    host = host.strip().strip("[]").lower()
-    if "%" in host:  # IPv6 scope id
-        host = host.split("%", 1)[0]
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        return host.rstrip(".")
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(addr)
-
-
-def _url_endpoints(url: str, default_port: int | None = None) -> tuple[list[Endpoint], list[str]]:
-    """Endpoints and Unix socket paths a service URL points at."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.split("+", 1)[0].lower()
-    endpoints: list[Endpoint] = []
-    paths: list[str] = []
-    if scheme == "unix":
-        if parts.path:
-            paths.append(parts.path)
-        return endpoints, paths
-    port = parts.port or default_port or _DEFAULT_PORTS.get(scheme)
-    if parts.hostname:
-        if port is not None:
-            endpoints.append(Endpoint(_norm_host(parts.hostname), port))
-    elif scheme == "postgresql":
-        query = parse_qs(parts.query)
-        hosts = query.get("host", [])
-        qport = int(query.get("port", [str(port or 5432)])[0])
-        for host in hosts:
-            if host.startswith("/"):
-                paths.append(os.path.join(host, f".s.PGSQL.{qport}"))
-            else:
-                endpoints.append(Endpoint(_norm_host(host), qport))
-        if not hosts:  # libpq default: the local socket directory
-            paths.extend(f"{d}/.s.PGSQL.{qport}" for d in ("/var/run/postgresql", "/tmp"))  # noqa: S108
-    return endpoints, paths
-
-
-def build_allow_list(settings: Settings) -> tuple[list[Endpoint], list[str]]:
-    """Every endpoint (and Unix socket path) the configuration says the app may connect to."""
-    endpoints: list[Endpoint] = []
-    paths: list[str] = []
-
-    def add(url: str | None, default_port: int | None = None) -> None:
-        if url:
-            e, p = _url_endpoints(url, default_port)
-            endpoints.extend(e)
-            paths.extend(p)
-
-    order = settings.provider_order
-    if "openai" in order or settings.openai_api_key is not None or settings.openai_base_url:
-        add(settings.openai_base_url or "https://api.openai.com/v1")
-    if "anthropic" in order or settings.anthropic_api_key is not None or settings.anthropic_base_url:
-        add(settings.anthropic_base_url or "https://api.anthropic.com")
-    if settings.is_postgres:
-        add(settings.database_url)
-    add(settings.redis_url)
-    if settings.sentry_dsn is not None:
-        add(settings.sentry_dsn.get_secret_value())
-    return endpoints, paths
-
-
-def _sqlite_file(database_url: str) -> str | None:
-    if not database_url.startswith("sqlite"):
-        return None
-    path = database_url.split("://", 1)[1] if "://" in database_url else ""
-    path = path[1:] if path.startswith("/") else path  # sqlite:///rel, sqlite:////abs
-    path = path.split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    return os.path.realpath(path)
-
-
-def _parse_extra(item: Endpoint | tuple[str, int] | str) -> Endpoint:
-    if isinstance(item, str):
-        host, _, port = item.rpartition(":")
-        return Endpoint(_norm_host(host), int(port))
-    return Endpoint(_norm_host(item[0]), int(item[1]))
-
-
-# --------------------------------------------------------------------------------------------
-# public API
-# --------------------------------------------------------------------------------------------
 def _warm_stdlib_caches() -> None:
     """Fill caches of stdlib calls that would otherwise start a process later.
 
@@ -261,22 +150,17 @@ def install_guard(
     state = _state()
     active: Mode = mode or settings.guard
     endpoints, paths = build_allow_list(settings)
-    endpoints.extend(_parse_extra(item) for item in extra_allowed)
+    endpoints.extend(parse_endpoint(item) for item in extra_allowed)
     hosts: dict[str, set[int]] = {}
     for ep in endpoints:
         hosts.setdefault(ep.host, set()).add(ep.port)
-    writable = [os.path.realpath(settings.data_dir), *(os.path.realpath(p) for p in extra_writable)]
-    writable_files: set[str] = {"/dev/null"}
-    db_file = _sqlite_file(settings.database_url)
-    if db_file is not None:
-        writable.append(os.path.dirname(db_file))
-        writable_files.add(db_file)
+    writable = writable_area(settings, extra_writable)
     config = GuardConfig(
         mode=active,
         hosts={h: frozenset(p) for h, p in hosts.items()},
         unix_paths=frozenset(os.path.realpath(p) for p in paths),
-        writable=tuple(dict.fromkeys(w.rstrip(os.sep) or os.sep for w in writable)),
-        writable_files=frozenset(writable_files),
+        writable=writable.directories,
+        writable_files=writable.files,
     )
     if active != "off":
         _warm_stdlib_caches()
@@ -329,11 +213,11 @@ def _make_tracking_getaddrinfo(state: _State, original: Callable[..., Any]) -> C
         if isinstance(host, bytes):
             host = host.decode("idna", "replace")
         if isinstance(host, str):
-            name = _norm_host(host)
+            name = normalise_host(host)
             if name in state.config.hosts:
                 with state.lock:
                     for item in result:
-                        addr = _norm_host(str(item[4][0]))
+                        addr = normalise_host(str(item[4][0]))
                         if addr != name:
                             state.resolved.setdefault(addr, set()).add(name)
         return result
@@ -341,67 +225,6 @@ def _make_tracking_getaddrinfo(state: _State, original: Callable[..., Any]) -> C
     getaddrinfo.__wrapped__ = original  # type: ignore[attr-defined]
     getaddrinfo.__doc__ = original.__doc__
     return getaddrinfo
-
-
-def _is_writable_path(config: GuardConfig, raw: Any, dir_fd: Any = None) -> tuple[bool, str]:
-    if isinstance(raw, int):  # an already open file descriptor: its open was checked
-        return True, f"fd {raw}"
-    try:
-        path = os.fsdecode(raw)
-    except TypeError:
-        return False, repr(raw)
-    if isinstance(dir_fd, int) and dir_fd >= 0 and not os.path.isabs(path):
-        try:
-            base = os.readlink(f"/proc/self/fd/{dir_fd}")
-        except OSError:
-            return False, path
-        path = os.path.join(base, path)
-    full = os.path.realpath(path)
-    if full in config.writable_files:
-        return True, full
-    for root in config.writable:
-        if full == root or full.startswith(root + os.sep):
-            return True, full
-    parent, name = os.path.split(full)
-    if os.path.basename(parent) == "__pycache__" and ".pyc" in name:
-        return True, full
-    if name == "__pycache__":
-        return True, full
-    return False, full
-
-
-def _endpoint_allowed(state: _State, config: GuardConfig, host: str, port: int) -> bool:
-    ports = config.hosts.get(host)
-    if ports is not None and port in ports:
-        return True
-    for name in state.resolved.get(host, ()):
-        name_ports = config.hosts.get(name)
-        if name_ports is not None and port in name_ports:
-            return True
-    return False
-
-
-# audit event -> [(index of a path argument, index of its dir_fd argument or None)]
-_PATH_ARGS: Final[dict[str, list[tuple[int, int | None]]]] = {
-    "os.remove": [(0, 1)],
-    "os.rmdir": [(0, 1)],
-    "os.rename": [(0, 2), (1, 3)],
-    "os.link": [(1, 3)],
-    "os.symlink": [(1, 2)],
-    "os.mkdir": [(0, 2)],
-    "os.mkfifo": [(0, 2)],
-    "os.mknod": [(0, 3)],
-    "os.chmod": [(0, 2)],
-    "os.chown": [(0, 3)],
-    "os.utime": [(0, 3)],
-    "os.truncate": [(0, None)],
-    "os.setxattr": [(0, None)],
-    "os.removexattr": [(0, None)],
-    "shutil.rmtree": [(0, 1)],
-    "shutil.copyfile": [(1, None)],
-    "shutil.copytree": [(1, None)],
-    "shutil.move": [(0, None), (1, None)],
-}
 
 
 def _first(names: set[str] | None) -> str | None:
@@ -445,7 +268,7 @@ def _make_hook(state: _State) -> Callable[[str, tuple[Any, ...]], None]:
 
     def check_paths(config: GuardConfig, event: str, paths: Sequence[Any], dir_fd: Any = None) -> None:
         for raw in paths:
-            ok, shown = _is_writable_path(config, raw, dir_fd)
+            ok, shown = is_writable_path(config.writable, config.writable_files, raw, dir_fd)
             if not ok:
                 refuse(config, event, repr(shown), "outside the app's writable directories")
 
@@ -456,7 +279,7 @@ def _make_hook(state: _State) -> Callable[[str, tuple[Any, ...]], None]:
             writing = any(c in mode for c in "wax+")
         if not writing:
             return
-        ok, shown = _is_writable_path(config, path)
+        ok, shown = is_writable_path(config.writable, config.writable_files, path)
         if ok:
             return
         # writing to a character device (a terminal, /dev/stdout) or a pipe is not a file write
@@ -469,7 +292,7 @@ def _make_hook(state: _State) -> Callable[[str, tuple[Any, ...]], None]:
         refuse(config, "open", f"for writing {shown!r}", "outside the app's writable directories")
 
     def on_path_event(config: GuardConfig, event: str, args: tuple[Any, ...]) -> None:
-        for path_index, fd_index in _PATH_ARGS[event]:
+        for path_index, fd_index in PATH_ARGUMENTS[event]:
             if path_index < len(args):
                 dir_fd = args[fd_index] if fd_index is not None and fd_index < len(args) else None
                 check_paths(config, event, [args[path_index]], dir_fd)
@@ -508,9 +331,9 @@ def _make_hook(state: _State) -> Callable[[str, tuple[Any, ...]], None]:
             record(event, repr(address), None, False)
             refuse(config, event, f"to {address!r}", "not on the allow-list")
             return
-        host = _norm_host(os.fsdecode(address[0]) if isinstance(address[0], bytes) else str(address[0]))
+        host = normalise_host(os.fsdecode(address[0]) if isinstance(address[0], bytes) else str(address[0]))
         port = int(address[1])
-        allowed = _endpoint_allowed(state, config, host, port)
+        allowed = endpoint_allowed(config.hosts, state.resolved, host, port)
         record(event, host, port, allowed)
         if not allowed:
             refuse(config, event, f"to {Endpoint(host, port)}", "not on the allow-list")
@@ -521,7 +344,7 @@ def _make_hook(state: _State) -> Callable[[str, tuple[Any, ...]], None]:
             return
         if isinstance(host, bytes):
             host = host.decode("idna", "replace")
-        name = _norm_host(str(host))
+        name = normalise_host(str(host))
         if not name or name in config.hosts:
             return
         try:
@@ -544,7 +367,7 @@ def _make_hook(state: _State) -> Callable[[str, tuple[Any, ...]], None]:
     for ev in ("subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
                "os.forkpty", "pty.spawn", "os.startfile"):  # fmt: skip
         handlers[ev] = run_command
-    for ev in _PATH_ARGS:
+    for ev in PATH_ARGUMENTS:
         handlers[ev] = on_path_event
 
     def hook(event: str, args: tuple[Any, ...]) -> None:

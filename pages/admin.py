@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from core import auth
+from core import accounts, admin
 from core.db import NotFound
 from core.settings import get_settings
 from models.schemas import MAX_EMAIL, QuotaOverrideIn, field_errors
@@ -22,7 +22,7 @@ FLASH_KEY = "admin_flash"
 
 with page("admin") as user:
     st.title("Admin")
-    fresh = auth.get_user(user.id)
+    fresh = accounts.get_user(user.id)
     if fresh is None or not fresh.is_admin:
         st.error("Only admins can see this page.", icon=":material/block:")
         st.stop()
@@ -31,7 +31,7 @@ with page("admin") as user:
     flash = st.session_state.pop(FLASH_KEY, None)
     if isinstance(flash, str):
         st.success(flash)
-    users = auth.list_users(acting_user_id=user.id)
+    users = admin.list_users(acting_user_id=user.id)
     st.subheader("Users")
     st.dataframe(
         pd.DataFrame(
@@ -63,12 +63,12 @@ with page("admin") as user:
         grant = st.form_submit_button("Grant admin")
     if grant:
         try:
-            target = auth.grant_admin(acting_user_id=user.id, target_email=email)
+            target = admin.grant_admin(acting_user_id=user.id, target_email=email)
             st.session_state[FLASH_KEY] = f"{literal(target.email)} is now an admin."
             st.rerun()  # redraw the users table with the change
         except NotFound:
             st.error("No user with that email.")
-        except auth.AuthError as exc:
+        except accounts.AuthError as exc:
             st.error(exc.message)
 
     st.subheader("Quota overrides")
@@ -111,8 +111,8 @@ with page("admin") as user:
                     slots.get(field, tokens_error).error(message)
             else:
                 try:
-                    auth.set_quota_override(acting_user_id=user.id, data=data)
+                    admin.set_quota_override(acting_user_id=user.id, data=data)
                     st.session_state[FLASH_KEY] = f"Quota overrides saved for {chosen}."
                     st.rerun()  # redraw the users table with the change
-                except (NotFound, auth.AuthError):
+                except (NotFound, accounts.AuthError):
                     st.error("Could not save: the user no longer exists or you are no longer an admin.")

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 from pydantic import ValidationError
 
@@ -125,7 +127,7 @@ with page("prompt_preview") as user:
     saved = profiles.get_profile(user_id=user.id)
     if saved is None:
         st.info("Save your profile first — the prompt is built from it.", icon=":material/info:")
-        st.page_link("pages/vibe.py", label="Go to Profile & vibe", icon=":material/tune:")
+        st.page_link(Path(__file__).with_name("vibe.py"), label="Go to Profile & vibe", icon=":material/tune:")
         st.stop()
     active = profiles.active_vibe(user_id=user.id)
     library = app_atoms()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 
 from core.db import system_session, user_session
 from models import AgentRun, Conversation, SigninAddress, User, UserProfile, VibeConfig
@@ -21,15 +22,19 @@ def make_user(*, email: str | None = None, is_admin: bool = False) -> uuid.UUID:
 
 
 def fill_user(user_id: uuid.UUID, *, runs: int = 3, marker: str = "") -> dict[str, uuid.UUID]:
-    """Give a user one row in every user-owned table (and ``runs`` agent runs)."""
+    """Give a user one row in every user-owned table (and ``runs`` agent runs).
+
+    What the user writes through the product (profile, vibe, conversation) is written in their
+    session; finished runs and the sign-in address as the system role, since a user session may
+    only start runs as pending and records no sign-in itself (migration 0010)."""
     with user_session(user_id) as s:
         s.add(UserProfile(user_id=user_id, role="CTO", stack=["Python", marker or "Go"], vertical="SaaS"))
         vibe = VibeConfig(user_id=user_id, name=f"vibe {marker}", is_active=True)
         conv = Conversation(user_id=user_id, title=f"conv {marker}", agent="general")
         s.add(vibe)
         s.add(conv)
+    with system_session() as s:
         s.add(SigninAddress(user_id=user_id, address_hash=hashlib.sha256(f"{user_id}{marker}".encode()).hexdigest()))
-        s.flush()
         for i in range(runs):
             s.add(
                 AgentRun(
@@ -46,3 +51,19 @@ def fill_user(user_id: uuid.UUID, *, runs: int = 3, marker: str = "") -> dict[st
                 )
             )
     return {"vibe": vibe.id, "conversation": conv.id}
+
+
+def write_atom(
+    directory: Path,
+    name: str,
+    *,
+    atom_id: str | None = None,
+    front: str | None = None,
+    body: str = "Body text.",
+) -> Path:
+    """Write ``<name>.md`` with default front matter unless ``front`` (raw YAML lines) is given."""
+    if front is None:
+        front = f"id: {atom_id or name}\nversion: 1\norder: 1\ndescription: test atom"
+    path = directory / f"{name}.md"
+    path.write_text(f"---\n{front}\n---\n{body}\n", encoding="utf-8")
+    return path

@@ -1,1 +1,2 @@
-"""Streamlit-side helpers shared by the entry script and the pages (the only UI code outside pages/)."""
+"""Streamlit-side code: the page router (``page_router.py``, the script ``streamlit_app.py`` serves)
+and the helpers it shares with the pages (the page frame, sign-in views, small view helpers)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import streamlit as st
 from pydantic import ValidationError
 
-from core import auth, limits
+from core import accounts, limits
 from core.limits import LimitExceeded
 from core.settings import Settings, get_settings
 from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, field_errors
@@ -44,7 +44,7 @@ class AccountDeletedNotice:
         st.caption(f"Deletion record {self.record_id} (holds no personal data).")
 
 
-def _signed_in(user: auth.AuthUser) -> SignedInUser:
+def _signed_in(user: accounts.AuthUser) -> SignedInUser:
     return SignedInUser(id=user.id, email=user.email, is_admin=user.is_admin)
 
 
@@ -81,7 +81,7 @@ def _resolve_local() -> SignedInUser | None:
     user = signed_in_user()
     if user is None:
         return None
-    fresh = auth.get_user(user.id)
+    fresh = accounts.get_user(user.id)
     if fresh is None:  # account deleted meanwhile
         st.session_state.clear()
         return None
@@ -102,7 +102,7 @@ def _resolve_oidc() -> SignedInUser | None:
     identity = f"{subject}\n{email}"
     cached = signed_in_user()
     if cached is not None and st.session_state.get(OIDC_IDENTITY_KEY) == identity:
-        fresh = auth.get_user(cached.id)
+        fresh = accounts.get_user(cached.id)
         if fresh is None:
             # The account was deleted (in another tab, or by its owner elsewhere): sign this
             # session out of the identity too, instead of signing the same person straight back
@@ -115,10 +115,10 @@ def _resolve_oidc() -> SignedInUser | None:
     set_signed_in_user(None)
     st.session_state.pop(OIDC_IDENTITY_KEY, None)
     try:
-        found = auth.user_for_oidc(
+        found = accounts.user_for_oidc(
             email=email, subject=subject, email_verified=_truthy(info.get("email_verified"))
         )
-    except auth.AuthError as exc:
+    except accounts.AuthError as exc:
         st.session_state[AUTH_ERROR_KEY] = exc.message
         return None
     st.session_state.pop(AUTH_ERROR_KEY, None)
@@ -148,14 +148,14 @@ def _sign_in_form() -> None:
     try:
         data = SignInIn(email=email, password=password)
     except ValidationError:
-        st.error(auth.GENERIC_SIGNIN_ERROR, icon=":material/error:")
+        st.error(accounts.GENERIC_SIGNIN_ERROR, icon=":material/error:")
         return
     try:
-        user = auth.sign_in(data, session_key=_session_key(), client=_client_address())
+        user = accounts.sign_in(data, session_key=_session_key(), client=_client_address())
     except LimitExceeded as exc:
         st.error(exc.message, icon=":material/lock_clock:")
         return
-    except auth.AuthError as exc:
+    except accounts.AuthError as exc:
         st.error(exc.message, icon=":material/error:")
         return
     set_signed_in_user(_signed_in(user))
@@ -193,11 +193,11 @@ def _sign_up_form() -> None:
         confirm_error.error("The two passwords differ.")
         return
     try:
-        user = auth.sign_up(data, session_key=_session_key(), client=_client_address())
+        user = accounts.sign_up(data, session_key=_session_key(), client=_client_address())
     except LimitExceeded as exc:
         email_error.error(exc.message)
         return
-    except auth.AuthError as exc:
+    except accounts.AuthError as exc:
         slots.get(exc.field, email_error).error(exc.message)
         return
     set_signed_in_user(_signed_in(user))

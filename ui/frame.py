@@ -1,8 +1,14 @@
 """The frame every page runs in: a request id, the signed-in user, and no stack trace ever shown.
 
 ``with page("Chat") as user:`` sets a fresh request id for this script run, returns the signed-in
-user (the entry script's gate guarantees there is one), and turns any unexpected exception into
+user (the page router's gate guarantees there is one), and turns any unexpected exception into
 "Something went wrong — reference <id>" while the log and Sentry get the details.
+``report_uncaught_error`` does the same for an error outside any frame (a widget callback, the page
+router itself): ``streamlit_app.py`` hands it to ``st.App(on_script_error=...)``.
+
+Streamlit's own control flow (``st.stop``, ``st.rerun``, ``st.switch_page``) raises exceptions that
+derive from ``BaseException``, not ``Exception``, so the frame lets them through untouched
+(``tests/ui/test_frame.py`` fails if a Streamlit release changes that).
 """
 
 from __future__ import annotations
@@ -13,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from core.observability import log_exception, new_request_id, request_context, user_error_message
+from core.error_reports import log_exception
+from core.request_context import new_request_id, request_context, user_error_message
 
 SESSION_USER_KEY = "advisor_user"
 
@@ -39,6 +45,13 @@ def set_signed_in_user(user: SignedInUser | None) -> None:
         st.session_state[SESSION_USER_KEY] = user
 
 
+def show_error_reference(exc: Exception, *, where: str) -> str:
+    """Log ``exc`` (and send it to Sentry) under the current request id; show the user only that id."""
+    request_id = log_exception(exc, where=where)
+    st.error(user_error_message(request_id), icon=":material/error:")
+    return request_id
+
+
 @contextmanager
 def guarded(name: str) -> Iterator[str]:
     """Run a block with a request id; an unexpected error shows only a reference to it."""
@@ -46,38 +59,23 @@ def guarded(name: str) -> Iterator[str]:
     with request_context(request_id, page=name):
         try:
             yield request_id
-        except ScriptControlException:
-            raise  # st.rerun / st.stop are control flow, not errors
-        except Exception as exc:
-            log_exception(exc, where=f"page:{name}")
-            st.error(user_error_message(request_id), icon=":material/error:")
+        except Exception as exc:  # st.stop / st.rerun are BaseExceptions: control flow passes through
+            show_error_reference(exc, where=f"page:{name}")
 
 
-def _leave_legacy_multipage_mode() -> None:
-    """Make sure a page script never runs on its own, outside the entry script's gate.
+def report_uncaught_error(exc: Exception) -> bool:
+    """``st.App``'s ``on_script_error``: an error no frame caught shows a reference, never a trace.
 
-    Because a ``pages/`` folder sits beside the entry script, Streamlit starts in its legacy
-    multipage mode and only leaves it once a session has called ``st.navigation``. On a freshly
-    started server, the first visitor who opens a page URL directly (``/analytics``) would have that
-    page script run without ``streamlit_app.py``: no boot, no guard, no gate (the check in ``page()``
-    still shows nothing but "Please sign in."). Here we switch the process to ``st.navigation``
-    mode, as the entry script's first run would, and rerun so the entry script (gate included)
-    handles the request. ``PagesManager.uses_pages_directory`` is Streamlit's own (internal) switch.
+    Returns True: Streamlit then shows nothing of the exception itself.
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    # Only a visitor without a session can be here in a real server: signing in means the entry
-    # script ran, and its st.navigation call leaves legacy mode for the whole process for good.
-    # (AppTest resets the switch on every run; its signed-in page tests are unaffected.)
-    if PagesManager.uses_pages_directory and signed_in_user() is None:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    with request_context(page="script"):
+        show_error_reference(exc, where="script")
+    return True
 
 
 @contextmanager
 def page(name: str) -> Iterator[SignedInUser]:
     """The body of a data page: signed-in user required (the gate has already checked)."""
-    _leave_legacy_multipage_mode()
     with guarded(name):
         user = signed_in_user()
         if user is None:  # defence in depth: a page run outside the gate shows nothing

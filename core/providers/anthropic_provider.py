@@ -1,4 +1,4 @@
-"""Anthropic Messages, streamed (the SSE events as sent: no accumulation helper, no model per event)."""
+"""Anthropic Messages, streamed through ``client.messages.create(stream=True)`` (typed raw events)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from collections.abc import Iterator, Sequence
 import anthropic
 import httpx2
 import pydantic
-from anthropic import Stream
-from anthropic.types import CacheControlEphemeralParam, Message, MessageParam
+from anthropic.types import (
+    CacheControlEphemeralParam,
+    Message,
+    MessageDeltaUsage,
+    MessageParam,
+    RawContentBlockDeltaEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+)
+from anthropic.types import TextDelta as TextBlockDelta
+from anthropic.types import Usage as MessageUsage
 
 from core.providers.base import (
     ChatMessage,
@@ -23,17 +32,13 @@ from core.providers.base import (
     SDKProvider,
     TextDelta,
     Usage,
-    delta_text,
+    checked,
     kind_for_status,
     malformed,
     parse_retry_after,
     sanitize_message,
-    str_or_none,
     token_count,
 )
-
-# The SDK's own streaming class, yielding each event as the JSON the server sent (see ``stream``).
-_RAW_STREAM = Stream[object]
 
 # ``error.type`` of an error event sent inside a 200 stream → kind
 _STREAM_ERROR_KINDS = {
@@ -51,7 +56,17 @@ _STREAM_ERROR_KINDS = {
 
 
 class AnthropicProvider(SDKProvider):
-    """Usage: input/cache counts from ``message_start``, output (cumulative) from ``message_delta``."""
+    """Streams ``client.messages.create(stream=True)`` and reads its typed events by their ``type``.
+
+    Usage: input and cache counts from ``message_start``; the output count (cumulative) from
+    ``message_delta``, which may also restate the input counts.
+
+    **When the answer is complete.** The API ends every stream with a ``message_stop`` event; the
+    SDK's ``Stream`` passes it on like any other event and ends quietly when the body ends, so a
+    stream that ends without ``message_stop`` was cut short: a ``connection`` error, and the run is
+    ``interrupted``, never ``ok``. The input counts already reported by ``message_start`` stay on
+    the error (``ProviderError.input_usage``).
+    """
 
     def __init__(
         self,
@@ -67,10 +82,11 @@ class AnthropicProvider(SDKProvider):
     ) -> None:
         super().__init__(name=name, model=model, api_key=api_key, base_url=base_url, timeouts=timeouts)
         self._max_tokens = max_tokens
-        # Automatic prompt caching: the API puts the cache breakpoint on the last cacheable block and
-        # moves it as the conversation grows, so a turn re-reads the system prompt and the history it
-        # shares with the previous turn at the cache-read price. The 5-minute cache only: pricing.toml
-        # prices its writes (a 1-hour write costs more). Too short a prompt is simply not cached.
+        # Automatic prompt caching (the top-level ``cache_control`` of ``messages.create``): the API
+        # puts the cache breakpoint on the last cacheable block and moves it as the conversation
+        # grows, so a turn re-reads the system prompt and the history it shares with the previous
+        # turn at the cache-read price. The 5-minute cache only: pricing.toml prices its writes (a
+        # 1-hour write costs more). Too short a prompt is simply not cached.
         self._cache_control: CacheControlEphemeralParam | anthropic.Omit = (
             {"type": "ephemeral", "ttl": "5m"} if prompt_cache else anthropic.omit
         )
@@ -91,102 +107,106 @@ class AnthropicProvider(SDKProvider):
             else:
                 payload.append({"role": "assistant", "content": m.content})
         deadline = Deadline(self._timeouts, self.name)
-        got_text = False
-        input_tokens = output_tokens = cached = written = 0
-        saw_usage = False
-        stop_reason: str | None = None
-        message_id: str | None = None
-        finished = False
-        body: dict[str, object] = {"max_tokens": self._max_tokens, "messages": payload, "model": self.model}
-        if self._cache_control is not anthropic.omit:
-            body["cache_control"] = self._cache_control
-        body["stream"] = True
-        if system:
-            body["system"] = system
+        reader = _MessageReader(self.name)
         try:
-            # The SDK's documented ``client.post`` to the endpoint ``messages.create`` calls, with the body
-            # ``create`` sends (its keys in create's order; tests/providers pin the request byte for byte):
-            # same client, auth, retries, timeouts, errors and SSE decoding (``ping`` skipped, ``error``
-            # events raised), with each event as the JSON sent (``Stream[object]``) instead of a model
-            # per event. The few fields read are checked as they are read.
-            with self._client.post(
-                "/v1/messages",
-                body=body,
-                options={"headers": {"X-Client-Request-Id": request_id}},
-                cast_to=Message,
+            with self._client.messages.create(
+                model=self.model,
+                max_tokens=self._max_tokens,
+                messages=payload,
+                system=system or anthropic.omit,
+                cache_control=self._cache_control,
                 stream=True,
-                stream_cls=_RAW_STREAM,
+                extra_headers={"X-Client-Request-Id": request_id},
             ) as stream:
                 header_id = stream.response.headers.get("request-id")
                 for event in stream:
                     deadline.check()
-                    if type(event) is not dict:
-                        raise malformed(self.name, "an event is not an object")
-                    kind = event.get("type")
-                    if kind == "content_block_delta":
-                        delta = event.get("delta")
-                        text = delta_text(delta, "text", self.name)  # only a text_delta has "text"
-                        if text:
-                            if not got_text:
-                                got_text = deadline.got_text = True
-                            yield TextDelta(text)
-                    elif kind == "message_start":
-                        message = event.get("message")
-                        if type(message) is not dict or type(message.get("usage")) is not dict:
-                            raise malformed(self.name, "message_start without a message and its usage")
-                        message_id = str_or_none(message.get("id"))
-                        u = message["usage"]
-                        input_tokens = token_count(u.get("input_tokens"), self.name, "input_tokens", required=True)
-                        output_tokens = token_count(u.get("output_tokens"), self.name, "output_tokens")
-                        cached = token_count(u.get("cache_read_input_tokens"), self.name, "cache_read_input_tokens")
-                        written = token_count(
-                            u.get("cache_creation_input_tokens"), self.name, "cache_creation_input_tokens"
-                        )
-                        saw_usage = True
-                    elif kind == "message_delta":
-                        d = event.get("usage")  # cumulative counts; the input ones only when present
-                        if type(d) is not dict:
-                            raise malformed(self.name, "message_delta without usage")
-                        output_tokens = token_count(d.get("output_tokens"), self.name, "output_tokens",
-                                                    required=True)
-                        if d.get("input_tokens") is not None:
-                            input_tokens = token_count(d["input_tokens"], self.name, "input_tokens")
-                        if d.get("cache_read_input_tokens") is not None:
-                            cached = token_count(d["cache_read_input_tokens"], self.name, "cache_read_input_tokens")
-                        if d.get("cache_creation_input_tokens") is not None:
-                            written = token_count(
-                                d["cache_creation_input_tokens"], self.name, "cache_creation_input_tokens"
-                            )
-                        saw_usage = True
-                        delta = event.get("delta")
-                        stop = delta.get("stop_reason") if type(delta) is dict else None
-                        if stop is not None:
-                            if type(stop) is not str:
-                                raise malformed(self.name, "stop_reason is not text")
-                            stop_reason = stop
-                    elif kind == "message_stop":
-                        finished = True
+                    text = reader.read(event)
+                    if text:
+                        deadline.got_text = True
+                        yield TextDelta(text)
         except Exception as exc:
             error = exc if isinstance(exc, ProviderError) else map_anthropic_error(
                 exc, provider=self.name, secrets=self._secrets
             )
-            if saw_usage:  # message_start came: the input side is known even though the stream failed
-                error.input_usage = InputUsage(input_tokens, cached, written)
+            error.input_usage = reader.input_usage()
             raise error from None
 
-        if not finished:
+        if not reader.finished:
             raise ProviderError(
                 ErrorKind.CONNECTION, "stream ended before message_stop", provider=self.name,
-                input_usage=InputUsage(input_tokens, cached, written) if saw_usage else None,
+                input_usage=reader.input_usage(),
             )
-        if saw_usage:
-            yield Usage(
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cached_input_tokens=cached,
-                cache_write_tokens=written,
-            )
-        yield Done(stop_reason=stop_reason, provider_request_id=header_id or message_id)
+        if reader.saw_usage:
+            yield Usage(reader.input_tokens, reader.output_tokens, reader.cached, reader.written)
+        yield Done(stop_reason=reader.stop_reason, provider_request_id=header_id or reader.message_id)
+
+
+class _MessageReader:
+    """Reads one streamed message's typed events by their ``type``: its text, token counts, stop
+    reason, id, and whether ``message_stop`` came. Other event types (``content_block_start``,
+    ``content_block_stop``, ones the API adds later) carry nothing this needs."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self.input_tokens = self.output_tokens = self.cached = self.written = 0
+        self.saw_usage = False
+        self.stop_reason: str | None = None
+        self.message_id: str | None = None
+        self.finished = False
+
+    def read(self, event: object) -> str | None:
+        """The text ``event`` carries, if any; its other contents are recorded."""
+        p = self._provider
+        kind = getattr(event, "type", None)
+        if kind == "content_block_delta":
+            delta = checked(event, RawContentBlockDeltaEvent, p, "content_block_delta").delta
+            if isinstance(delta, TextBlockDelta) and delta.type == "text_delta" and delta.text:
+                return checked(delta.text, str, p, "a delta's text is not text")
+            checked(delta, anthropic.BaseModel, p, "a delta is not an object")
+        elif kind == "message_start":
+            message = checked(checked(event, RawMessageStartEvent, p, "message_start").message, Message, p,
+                              "message_start without a message")
+            self.message_id = message.id if isinstance(message.id, str) else None
+            self._start(message.usage)
+        elif kind == "message_delta":
+            event = checked(event, RawMessageDeltaEvent, p, "message_delta")
+            self._delta(event.usage)
+            stop = event.delta.stop_reason if isinstance(event.delta, anthropic.BaseModel) else None
+            if stop is not None:
+                self.stop_reason = checked(stop, str, p, "stop_reason is not text")
+        elif kind == "message_stop":
+            self.finished = True
+        elif not isinstance(kind, str):
+            raise malformed(p, "an event without a type")
+        return None
+
+    def _start(self, usage: object) -> None:
+        """``message_start``: the input and cache counts (and an initial output count)."""
+        p = self._provider
+        u = checked(usage, MessageUsage, p, "message_start without its usage")
+        self.input_tokens = token_count(u.input_tokens, p, "input_tokens", required=True)
+        self.output_tokens = token_count(u.output_tokens, p, "output_tokens")
+        self.cached = token_count(u.cache_read_input_tokens, p, "cache_read_input_tokens")
+        self.written = token_count(u.cache_creation_input_tokens, p, "cache_creation_input_tokens")
+        self.saw_usage = True
+
+    def _delta(self, usage: object) -> None:
+        """``message_delta``: cumulative counts; the input ones only when present."""
+        p = self._provider
+        u = checked(usage, MessageDeltaUsage, p, "message_delta without usage")
+        self.output_tokens = token_count(u.output_tokens, p, "output_tokens", required=True)
+        if u.input_tokens is not None:
+            self.input_tokens = token_count(u.input_tokens, p, "input_tokens")
+        if u.cache_read_input_tokens is not None:
+            self.cached = token_count(u.cache_read_input_tokens, p, "cache_read_input_tokens")
+        if u.cache_creation_input_tokens is not None:
+            self.written = token_count(u.cache_creation_input_tokens, p, "cache_creation_input_tokens")
+        self.saw_usage = True
+
+    def input_usage(self) -> InputUsage | None:
+        """The input side, once an event reported it (kept on an error that ends the stream)."""
+        return InputUsage(self.input_tokens, self.cached, self.written) if self.saw_usage else None
 
 
 def map_anthropic_error(exc: BaseException, *, provider: str, secrets: Sequence[str] = ()) -> ProviderError:

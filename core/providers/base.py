@@ -19,11 +19,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx2
 
 Role = Literal["user", "assistant"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,25 +133,22 @@ def malformed(provider: str, what: str) -> ProviderError:
     return ProviderError(ErrorKind.SERVER, f"malformed event in stream: {what}", provider=provider)
 
 
-def delta_text(delta: object, key: str, provider: str) -> str | None:
-    """The text a streamed delta (as sent) carries under ``key``, checked: None when it has none."""
-    if type(delta) is not dict:
-        raise malformed(provider, "a delta is not an object")
-    text = delta.get(key)
-    if not text:
-        return None
-    if type(text) is not str:
-        raise malformed(provider, f"a delta's {key} is not text")
-    return text
+def checked(value: object, kind: type[_T], provider: str, what: str) -> _T:
+    """``value`` if it is a ``kind``, else a malformed event.
 
-
-def str_or_none(value: object) -> str | None:
-    return value if type(value) is str else None
+    The SDKs build their typed events from the JSON sent without validating it (so that a value the
+    API adds later does not break a client): an event of the wrong shape arrives as a model holding
+    values of the wrong types, or as the bare JSON value. The adapters check each value they read
+    with this, or with :func:`token_count`.
+    """
+    if isinstance(value, kind):
+        return value
+    raise malformed(provider, what)
 
 
 def token_count(value: object, provider: str, name: str, *, required: bool = False) -> int:
-    """A token count read from an event as sent: a non-negative int (absent or null: 0, unless
-    ``required``); anything else is a malformed event, never a guess."""
+    """A token count from an event: a non-negative int (absent or null: 0, unless ``required``);
+    anything else is a malformed event, never a guess."""
     if value is None and not required:
         return 0
     if type(value) is not int or value < 0:

@@ -8,8 +8,10 @@ from collections.abc import Iterator, Sequence
 import httpx2
 import openai
 import pydantic
-from openai import Stream
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
+from openai.types.completion_usage import PromptTokensDetails
 
 from core.providers.base import (
     ChatMessage,
@@ -22,21 +24,30 @@ from core.providers.base import (
     SDKProvider,
     TextDelta,
     Usage,
-    delta_text,
+    checked,
     kind_for_status,
-    malformed,
     parse_retry_after,
     sanitize_message,
-    str_or_none,
     token_count,
 )
 
-# The SDK's own streaming class, yielding each chunk as the JSON the server sent (see ``stream``).
-_RAW_STREAM = Stream[object]
-
 
 class OpenAIProvider(SDKProvider):
-    """Streams Chat Completions with ``stream_options.include_usage``; one pooled client per instance."""
+    """Streams ``client.chat.completions.create(stream=True, stream_options={"include_usage": True})``;
+    one pooled client per instance.
+
+    **When the answer is complete.** The SDK's ``Stream`` stops at the ``data: [DONE]`` terminator,
+    and stops the same way, without a sign, when the body ends cleanly before it; so completeness is
+    read from the typed chunks. Before ``[DONE]`` the server sends a chunk whose choice carries a
+    ``finish_reason`` and then, when it streams usage, one chunk holding the usage (every earlier
+    chunk carries ``"usage": null``). The answer is complete when a ``finish_reason`` arrived and,
+    if any chunk carried a ``usage`` key, the usage arrived too. Otherwise the stream was cut short:
+    a ``connection`` error, so the run is ``interrupted``, never ``ok``. A server that ignores
+    ``include_usage`` (no ``usage`` key at all) is complete at its ``finish_reason``, without usage.
+    A body that ends after the usage chunk but before ``[DONE]`` has lost nothing and is complete.
+
+    Usage is read from the chunk that carries it (see :func:`usage_from_openai`).
+    """
 
     def __init__(
         self,
@@ -69,95 +80,91 @@ class OpenAIProvider(SDKProvider):
                 payload.append({"role": "assistant", "content": m.content})
 
         deadline = Deadline(self._timeouts, self.name)
-        got_text = False
-        usage: object = None
-        stop_reason: str | None = None
-        chunk_id: str | None = None
+        reader = _ChunkReader(self.name)
         try:
-            # The body goes out through the SDK's documented ``client.post`` (same client, auth, retries,
-            # timeouts, errors and SSE decoding as ``chat.completions.create``), already in wire form:
-            # ``create`` first walks every message through its TypedDict transform, which returns
-            # plain-string messages unchanged and costs about two thirds of the SDK's request
-            # preparation (0.65 of 1.0 ms per call on the benchmark machine), in front of the first
-            # token. tests/providers pin that the request is the one ``create`` sends.
-            # The chunks come back as the JSON the server sent (``Stream[object]``: the SDK's own SSE
-            # decoding and in-stream error events, without building a ``ChatCompletionChunk`` model per
-            # chunk, which costs ~25x the JSON decoding: 0.14 ms a chunk in a hot loop on the benchmark
-            # machine, where a 200-chunk answer takes 62 ms with the models and 13 ms without). The few
-            # fields read here are checked as they are read.
-            with self._client.post(
-                "/chat/completions",
-                body={
-                    "model": self.model,  # (the keys in create's order)
-                    "stream": True,
-                    "messages": payload,
-                    "stream_options": {"include_usage": True},
-                },
-                options={"headers": {"X-Client-Request-Id": request_id}, "security": {"bearer_auth": True}},
-                cast_to=ChatCompletion,
+            with self._client.chat.completions.create(
+                model=self.model,
+                messages=payload,
                 stream=True,
-                stream_cls=_RAW_STREAM,
+                stream_options={"include_usage": True},
+                extra_headers={"X-Client-Request-Id": request_id},
             ) as stream:
                 header_id = stream.response.headers.get("x-request-id")
                 for chunk in stream:
                     deadline.check()
-                    if type(chunk) is not dict:
-                        raise malformed(self.name, "a chunk is not an object")
-                    if chunk_id is None:
-                        chunk_id = str_or_none(chunk.get("id"))
-                    if chunk.get("usage") is not None:
-                        usage = chunk["usage"]
-                    choices = chunk.get("choices")
-                    if not choices:
-                        continue
-                    if type(choices) is not list:
-                        raise malformed(self.name, "choices is not a list")
-                    for choice in choices:
-                        if type(choice) is not dict:
-                            raise malformed(self.name, "a choice is not an object")
-                        if choice.get("index", 0) != 0:
-                            continue
-                        delta = choice.get("delta")
-                        text = delta_text(delta, "content", self.name) if delta else None
-                        if text:
-                            if not got_text:
-                                got_text = deadline.got_text = True
-                            yield TextDelta(text)
-                        finish = choice.get("finish_reason")
-                        if finish is not None:
-                            if type(finish) is not str:
-                                raise malformed(self.name, "finish_reason is not text")
-                            stop_reason = finish
+                    text = reader.read(chunk)
+                    if text:
+                        deadline.got_text = True
+                        yield TextDelta(text)
         except ProviderError:
             raise
         except Exception as exc:
             raise map_openai_error(exc, provider=self.name, secrets=self._secrets) from None
 
-        if stop_reason is None:
-            # The body ended cleanly but without a finish_reason: a proxy or server cut it short.
+        if not reader.complete:
             raise ProviderError(ErrorKind.CONNECTION, "stream ended before completion", provider=self.name)
-        if usage is not None:
-            yield usage_from_openai(usage, provider=self.name)
-        yield Done(stop_reason=stop_reason, provider_request_id=header_id or chunk_id)
+        if reader.usage is not None:
+            yield reader.usage
+        yield Done(stop_reason=reader.stop_reason, provider_request_id=header_id or reader.chunk_id)
+
+
+class _ChunkReader:
+    """Reads the typed chunks of one streamed completion: the first choice's text and finish
+    reason, the usage, the completion id, and whether the server streams usage at all."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self.usage: Usage | None = None
+        self.streams_usage = False
+        self.stop_reason: str | None = None
+        self.chunk_id: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """A finish_reason came and, if the server streams usage, the usage chunk after it."""
+        return self.stop_reason is not None and (self.usage is not None or not self.streams_usage)
+
+    def read(self, chunk: object) -> str | None:
+        """The text ``chunk`` carries for the first choice, if any; its other contents are recorded."""
+        p = self._provider
+        chunk = checked(chunk, ChatCompletionChunk, p, "a chunk is not an object")
+        if self.chunk_id is None and isinstance(chunk.id, str):
+            self.chunk_id = chunk.id
+        if "usage" in chunk.model_fields_set:  # present (null until the last chunk) when usage is streamed
+            self.streams_usage = True
+            if chunk.usage is not None:
+                self.usage = usage_from_openai(chunk.usage, provider=p)
+        text: str | None = None
+        for choice in checked(chunk.choices or [], list, p, "choices is not a list"):
+            choice = checked(choice, Choice, p, "a choice is not an object")
+            if choice.index:  # only one choice is asked for
+                continue
+            if choice.delta is not None:
+                content = checked(choice.delta, ChoiceDelta, p, "a delta is not an object").content
+                if content:
+                    text = checked(content, str, p, "a delta's content is not text")
+            if choice.finish_reason is not None:
+                self.stop_reason = checked(choice.finish_reason, str, p, "finish_reason is not text")
+        return text
 
 
 def usage_from_openai(usage: object, *, provider: str = "openai") -> Usage:
-    """The ``usage`` object of a Chat Completions response or final chunk, as sent (JSON).
+    """The ``usage`` of a Chat Completions response or final chunk, normalised.
 
     ``prompt_tokens`` includes cached tokens (and cache writes); Usage.input_tokens excludes them.
     A field of the wrong type is a malformed event (``ProviderError``, kind server), never a guess.
     """
-    if type(usage) is not dict:
-        raise malformed(provider, "usage is not an object")
-    details = usage.get("prompt_tokens_details")
-    if details is not None and type(details) is not dict:
-        raise malformed(provider, "usage prompt_tokens_details is not an object")
-    cached = token_count(details.get("cached_tokens"), provider, "cached_tokens") if details else 0
-    written = token_count(details.get("cache_write_tokens"), provider, "cache_write_tokens") if details else 0
-    prompt = token_count(usage.get("prompt_tokens"), provider, "prompt_tokens", required=True)
+    usage = checked(usage, CompletionUsage, provider, "usage is not an object")
+    details = usage.prompt_tokens_details
+    cached = written = 0
+    if details is not None:
+        details = checked(details, PromptTokensDetails, provider, "usage prompt_tokens_details is not an object")
+        cached = token_count(details.cached_tokens, provider, "cached_tokens")
+        written = token_count(details.cache_write_tokens, provider, "cache_write_tokens")
+    prompt = token_count(usage.prompt_tokens, provider, "prompt_tokens", required=True)
     return Usage(
         input_tokens=max(0, prompt - cached - written),
-        output_tokens=token_count(usage.get("completion_tokens"), provider, "completion_tokens", required=True),
+        output_tokens=token_count(usage.completion_tokens, provider, "completion_tokens", required=True),
         cached_input_tokens=cached,
         cache_write_tokens=written,
     )

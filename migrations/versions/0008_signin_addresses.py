@@ -1,7 +1,7 @@
 """Client addresses each user has signed in from (``signin_addresses``).
 
 The per-email total of sign-in attempts does not refuse an attempt from an address the account
-signed in from recently (``core.auth``): guessers at many addresses can no longer lock the owner out.
+signed in from recently (``core.accounts``): guessers at many addresses can no longer lock the owner out.
 One row per (user, keyed hash of the address) with the last successful sign-in from it; the address
 is never stored. Deleted with the user (FK ``ON DELETE CASCADE``; the privacy deletion and export are
 catalogue-driven).

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from core import limits
-from core.auth import AuthError, get_user, sign_in
+from core.accounts import AuthError, get_user, sign_in
 from core.db import NotFound
 from core.deletion import LastAdmin, delete_user, subject_hash
 from core.export import export_user_data

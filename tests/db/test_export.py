@@ -25,7 +25,7 @@ import pytest
 
 import models
 from core import db as core_db
-from core.db import NotFound, user_session
+from core.db import NotFound, system_session, user_session
 from core.deletion import delete_user
 from core.export import CHUNK_BYTES, export_user_data, iter_export_zip
 from core.export_values import csv_cell
@@ -237,7 +237,7 @@ FORMULAS = ["=1+1", "+SUM(1)", "-2", "@x", "\tTAB", "\rCR", '=HYPERLINK("http://
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised_and_json_stays_exact(any_db_url):
     user = make_user()
     ids = fill_user(user, runs=0, marker="formulas")
-    with user_session(user) as s:
+    with system_session() as s:  # finished runs: a user session only starts runs as pending
         for i, text in enumerate(FORMULAS):
             s.add(AgentRun(user_id=user, conversation_id=ids["conversation"], user_message=text,
                            output=f"safe answer {i}", status="ok", created_at=utcnow() + timedelta(seconds=i),

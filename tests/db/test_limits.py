@@ -21,8 +21,8 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from core import limits
-from core.auth import set_quota_override
-from core.db import user_session
+from core.admin import set_quota_override
+from core.db import system_session, user_session
 from core.limits import LimitExceeded, check_turn_allowed, reset_limiter_cache, usage_summary
 from models import AgentRun, Conversation, UsageCounter
 from models.schemas import QuotaOverrideIn
@@ -66,7 +66,7 @@ def storage(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _add_run(user_id: uuid.UUID, *, at: datetime, tokens: tuple[int, int] = (0, 0), cost: str | None = None):
-    with user_session(user_id) as s:
+    with system_session() as s:  # a finished run: a user session only starts runs as pending
         conv = Conversation(user_id=user_id)
         s.add(conv)
         s.flush()
@@ -226,7 +226,7 @@ def test_monthly_cost_quota_boundary_and_reset(any_db_url: str, set_env) -> None
     # the run of unknown cost is not in the sum, and the summary says so (the quota panel shows it)
     assert summary.unknown_cost_runs_month == 1
     _add_run(user, at=datetime(2026, 11, 30, tzinfo=UTC), cost=None)  # last month: not this month's
-    with user_session(user) as s:  # a run that failed before any usage: no tokens, so no cost missing
+    with system_session() as s:  # a run that failed before any usage: no tokens, so no cost missing
         conv = Conversation(user_id=user)
         s.add(conv)
         s.flush()
@@ -401,13 +401,13 @@ def test_a_dropped_memory_storage_stops_its_sweeper() -> None:
 def test_parallel_wrong_passwords_cannot_pass_the_lockout(any_db_url: str, set_env, storage: str) -> None:
     """Attempts are counted before the password is checked: 20 guesses at once from 20 sessions
     against a limit of 3 get at most 3 password checks (counting after the check let all 20 through)."""
-    from core import auth
+    from core import accounts
     from models.schemas import SignInIn, SignUpIn
 
     set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_WINDOW_S="300")
     reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
     email = random_email()
-    auth.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
+    accounts.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
     barrier = threading.Barrier(20)
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -415,11 +415,11 @@ def test_parallel_wrong_passwords_cannot_pass_the_lockout(any_db_url: str, set_e
     def guess(i: int) -> None:
         barrier.wait()
         try:
-            auth.sign_in(SignInIn(email=email, password=f"wrong-guess-{i}"), session_key=f"s{i}")
+            accounts.sign_in(SignInIn(email=email, password=f"wrong-guess-{i}"), session_key=f"s{i}")
             outcome = "signed in"
         except LimitExceeded:
             outcome = "locked"
-        except auth.AuthError:
+        except accounts.AuthError:
             outcome = "checked"
         with lock:
             outcomes.append(outcome)
@@ -437,7 +437,7 @@ def test_one_client_address_spraying_many_emails_is_stopped(any_db_url: str, set
     per-session counts; the per-address count stops it. Attempts refused for the address are not
     charged to the emails (they would otherwise be locked for their owners), and another address,
     or a client whose address is unknown, is not affected."""
-    from core import auth
+    from core import accounts
     from models.schemas import SignInIn, SignUpIn
 
     set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_ATTEMPTS_PER_EMAIL="3", SIGNIN_ATTEMPTS_PER_CLIENT="5",
@@ -445,45 +445,45 @@ def test_one_client_address_spraying_many_emails_is_stopped(any_db_url: str, set
     reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
     victims = [random_email() for _ in range(8)]
     for email in victims:
-        auth.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
+        accounts.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
     outcomes = []
     for i, email in enumerate(victims):
         try:
-            auth.sign_in(SignInIn(email=email, password="Summer-2026!"), session_key=f"spray-{i}",
-                         client="203.0.113.7")
+            accounts.sign_in(SignInIn(email=email, password="Summer-2026!"), session_key=f"spray-{i}",
+                             client="203.0.113.7")
             outcomes.append("signed in")
         except LimitExceeded as exc:
             assert exc.limit == "signin" and "Too many attempts" in exc.message
             outcomes.append("locked")
-        except auth.AuthError:
+        except accounts.AuthError:
             outcomes.append("checked")
     assert outcomes == ["checked"] * 5 + ["locked"] * 3
     # the emails the refused attempts aimed at were not charged: each still has all 3 attempts
     for n, email in enumerate(victims[5:]):
         for k in range(3):
-            with pytest.raises(auth.AuthError):
-                auth.sign_in(SignInIn(email=email, password="wrong-guess"), session_key=f"own-{n}-{k}",
-                             client=f"198.51.100.{100 + n}")
+            with pytest.raises(accounts.AuthError):
+                accounts.sign_in(SignInIn(email=email, password="wrong-guess"), session_key=f"own-{n}-{k}",
+                                 client=f"198.51.100.{100 + n}")
     # the owners of the emails that were guessed at, from their own addresses (or from localhost:
     # no address), are not locked out
     for n, email in enumerate(victims[:5]):
         client = None if n % 2 else f"198.51.100.{n}"
-        user = auth.sign_in(SignInIn(email=email, password="Correct-horse-42"), session_key=f"owner-{n}",
-                            client=client)
+        user = accounts.sign_in(SignInIn(email=email, password="Correct-horse-42"), session_key=f"owner-{n}",
+                                client=client)
         assert user.email == email
 
 
 def _sign_in_outcome(email: str, password: str, client: str, session: str) -> str:
     """One sign-in attempt: "in", "wrong" (password refused) or "locked" (a limit refused it)."""
-    from core import auth
+    from core import accounts
     from models.schemas import SignInIn
 
     try:
-        auth.sign_in(SignInIn(email=email, password=password), session_key=session, client=client)
+        accounts.sign_in(SignInIn(email=email, password=password), session_key=session, client=client)
         return "in"
     except LimitExceeded:
         return "locked"
-    except auth.AuthError:
+    except accounts.AuthError:
         return "wrong"
 
 
@@ -491,14 +491,14 @@ def test_a_guesser_at_one_address_cannot_lock_the_owner_out(sqlite_url: str, set
     """Attempts at an email are limited per client address, and in total across addresses: wrong
     guesses from one address lock that address out of the account, not the owner at another one;
     guesses from many addresses stop at the total, for everyone, until the window ends."""
-    from core import auth
+    from core import accounts
     from models.schemas import SignUpIn
 
     set_env(SIGNIN_ATTEMPTS_PER_WINDOW="2", SIGNIN_ATTEMPTS_PER_EMAIL="5", SIGNIN_ATTEMPTS_PER_CLIENT="100",
             SIGNIN_WINDOW_S="300")
     reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
     owner = random_email()
-    auth.sign_up(SignUpIn(email=owner, password="Correct-horse-42"))
+    accounts.sign_up(SignUpIn(email=owner, password="Correct-horse-42"))
 
     def attempt(password: str, client: str, session: str) -> str:
         return _sign_in_outcome(owner, password, client, session)
@@ -520,7 +520,7 @@ def test_guessers_at_many_addresses_cannot_lock_the_owner_out_of_an_address_they
     (a guesser behind the owner's NAT gets 2 tries), a new address stays locked, and an address last
     used longer ago than ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS is not known any more. Only a keyed hash of
     the address is stored."""
-    from core import auth
+    from core import accounts
     from core.db import system_session
     from models import SigninAddress
     from models.schemas import SignUpIn
@@ -529,7 +529,7 @@ def test_guessers_at_many_addresses_cannot_lock_the_owner_out_of_an_address_they
             SIGNIN_WINDOW_S="300", SIGNIN_KNOWN_ADDRESS_DAYS="30")
     reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
     owner = random_email()
-    auth.sign_up(SignUpIn(email=owner, password="Correct-horse-42"))
+    accounts.sign_up(SignUpIn(email=owner, password="Correct-horse-42"))
     home, office = "198.51.100.20", "2001:db8::20"
 
     def attempt(password: str, client: str, session: str) -> str:
@@ -557,19 +557,19 @@ def test_sign_ins_behind_one_shared_address_do_not_use_up_its_budget(sqlite_url:
                                                                    storage: str) -> None:
     """Only failures count against an address: everyone behind one NAT or proxy can sign in, however
     many they are, and a few typos among them do not lock the others out."""
-    from core import auth
+    from core import accounts
     from models.schemas import SignInIn, SignUpIn
 
     set_env(SIGNIN_ATTEMPTS_PER_CLIENT="3", SIGNIN_WINDOW_S="300")
     reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
     people = [random_email() for _ in range(10)]
     for email in people:
-        auth.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
-    with pytest.raises(auth.AuthError):  # one typo
-        auth.sign_in(SignInIn(email=people[0], password="Correct-horse-41"), session_key="t", client="192.0.2.1")
+        accounts.sign_up(SignUpIn(email=email, password="Correct-horse-42"))
+    with pytest.raises(accounts.AuthError):  # one typo
+        accounts.sign_in(SignInIn(email=people[0], password="Correct-horse-41"), session_key="t", client="192.0.2.1")
     for n, email in enumerate(people):
-        assert auth.sign_in(SignInIn(email=email, password="Correct-horse-42"), session_key=f"p{n}",
-                            client="192.0.2.1").email == email
+        assert accounts.sign_in(SignInIn(email=email, password="Correct-horse-42"), session_key=f"p{n}",
+                                client="192.0.2.1").email == email
 
 
 @pytest.mark.parametrize(
@@ -593,7 +593,7 @@ def test_client_address(peer, forwarded, hops, expected) -> None:
 def test_stale_sign_in_addresses_are_forgotten_at_start(any_db_url: str, set_env) -> None:
     """Addresses are kept only while they can serve: the start-up sweep deletes those of every
     account last used longer ago than ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS, and all of them when it is 0."""
-    from core.auth import forget_stale_signin_addresses
+    from core.accounts import forget_stale_signin_addresses
     from core.db import system_session
     from models import SigninAddress
 

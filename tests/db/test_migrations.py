@@ -122,3 +122,68 @@ def test_usage_counters_are_backfilled_sqlite(tmp_path):
 
 def test_usage_counters_are_backfilled_postgres(empty_pg_url):
     _backfill(empty_pg_url)
+
+
+# ------------------------------------------------------------------------------------------------
+# 0010: column privileges for advisor_app
+# ------------------------------------------------------------------------------------------------
+def _app_privileges(url: str) -> tuple[bool, bool, bool, bool]:
+    """(advisor_app may set users.is_admin, may delete usage_counters, the run guard trigger exists,
+    the usage-counting function is SECURITY DEFINER)."""
+    with core_db.engine_for(url).connect() as conn:
+        return tuple(conn.execute(text(
+            "SELECT has_column_privilege('advisor_app', 'users', 'is_admin', 'UPDATE'), "
+            "has_table_privilege('advisor_app', 'usage_counters', 'DELETE'), "
+            "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'agent_runs_guard_write'), "
+            "(SELECT prosecdef FROM pg_proc WHERE oid = 'app.count_run_usage()'::regprocedure)")).one())
+
+
+def test_column_privileges_downgrade_restores_and_upgrade_applies_again(empty_pg_url):
+    from alembic.script import ScriptDirectory
+
+    cfg = core_db.alembic_config(empty_pg_url)
+    before = ScriptDirectory.from_config(cfg).get_revision("0010").down_revision
+    command.upgrade(cfg, "head")
+    assert _app_privileges(empty_pg_url) == (False, False, True, True)
+    command.downgrade(cfg, str(before))
+    assert _app_privileges(empty_pg_url) == (True, True, False, False)
+    command.upgrade(cfg, "head")
+    assert _app_privileges(empty_pg_url) == (False, False, True, True)
+
+
+def test_usage_is_counted_when_a_non_superuser_owns_the_schema(pg_template):
+    """Production runs migrations as the database owner, neither superuser nor BYPASSRLS nor a member
+    of the app's roles, and the app logs in as another role that may switch to them (README). The
+    usage-counting function (SECURITY DEFINER, run as that owner) must still write the counters under
+    FORCE ROW LEVEL SECURITY when a user session finishes a run."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _admin_exec, _pg_url, drop_pg_database
+
+    suffix = uuid.uuid4().hex[:8]
+    owner, login, name = f"advisor_owner_{suffix}", f"advisor_login_{suffix}", f"advisor_t_{uuid.uuid4().hex[:12]}"
+    for role in (owner, login):
+        _admin_exec(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE')
+    try:
+        _admin_exec(f'GRANT advisor_app, advisor_system TO "{login}"')
+        _admin_exec(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        assert core_db.migrate(make_url(_pg_url(name)).set(username=owner).render_as_string()) == _head()
+        engine = core_db.engine_for(make_url(_pg_url(name)).set(username=login).render_as_string())
+        uid, cid, run = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        with core_db.system_session(engine=engine) as s:
+            s.add(models.User(id=uid, email=f"{uid.hex}@example.com"))
+            s.flush()
+            s.add(models.Conversation(id=cid, user_id=uid))
+        core_db.pg_user_batch(uid, [
+            ("INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, user_message, output, "
+             "status, request_id) VALUES (%(r)s, %(u)s, %(c)s, 'general', now(), 'q', '', 'pending', 'x')",
+             {"r": run, "u": uid, "c": cid}),
+            ("UPDATE agent_runs SET status = 'ok', input_tokens = 30, output_tokens = 12, cost_usd = 0.5 "
+             "WHERE id = %(r)s", {"r": run}),
+        ], engine=engine)
+        with core_db.user_session(uid, engine=engine) as s:
+            assert s.execute(text("SELECT tokens, cost_usd FROM usage_counters")).one() == (42, Decimal("0.5"))
+    finally:
+        drop_pg_database(name)
+        for role in (login, owner):
+            _admin_exec(f'DROP ROLE IF EXISTS "{role}"')

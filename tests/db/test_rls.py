@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -11,14 +13,19 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core import db as core_db
+from core.admin import NotAllowed, grant_admin, set_quota_override
 from core.db import pg_user_batch, system_session, user_connection, user_session
 from models import AgentRun, Conversation, User, UserProfile, VibeConfig
+from models.schemas import QuotaOverrideIn
 from tests.conftest import PG_ADMIN_DSN
 from tests.factories import fill_user, make_user
 
 OWNED = {"users": "id", "user_profiles": "user_id", "vibe_configs": "user_id",
          "conversations": "user_id", "agent_runs": "user_id", "usage_counters": "user_id",
          "signin_addresses": "user_id"}
+# a column of each table that a write aimed at another user's rows sets to itself
+UPDATE_PROBE = {"users": "is_admin", "user_profiles": "role", "vibe_configs": "name", "conversations": "title",
+                "agent_runs": "output", "usage_counters": "tokens", "signin_addresses": "last_seen"}
 
 
 @pytest.fixture
@@ -32,6 +39,26 @@ def two_users(pg_url):
 def _rows(result: Any) -> int:
     """Rows touched by an UPDATE/DELETE (a CursorResult's rowcount)."""
     return int(result.rowcount)
+
+
+def _app_may(session, table: str, privilege: str, column: str | None = None) -> bool:
+    """Whether ``advisor_app`` holds ``privilege`` on ``table`` (or on its ``column``)."""
+    if column is None:
+        sql, params = "SELECT has_table_privilege('advisor_app', :t, :p)", {"t": table, "p": privilege}
+    else:
+        sql, params = ("SELECT has_column_privilege('advisor_app', :t, :c, :p)",
+                       {"t": table, "c": column, "p": privilege})
+    return bool(session.execute(text(sql), params).scalar_one())
+
+
+def _assert_refused(session, sql: str, params: dict[str, Any] | None = None) -> None:
+    """``sql`` fails in a savepoint (the transaction goes on): refused by a privilege, a row-level
+    security policy or the run guard (insufficient privilege), or by the guard as a negative usage
+    figure (check violation)."""
+    with pytest.raises(DBAPIError) as info, session.begin_nested():
+        session.execute(text(sql), params or {})
+    refusals = (psycopg.errors.InsufficientPrivilege, psycopg.errors.CheckViolation)
+    assert isinstance(info.value.orig, refusals), f"{sql}: {info.value.orig!r}"
 
 
 def _owner_ids(session, table: str) -> set[uuid.UUID]:
@@ -52,7 +79,6 @@ def test_unfiltered_update_and_delete_touch_only_own_rows(two_users):
         assert _rows(s.execute(text("UPDATE conversations SET title = 'mine'"))) == 1
         assert _rows(s.execute(text("UPDATE vibe_configs SET name = 'mine'"))) == 1
         assert _rows(s.execute(text("UPDATE user_profiles SET role = 'mine'"))) == 1
-        assert _rows(s.execute(text("UPDATE users SET is_admin = true"))) == 1
         assert _rows(s.execute(text("DELETE FROM agent_runs"))) == 3
     with user_session(b) as s:
         assert s.execute(text("SELECT count(*) FROM agent_runs")).scalar_one() == 3
@@ -62,19 +88,31 @@ def test_unfiltered_update_and_delete_touch_only_own_rows(two_users):
 
 
 def test_targeted_update_delete_of_other_users_rows_affect_nothing(two_users):
+    """Where the user session holds the privilege, a write aimed at B's rows touches 0 of them; where
+    it does not (B's usage counters, sign-in records, every column of ``users``), it is refused."""
     a, b = two_users
     with user_session(a) as s:
         for table, col in OWNED.items():
-            assert _rows(s.execute(text(f"DELETE FROM {table} WHERE {col} = :b"), {"b": b})) == 0
-            assert _rows(s.execute(text(f"UPDATE {table} SET {col} = {col} WHERE {col} = :b"), {"b": b})) == 0
+            probe = UPDATE_PROBE[table]
+            for sql, allowed in (
+                (f"DELETE FROM {table} WHERE {col} = :b", _app_may(s, table, "DELETE")),
+                (f"UPDATE {table} SET {probe} = {probe} WHERE {col} = :b", _app_may(s, table, "UPDATE", probe)),
+            ):
+                if allowed:
+                    assert _rows(s.execute(text(sql), {"b": b})) == 0, sql
+                else:
+                    _assert_refused(s, sql, {"b": b})
     with system_session() as s:
         assert s.execute(text("SELECT count(*) FROM agent_runs WHERE user_id = :b"), {"b": b}).scalar_one() == 3
+        assert s.execute(text("SELECT count(*) FROM usage_counters WHERE user_id = :b"), {"b": b}).scalar_one() == 1
 
 
 @pytest.mark.parametrize("kind", ["profile", "vibe", "conversation", "run", "user"])
 def test_insert_with_other_users_id_is_refused(two_users, kind):
     a, b = two_users
-    with pytest.raises(DBAPIError, match="row-level security"), user_session(a) as s:
+    # accounts are created by the system role only: a user session may not insert into users at all
+    refusal = "permission denied for table users" if kind == "user" else "row-level security"
+    with pytest.raises(DBAPIError, match=refusal), user_session(a) as s:
         if kind == "profile":
             s.execute(text("DELETE FROM user_profiles"))
             s.add(UserProfile(user_id=b, role="x"))
@@ -91,9 +129,14 @@ def test_insert_with_other_users_id_is_refused(two_users, kind):
 
 
 def test_moving_a_row_to_another_user_is_refused(two_users):
+    """No owner column is writable by a user session (column privileges, migration 0010); the
+    owner-only WITH CHECK policies stand behind that."""
     a, b = two_users
-    with pytest.raises(DBAPIError, match="row-level security"), user_session(a) as s:
-        s.execute(text("UPDATE conversations SET user_id = :b"), {"b": b})
+    for table, col in OWNED.items():
+        with user_session(a) as s:
+            _assert_refused(s, f"UPDATE {table} SET {col} = :b", {"b": b})
+    with user_session(b) as s:
+        assert s.execute(text("SELECT title FROM conversations")).scalar_one() == "conv bravo"
 
 
 def test_app_role_without_user_id_sees_nothing(two_users, pg_url):
@@ -279,3 +322,222 @@ def test_pg_user_batch_does_not_retry_a_statement_error(pg_url):
     assert _pid(u, engine) == pid  # not invalidated, not retried on another connection
     with user_session(u, engine=engine) as s:
         assert not s.execute(text("SELECT title FROM conversations")).scalar_one().endswith("+")
+
+
+# ------------------------------------------------------------------------------------------------
+# privileges and accounting (migration 0010): a user session writes only what the product lets a
+# user change; admin actions and usage accounting go through the system role
+# ------------------------------------------------------------------------------------------------
+_RUN_FINISH = {"status", "output", "provider", "model", "fallback_from", "input_tokens", "output_tokens",
+               "cached_input_tokens", "cache_write_tokens", "cost_usd", "ttft_ms", "latency_ms",
+               "prompt_sha256", "atom_versions", "error_code"}
+_SLIDERS = {"playfulness", "revenue_focus", "technical_depth", "brevity", "formality"}
+# table -> (may INSERT rows, columns it may UPDATE, may DELETE rows); every table here is readable
+# (under row-level security) except deletion_records
+APP_WRITES: dict[str, tuple[bool, set[str], bool]] = {
+    "users": (False, set(), True),
+    "user_profiles": (True, {"role", "stack", "vertical", "updated_at"}, True),
+    "vibe_configs": (True, {"name", "is_active", "updated_at", *_SLIDERS}, True),
+    "conversations": (True, {"title"}, True),
+    "agent_runs": (True, _RUN_FINISH, True),
+    "usage_counters": (False, set(), False),
+    "signin_addresses": (False, set(), False),
+    "deletion_records": (False, set(), False),
+}
+
+
+def test_the_app_roles_write_privileges_are_the_product_matrix(pg_url):
+    """Every column of every user table: what ``advisor_app`` may insert, update, delete, read."""
+    with core_db.engine_for(pg_url).connect() as conn:
+        for table, (inserts, updates, deletes) in APP_WRITES.items():
+            columns = conn.execute(text(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND table_name = :t"), {"t": table}).scalars().all()
+            privileges = {
+                privilege: {c for c in columns if conn.execute(text(
+                    "SELECT has_column_privilege('advisor_app', :t, :c, :p)"),
+                    {"t": table, "c": c, "p": privilege}).scalar_one()}
+                for privilege in ("SELECT", "INSERT", "UPDATE")
+            }
+            assert privileges["INSERT"] == (set(columns) if inserts else set()), table
+            assert privileges["UPDATE"] == updates, table
+            assert privileges["SELECT"] == (set() if table == "deletion_records" else set(columns)), table
+            assert conn.execute(text("SELECT has_table_privilege('advisor_app', :t, 'DELETE')"),
+                                {"t": table}).scalar_one() is deletes, table
+
+
+def _account(user_id: uuid.UUID) -> tuple[Any, ...]:
+    with system_session() as s:
+        return tuple(s.execute(text(
+            "SELECT is_admin, quota_tokens_per_day, quota_cost_per_month_usd, password_hash, email, "
+            "auth_provider, oidc_subject FROM users WHERE id = :u"), {"u": user_id}).one())
+
+
+def _usage(user_id: uuid.UUID) -> tuple[Any, ...]:
+    """The user's usage counters and the usage columns of each of their runs, as the system sees them."""
+    with system_session() as s:
+        counters = s.execute(text("SELECT day, tokens, cost_usd FROM usage_counters WHERE user_id = :u "
+                                  "ORDER BY day"), {"u": user_id}).all()
+        runs = s.execute(text(
+            "SELECT id, status, created_at, input_tokens, output_tokens, cached_input_tokens, "
+            "cache_write_tokens, cost_usd FROM agent_runs WHERE user_id = :u ORDER BY id"), {"u": user_id}).all()
+    return tuple(counters), tuple(runs)
+
+
+ACCOUNT_WRITES = {
+    "make-A-admin": "UPDATE users SET is_admin = true WHERE id = :a",
+    "raise-A-token-quota": "UPDATE users SET quota_tokens_per_day = 1000000000 WHERE id = :a",
+    "raise-A-cost-quota": "UPDATE users SET quota_cost_per_month_usd = 1000000 WHERE id = :a",
+    "clear-A-quota-overrides": "UPDATE users SET quota_tokens_per_day = NULL, quota_cost_per_month_usd = NULL "
+                               "WHERE id = :a",
+    "change-A-password-hash": "UPDATE users SET password_hash = '$argon2id$forged' WHERE id = :a",
+    "change-A-email": "UPDATE users SET email = 'taken-over@example.com' WHERE id = :a",
+    "change-A-sign-in-method": "UPDATE users SET auth_provider = 'oidc', oidc_subject = 'attacker' WHERE id = :a",
+    "create-an-admin-account": "INSERT INTO users (id, email, auth_provider, is_admin, created_at) "
+                               "VALUES (gen_random_uuid(), 'second-me@example.com', 'local', true, now())",
+    "record-a-known-sign-in-address": "INSERT INTO signin_addresses (user_id, address_hash, last_seen) "
+                                      "VALUES (:a, 'attacker-address', now())",
+    "refresh-A-sign-in-addresses": "UPDATE signin_addresses SET last_seen = now() WHERE user_id = :a",
+    "insert-a-deletion-record": "INSERT INTO deletion_records (id, subject_hash, deleted_at, row_counts) "
+                                "VALUES (gen_random_uuid(), 'forged', now(), '{}')",
+}
+
+
+@pytest.mark.parametrize("sql", ACCOUNT_WRITES.values(), ids=ACCOUNT_WRITES.keys())
+def test_user_session_cannot_change_its_privileges_quotas_or_sign_in(two_users, sql):
+    """As advisor_app with A's id: each write to A's privileges, quota overrides, authentication
+    fields or sign-in records, or to the deletion records, is refused and changes nothing."""
+    a, _b = two_users
+    before = _account(a)
+    with user_session(a) as s:
+        _assert_refused(s, sql, {"a": a})
+        assert s.execute(text("SELECT count(*) FROM signin_addresses")).scalar_one() == 1
+    assert _account(a) == before
+    assert before[0] is False  # still no admin
+
+
+def test_the_chat_turns_raw_path_cannot_make_its_user_admin(two_users):
+    """The same refusal on the psycopg pipeline the chat turn writes through."""
+    a, _b = two_users
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        pg_user_batch(a, [("UPDATE users SET is_admin = true, quota_tokens_per_day = NULL WHERE id = %(a)s",
+                           {"a": a})])
+    assert _account(a)[0] is False
+
+
+@pytest.fixture
+def metered_user(pg_url):
+    """A user with a finished run whose every usage figure is recorded (written as the system role,
+    as the product's finish of a live run would record it) and one counter row."""
+    a = make_user()
+    ids = fill_user(a, runs=0)
+    with system_session() as s:
+        s.add(AgentRun(user_id=a, conversation_id=ids["conversation"], user_message="q", output="answer",
+                       status="ok", provider="openai", model="gpt-test", input_tokens=100, output_tokens=50,
+                       cached_input_tokens=20, cache_write_tokens=10, cost_usd=Decimal("0.5"), request_id="r"))
+    return a, ids["conversation"]
+
+
+USAGE_WRITES = {
+    "delete-A-usage-counters": "DELETE FROM usage_counters WHERE user_id = :a",
+    "lower-A-usage-counters": "UPDATE usage_counters SET tokens = 0, cost_usd = 0 WHERE user_id = :a",
+    "add-a-negative-counter": "INSERT INTO usage_counters (user_id, day, tokens, cost_usd) "
+                              "VALUES (:a, current_date + 1, -1000000, -100)",
+    "lower-input-tokens": "UPDATE agent_runs SET input_tokens = 1 WHERE user_id = :a",
+    "lower-output-tokens": "UPDATE agent_runs SET output_tokens = 0 WHERE user_id = :a",
+    "lower-cached-tokens": "UPDATE agent_runs SET cached_input_tokens = 0 WHERE user_id = :a",
+    "lower-cache-write-tokens": "UPDATE agent_runs SET cache_write_tokens = 0 WHERE user_id = :a",
+    "lower-cost": "UPDATE agent_runs SET cost_usd = 0.01 WHERE user_id = :a",
+    "erase-usage": "UPDATE agent_runs SET input_tokens = NULL, output_tokens = NULL, cached_input_tokens = NULL, "
+                   "cache_write_tokens = NULL, cost_usd = NULL WHERE user_id = :a",
+    "negative-usage": "UPDATE agent_runs SET output_tokens = -1000000 WHERE user_id = :a",
+    "reopen-a-finished-run": "UPDATE agent_runs SET status = 'pending' WHERE user_id = :a",
+    "move-a-run-to-another-day": "UPDATE agent_runs SET created_at = created_at - interval '40 days' "
+                                 "WHERE user_id = :a",
+    "rewrite-the-users-message": "UPDATE agent_runs SET user_message = 'never said' WHERE user_id = :a",
+    "insert-a-finished-run": "INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, "
+                             "user_message, output, status, request_id) VALUES (gen_random_uuid(), :a, :c, "
+                             "'general', now(), 'q', 'a', 'ok', 'r')",
+    "insert-a-run-with-negative-usage": "INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, "
+                                        "user_message, output, status, request_id, input_tokens) VALUES "
+                                        "(gen_random_uuid(), :a, :c, 'general', now(), 'q', '', 'pending', 'r', "
+                                        "-1000000)",
+}
+
+
+@pytest.mark.parametrize("sql", USAGE_WRITES.values(), ids=USAGE_WRITES.keys())
+def test_user_session_cannot_lower_or_erase_its_recorded_usage(metered_user, sql):
+    """As advisor_app with A's id: deleting or lowering A's usage counters, and lowering, erasing or
+    moving the usage of A's finished runs, are refused and change nothing."""
+    a, conversation = metered_user
+    before = _usage(a)
+    assert before[0][0][1:] == (180, Decimal("0.5"))
+    with user_session(a) as s:
+        _assert_refused(s, sql, {"a": a, "c": conversation})
+    assert _usage(a) == before
+
+
+def _finish(run_id: uuid.UUID, **usage: Any) -> dict[str, Any]:
+    return {"run_id": run_id, "status": "ok", "output": "answer", "input_tokens": None, "output_tokens": None,
+            "cached_input_tokens": None, "cache_write_tokens": None, "cost_usd": None, **usage}
+
+
+_FINISH_SQL = (
+    "UPDATE agent_runs SET status = %(status)s, output = %(output)s, input_tokens = %(input_tokens)s, "
+    "output_tokens = %(output_tokens)s, cached_input_tokens = %(cached_input_tokens)s, "
+    "cache_write_tokens = %(cache_write_tokens)s, cost_usd = %(cost_usd)s WHERE id = %(run_id)s"
+)
+_START_SQL = (
+    "INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, user_message, output, status, "
+    "request_id) VALUES (%(id)s, %(uid)s, %(cid)s, 'general', %(at)s, 'q', '', 'pending', 'r')"
+)
+
+
+def test_a_user_session_still_runs_and_counts_its_turns(metered_user):
+    """What the chat turn writes as the user still works, and is counted by the database: a pending
+    run, its checkpoints, its finish (sent twice: the batch may be resent), the late finish of a run
+    the recovery sweep closed; deleting the conversation keeps the usage."""
+    from core.chat import recover_stale_runs
+
+    a, conversation = metered_user
+    live, swept = uuid.uuid4(), uuid.uuid4()
+    old = datetime.now(UTC) - timedelta(days=1)
+    pg_user_batch(a, [(_START_SQL, {"id": live, "uid": a, "cid": conversation, "at": datetime.now(UTC)}),
+                      (_START_SQL, {"id": swept, "uid": a, "cid": conversation, "at": old}),
+                      ("UPDATE agent_runs SET output = 'partial' WHERE id = %(id)s", {"id": live})])
+    with pytest.raises(psycopg.errors.CheckViolation):  # a live run's figures are never negative either
+        pg_user_batch(a, [(_FINISH_SQL, _finish(live, input_tokens=-5))])
+    finish = _finish(live, input_tokens=40, output_tokens=3, cached_input_tokens=5, cache_write_tokens=2,
+                     cost_usd=Decimal("0.25"))
+    for _ in range(2):
+        pg_user_batch(a, [(_FINISH_SQL, finish)])
+    counters, _runs = _usage(a)
+    assert [row[1:] for row in counters] == [(230, Decimal("0.75"))]
+    # the sweep marks the day-old pending run interrupted; the turn's own finish still records its usage
+    assert recover_stale_runs(older_than=timedelta(hours=1)) == 1
+    pg_user_batch(a, [(_FINISH_SQL, _finish(swept, input_tokens=7, output_tokens=1, cost_usd=Decimal("0.01")))])
+    counters, _runs = _usage(a)
+    assert {row[0]: row[1:] for row in counters} == {
+        old.date(): (8, Decimal("0.01")), datetime.now(UTC).date(): (230, Decimal("0.75"))}
+    with user_session(a) as s:
+        assert _rows(s.execute(text("DELETE FROM conversations WHERE id = :c"), {"c": conversation})) == 1
+        assert s.execute(text("SELECT count(*) FROM agent_runs")).scalar_one() == 0
+    assert _usage(a) == (counters, ())
+
+
+def test_admin_functions_still_change_privileges_and_quotas(two_users):
+    """The product's admin actions (system role, behind an admin check) do what the user session
+    may not; a non-admin calling them is refused."""
+    a, b = two_users
+    admin = make_user(is_admin=True)
+    a_email = _account(a)[4]
+    with pytest.raises(NotAllowed):
+        grant_admin(acting_user_id=b, target_email=a_email)
+    with pytest.raises(NotAllowed):
+        set_quota_override(acting_user_id=a, data=QuotaOverrideIn(user_id=a, tokens_per_day=10**9))
+    assert _account(a)[:3] == (False, None, None)
+    assert grant_admin(acting_user_id=admin, target_email=a_email).is_admin
+    set_quota_override(acting_user_id=admin,
+                       data=QuotaOverrideIn(user_id=b, tokens_per_day=123, cost_per_month_usd=Decimal("4.5")))
+    assert _account(a)[0] is True
+    assert _account(b)[:3] == (False, 123, Decimal("4.5"))

@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 
 import models
 from core import db as core_db
-from core.auth import sign_up
-from core.db import system_session, user_session
+from core.accounts import sign_up
+from core.db import system_session
 from models import AgentRun, Conversation, DeletionRecord, VibeConfig
 from models.schemas import SignUpIn
 from models.types import utcnow
@@ -34,7 +34,7 @@ TRICKY = 'comma, "quotes", newline\nsecond line\r\nCRLF; tab\t; unicode: Grüße
 def seed_user(user_id: uuid.UUID, marker: str) -> None:
     """Rows in every table, with values that stress JSON and CSV, all tagged with ``marker``."""
     fill_user(user_id, runs=3, marker=marker)
-    with user_session(user_id) as s:
+    with system_session() as s:  # finished runs: a user session only starts runs as pending
         conv = Conversation(user_id=user_id, title=f"second {marker}", agent="board-update")
         s.add(conv)
         s.add(VibeConfig(user_id=user_id, name=f"calm {marker}", brevity=9, is_active=False))

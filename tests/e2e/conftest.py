@@ -200,34 +200,20 @@ def provider_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider
         stop_process(proc)
 
 
-@pytest.fixture(scope="module")
-def app_server(
-    pg_template: str, provider_stub: ProviderStub, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppServer]:
-    """``streamlit run streamlit_app.py`` on a free port, a fresh PostgreSQL database, guard enforced."""
-    base = tmp_path_factory.mktemp("app")
-    data_dir = base / "data"
+def launch_app(
+    env_overrides: dict[str, str], base: Path, *, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Start ``streamlit run streamlit_app.py`` (the way ``make run`` starts the app) on loopback.
+
+    The environment is this one without any ``ADVISOR_*`` / ``STREAMLIT_*`` variable, plus
+    ``env_overrides``; ``HOME`` is ``base/home``, so no user-level ``~/.streamlit`` config leaks in.
+    Returns the process, its URL and the file that receives its output. Nothing waits for it.
+    """
     home = base / "home"
-    data_dir.mkdir()
-    home.mkdir()
-    database = create_pg_database(template=pg_template)
-    port = free_port()
+    home.mkdir(exist_ok=True)
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADVISOR_", "STREAMLIT_"))}
-    env.update(
-        {
-            "HOME": str(home),  # no user-level ~/.streamlit config leaks in
-            "ADVISOR_DATABASE_URL": _pg_url(database),
-            "ADVISOR_PROVIDERS": "openai,anthropic",
-            "ADVISOR_OPENAI_BASE_URL": provider_stub.openai_base_url,
-            "ADVISOR_OPENAI_API_KEY": "sk-e2e-fake-openai-key",
-            "ADVISOR_ANTHROPIC_BASE_URL": provider_stub.anthropic_base_url,
-            "ADVISOR_ANTHROPIC_API_KEY": "sk-ant-e2e-fake-anthropic-key",
-            "ADVISOR_DATA_DIR": str(data_dir),
-            "ADVISOR_GUARD": "enforce",
-            "ADVISOR_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env.update({"HOME": str(home), "PYTHONUNBUFFERED": "1", **env_overrides})
     log = base / "streamlit.log"
     streamlit_bin = Path(sys.executable).with_name("streamlit")
     command = [str(streamlit_bin)] if streamlit_bin.exists() else [sys.executable, "-m", "streamlit"]
@@ -243,11 +229,44 @@ def app_server(
         "--browser.gatherUsageStats",
         "false",
     ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+@pytest.fixture(scope="module")
+def app_extra_env() -> dict[str, str]:
+    """More environment for a module's app server (``ADVISOR_*`` settings); a module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def app_server(
+    pg_template: str,
+    provider_stub: ProviderStub,
+    tmp_path_factory: pytest.TempPathFactory,
+    app_extra_env: dict[str, str],
+) -> Iterator[AppServer]:
+    """``streamlit run streamlit_app.py`` on a free port, a fresh PostgreSQL database, guard enforced."""
+    base = tmp_path_factory.mktemp("app")
+    data_dir = base / "data"
+    data_dir.mkdir()
+    database = create_pg_database(template=pg_template)
+    env = {
+        "ADVISOR_DATABASE_URL": _pg_url(database),
+        "ADVISOR_PROVIDERS": "openai,anthropic",
+        "ADVISOR_OPENAI_BASE_URL": provider_stub.openai_base_url,
+        "ADVISOR_OPENAI_API_KEY": "sk-e2e-fake-openai-key",
+        "ADVISOR_ANTHROPIC_BASE_URL": provider_stub.anthropic_base_url,
+        "ADVISOR_ANTHROPIC_API_KEY": "sk-ant-e2e-fake-anthropic-key",
+        "ADVISOR_DATA_DIR": str(data_dir),
+        "ADVISOR_GUARD": "enforce",
+        "ADVISOR_LOG_LEVEL": "INFO",
+        **app_extra_env,
+    }
     proc: subprocess.Popen[bytes] | None = None
     try:
-        with log.open("wb") as out:
-            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        proc, url, log = launch_app(env, base)
         wait_http_ok(f"{url}/_stcore/health", proc, log, "streamlit run streamlit_app.py")
         server = AppServer(url=url, database=database, data_dir=data_dir, log=log, proc=proc)
         yield server

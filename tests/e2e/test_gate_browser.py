@@ -1,6 +1,9 @@
 """The sign-in gate in a real browser: a visitor without a session sees only the sign-in view, also
 when opening a page's URL directly. This module gets its own, freshly started server (the fixtures
 are module-scoped), so its first request is the very first one the server process handles.
+
+No page script runs outside the gate: a page script run on its own, without a session, would show
+its frame's "Please sign in." (``ui.frame.page``); the gate shows the sign-in forms instead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ def expect_only_sign_in(s: BrowserSession, path: str) -> None:
     s.goto(path)
     s.shot(f"anonymous{path.replace('/', '-')}")
     s.expect_sign_in_view()
+    expect(s.main.get_by_text("Please sign in.")).to_have_count(0)  # no page script ran on its own
     for title in PAGE_TITLES:
         expect(s.main.locator("h1", has_text=title)).to_have_count(0)
     # no navigation at all: the gate's navigation has a single (hidden) page
@@ -29,8 +33,9 @@ def expect_only_sign_in(s: BrowserSession, path: str) -> None:
 def test_first_visitor_of_a_fresh_server_opening_a_page_url_sees_only_sign_in(session: BrowserSession) -> None:
     """The first script run of a new server process, entered through a page URL.
 
-    Regression: Streamlit starts in its legacy pages/ mode and would run pages/analytics.py alone,
-    without the entry script's gate (fixed in ui.frame.page()).
+    Streamlit starts in its legacy pages/ mode when a ``pages/`` folder sits beside its main script,
+    and would then run pages/analytics.py alone, without the gate. The page router lives in ``ui/``,
+    so ``st.navigation`` routes this first request too.
     """
     expect_only_sign_in(session, "/analytics")
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import anthropic
-import openai
 import pytest
+from openai.types import CompletionUsage
 
-from core.providers.base import Deadline, ErrorKind, InputUsage, ProviderError, ProviderTimeouts, Usage
+from core.providers.base import Deadline, Done, ErrorKind, InputUsage, ProviderError, ProviderTimeouts, Usage
 from core.providers.openai_provider import usage_from_openai
-from tests.providers.conftest import ANTHROPIC_TEST_KEY, FAST, OPENAI_TEST_KEY, QUESTION, SYSTEM
+from tests.providers.conftest import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, QUESTION, SYSTEM
 from tests.providers.helpers import FakeClock, collect
 from tests.stubs.provider_server import Fault, ProviderStubServer, Reply
 
@@ -61,35 +60,6 @@ def test_openai_request_asks_for_usage_and_carries_system_prompt(stub: ProviderS
     assert req.headers["x-client-request-id"] == "rid-42"
 
 
-def assert_same_request(stub: ProviderStubServer, api: str) -> None:
-    """The two requests the stub got for ``api`` -- ours, then the SDK's own -- are the same: path, body
-    byte for byte (same keys in the same order) and headers."""
-    ours, theirs = stub.requests(api)
-    assert (ours.method, ours.path, ours.body) == (theirs.method, theirs.path, theirs.body)
-    assert ours.raw_body == theirs.raw_body
-    assert ours.headers == theirs.headers
-
-
-def test_openai_request_is_the_one_the_sdks_create_sends(stub: ProviderStubServer, make_provider):
-    """The provider sends its body through the SDK's ``client.post`` (it skips ``create``'s per-call
-    transform of every message): the request must still be the one ``chat.completions.create`` sends
-    with the same arguments -- same path, body and headers (auth, the SDK's own, ours)."""
-    provider = make_provider("openai")
-    collect(provider.stream(QUESTION, system=SYSTEM, request_id="rid-9"))
-    sdk = openai.OpenAI(api_key=OPENAI_TEST_KEY, base_url=stub.openai_base_url, max_retries=0,
-                        timeout=FAST.httpx_timeout())
-    with sdk.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION[0].content}],
-        stream=True,
-        stream_options={"include_usage": True},
-        extra_headers={"X-Client-Request-Id": "rid-9"},
-    ) as stream:
-        for _chunk in stream:
-            pass
-    assert_same_request(stub, "openai")
-
-
 def test_anthropic_request_uses_system_param_and_max_tokens(stub: ProviderStubServer, make_provider):
     collect(make_provider("anthropic", max_tokens=321).stream(QUESTION, system=SYSTEM, request_id="rid-7"))
     [req] = stub.requests("anthropic")
@@ -100,32 +70,13 @@ def test_anthropic_request_uses_system_param_and_max_tokens(stub: ProviderStubSe
     assert req.body["messages"] == [{"role": "user", "content": QUESTION[0].content}]
     # anthropic 2.x sends the key as a bearer token (older SDKs used x-api-key)
     assert ANTHROPIC_TEST_KEY in (req.headers.get("x-api-key"), req.headers.get("authorization", "")[7:])
+    assert req.headers["x-client-request-id"] == "rid-7"
 
 
-@pytest.mark.parametrize("prompt_cache", [True, False], ids=["cache", "no-cache"])
-@pytest.mark.parametrize("system", [SYSTEM, ""], ids=["system", "no-system"])
-def test_anthropic_request_is_the_one_the_sdks_create_sends(
-    prompt_cache: bool, system: str, stub: ProviderStubServer, make_provider
-):
-    """The provider sends its body through the SDK's ``client.post`` (to read the events as sent): the
-    request must still be the one ``messages.create`` sends with the same arguments -- same path,
-    body byte for byte, and headers (auth, the SDK's own, ours)."""
-    provider = make_provider("anthropic", max_tokens=321, prompt_cache=prompt_cache)
-    collect(provider.stream(QUESTION, system=system, request_id="rid-9"))
-    sdk = anthropic.Anthropic(api_key=ANTHROPIC_TEST_KEY, base_url=stub.anthropic_base_url, max_retries=0,
-                              timeout=FAST.httpx_timeout())
-    with sdk.messages.create(
-        model=provider.model,
-        max_tokens=321,
-        messages=[{"role": "user", "content": QUESTION[0].content}],
-        stream=True,
-        system=system if system else anthropic.omit,
-        cache_control={"type": "ephemeral", "ttl": "5m"} if prompt_cache else anthropic.omit,
-        extra_headers={"X-Client-Request-Id": "rid-9"},
-    ) as stream:
-        for _event in stream:
-            pass
-    assert_same_request(stub, "anthropic")
+def test_anthropic_request_without_a_system_prompt_has_no_system(stub: ProviderStubServer, make_provider):
+    collect(make_provider("anthropic").stream(QUESTION, system="", request_id="r"))
+    [req] = stub.requests("anthropic")
+    assert "system" not in req.body
 
 
 def test_anthropic_request_turns_on_automatic_prompt_caching(stub: ProviderStubServer, make_provider):
@@ -191,6 +142,7 @@ STREAM_CASES = [
     (Fault("malformed", after_chunks=3), ErrorKind.SERVER),
     (Fault("error_event", after_chunks=1), ErrorKind.SERVER),
     (Fault("no_finish"), ErrorKind.CONNECTION),
+    (Fault("no_terminator"), ErrorKind.CONNECTION),
 ]
 
 
@@ -212,8 +164,9 @@ def test_transport_and_stream_faults_map_to_the_taxonomy(
         assert "".join(texts) == "".join(f"{w} " for w in words)
 
 
-# JSON of the wrong shape where a provider reads a streamed event (both read them as sent, not as SDK
-# models): each is a malformed event (server: the next provider is tried before any text).
+# JSON of the wrong shape where a provider reads a streamed event (the SDKs build their typed events
+# without validating them): each is a malformed event (server: the next provider is tried before any
+# text).
 WRONG_SHAPED_EVENTS = [
     ("openai", "[1, 2]"),
     ("openai", '"text"'),
@@ -222,6 +175,15 @@ WRONG_SHAPED_EVENTS = [
     ("openai", '{"id": "c", "choices": [{"index": 0, "delta": "x"}]}'),
     ("openai", '{"id": "c", "choices": [{"index": 0, "delta": {"content": 42}}]}'),
     ("openai", '{"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": 1}]}'),
+    ("openai", '{"id": "c", "choices": [], "usage": "lots"}'),
+    ("openai", '{"id": "c", "choices": [], "usage": {"prompt_tokens": 5}}'),
+    ("openai", '{"id": "c", "choices": [], "usage": {"prompt_tokens": "5", "completion_tokens": 3}}'),
+    ("openai", '{"id": "c", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": -1}}'),
+    ("openai", '{"id": "c", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": true}}'),
+    ("openai", '{"id": "c", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, '
+               '"prompt_tokens_details": [80]}}'),
+    ("openai", '{"id": "c", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, '
+               '"prompt_tokens_details": {"cached_tokens": 1.5}}}'),
     ("anthropic", "[1]"),
     ("anthropic", '{"type": "content_block_delta", "index": 0, "delta": "x"}'),
     ("anthropic", '{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}}'),
@@ -249,27 +211,56 @@ def test_an_event_of_the_wrong_shape_is_a_malformed_event(
     assert "".join(texts) == "".join(f"{w} " for w in ["one", "two"][:after_chunks])
 
 
-def test_openai_usage_is_read_from_the_json_as_sent() -> None:
-    full = {"prompt_tokens": 200, "completion_tokens": 17, "total_tokens": 217,
-            "prompt_tokens_details": {"cached_tokens": 80, "cache_write_tokens": 20, "audio_tokens": 0}}
+def test_openai_usage_is_normalised_from_the_sdks_usage() -> None:
+    full = CompletionUsage.model_validate(
+        {"prompt_tokens": 200, "completion_tokens": 17, "total_tokens": 217,
+         "prompt_tokens_details": {"cached_tokens": 80, "cache_write_tokens": 20, "audio_tokens": 0}}
+    )
     assert usage_from_openai(full) == Usage(input_tokens=100, output_tokens=17, cached_input_tokens=80,
                                             cache_write_tokens=20)
     # servers that send no details (Ollama, vLLM), or nulls in them
-    assert usage_from_openai({"prompt_tokens": 5, "completion_tokens": 3}) == Usage(5, 3)
-    assert usage_from_openai({"prompt_tokens": 5, "completion_tokens": 3,
-                              "prompt_tokens_details": {"cached_tokens": None}}) == Usage(5, 3)
-    for bad in (
-        "lots",
-        {"prompt_tokens": 5},
-        {"prompt_tokens": "5", "completion_tokens": 3},
-        {"prompt_tokens": 5, "completion_tokens": -1},
-        {"prompt_tokens": 5, "completion_tokens": True},
-        {"prompt_tokens": 5, "completion_tokens": 3, "prompt_tokens_details": [80]},
-        {"prompt_tokens": 5, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 1.5}},
-    ):
-        with pytest.raises(ProviderError) as info:
-            usage_from_openai(bad)
-        assert info.value.kind is ErrorKind.SERVER, bad
+    assert usage_from_openai(
+        CompletionUsage.model_validate({"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8})
+    ) == Usage(5, 3)
+    assert usage_from_openai(
+        CompletionUsage.model_validate({"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8,
+                                        "prompt_tokens_details": {"cached_tokens": None}})
+    ) == Usage(5, 3)
+    # usage of the wrong shape inside a stream: test_an_event_of_the_wrong_shape_is_a_malformed_event
+
+
+def test_openai_stream_of_the_cache_write_tokens(stub: ProviderStubServer, make_provider):
+    stub.set_reply("openai", Reply(text="ok", input_tokens=100, cached_tokens=80, cache_write_tokens=20,
+                                   output_tokens=17))
+    usage = collect(make_provider("openai").stream(QUESTION, system=SYSTEM, request_id="r")).usage
+    assert usage == [Usage(input_tokens=100, output_tokens=17, cached_input_tokens=80, cache_write_tokens=20)]
+
+
+def test_openai_server_that_streams_no_usage_completes_at_its_finish_reason(
+    stub: ProviderStubServer, make_provider
+):
+    """A server that ignores include_usage (some OpenAI-compatible ones) sends no usage key at all."""
+    stub.set_reply("openai", Reply(text="one two", stream_usage=False))
+    got = collect(make_provider("openai").stream(QUESTION, system=SYSTEM, request_id="r"))
+    assert got.text == "one two"
+    assert got.order[-1:] == ["Done"] and got.usage == []
+    assert got.done[0].stop_reason == "stop"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_stream_without_its_terminator_is_an_error_after_all_its_text(
+    api: str, stub: ProviderStubServer, make_provider
+):
+    """OpenAI: finish_reason came, the usage chunk and [DONE] did not; Anthropic: no message_stop."""
+    stub.set_reply(api, Reply(text="one two three"))
+    stub.set_fault(api, Fault("no_terminator"))
+    texts: list[str] = []
+    with pytest.raises(ProviderError) as info:
+        for event in make_provider(api).stream(QUESTION, system=SYSTEM, request_id="r"):
+            assert not isinstance(event, Usage | Done)
+            texts.append(getattr(event, "text", ""))
+    assert info.value.kind is ErrorKind.CONNECTION
+    assert "".join(texts) == "one two three"
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -358,7 +349,8 @@ def test_deadline_enforces_first_token_and_total():
 
 
 @pytest.mark.parametrize(
-    "fault", [Fault("cut", after_chunks=2), Fault("malformed", after_chunks=3), Fault("no_finish")],
+    "fault",
+    [Fault("cut", after_chunks=2), Fault("malformed", after_chunks=3), Fault("no_finish"), Fault("no_terminator")],
     ids=lambda f: f.kind,
 )
 def test_anthropic_failure_after_message_start_keeps_the_input_usage(

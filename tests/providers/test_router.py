@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from core.providers.base import ErrorKind, ProviderError
+from core.providers.base import Done, ErrorKind, ProviderError
 from core.providers.router import (
     AllProvidersFailed,
     BreakerStateName,
@@ -83,6 +83,24 @@ def test_error_after_first_token_is_interrupted_with_partial_text(
     assert err.partial_text == "alpha beta " == "".join(shown)
     assert started[0].provider == primary
     assert stub.requests(OTHER[primary]) == []  # never fall back once text was shown
+
+
+@pytest.mark.parametrize("primary", ["openai", "anthropic"])
+@pytest.mark.parametrize("fault", [Fault("no_finish"), Fault("no_terminator")], ids=lambda f: f.kind)
+def test_stream_ended_without_its_terminator_is_interrupted_not_done(
+    primary, fault, stub: ProviderStubServer, make_provider
+):
+    """All the text arrived but not the stream's end ([DONE] / message_stop): interrupted, never done."""
+    stub.set_reply(primary, Reply(text="alpha beta gamma delta"))
+    stub.set_fault(primary, fault)
+    shown: list[str] = []
+    with pytest.raises(StreamInterrupted) as info:
+        for event in _router(make_provider, primary).stream(QUESTION, system=SYSTEM, request_id="r"):
+            assert not isinstance(event, Done)
+            shown.append(getattr(event, "text", ""))
+    assert info.value.error_code == "connection"
+    assert info.value.partial_text == "alpha beta gamma delta" == "".join(shown)
+    assert stub.requests(OTHER[primary]) == []
 
 
 def test_all_providers_down_raises_with_the_last_error_code(stub: ProviderStubServer, make_provider):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Iterator
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 import pytest
 from pydantic import SecretStr
 
-from core import observability
+from core.error_reports import shutdown_sentry
+from core.log_setup import ROOT_LOGGER
+from core.redaction import clear_registered_secrets
 from core.settings import Settings
 
 
@@ -77,11 +80,31 @@ def canaries() -> Canaries:
 def clean_observability() -> Iterator[None]:
     """Undo setup_logging / init_sentry / register_secrets after the test."""
     yield
-    observability.shutdown_sentry()
-    observability.clear_registered_secrets()
-    for name in (observability.ROOT_LOGGER, ""):
+    shutdown_sentry()
+    clear_registered_secrets()
+    for name in (ROOT_LOGGER, ""):
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             if getattr(handler, "_advisor_handler", False):
                 logger.removeHandler(handler)
-    logging.getLogger(observability.ROOT_LOGGER).setLevel(logging.NOTSET)
+    logging.getLogger(ROOT_LOGGER).setLevel(logging.NOTSET)
+
+
+def log_every_secret_shape(c: Canaries, logger: logging.Logger) -> None:
+    """Log each canary in every shape a secret reaches a log line: args, f-string, URL, JSON, repr,
+    form, header, extra field and exception text (12 records)."""
+    logger.info("openai key in text %s-%s", "x", c.openai_key)
+    logger.info(f"anthropic key in the message {c.anthropic_key}")
+    logger.warning("db url %s", f"postgresql+psycopg://advisor:{c.db_password}@db:5432/advisor")
+    logger.info("redis %s", f"redis://:{c.redis_password}@127.0.0.1:6379/0")
+    logger.info("body %s", json.dumps({"email": "a@b.c", "password": c.body_password}))
+    logger.info("repr %r", {"password": c.body_password})
+    logger.info("form password=%s&user=bob", c.body_password)
+    logger.info("headers Authorization: Bearer %s", c.bearer)
+    logger.info("jwt %s", c.jwt)
+    logger.info("salt %s", c.salt)
+    logger.info("extra field", extra={"detail": f"key={c.openai_key}"})
+    try:
+        raise ValueError(f"provider rejected key {c.openai_key} (salt {c.salt})")
+    except ValueError:
+        logger.exception("call failed with %s", c.anthropic_key)

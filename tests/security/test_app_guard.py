@@ -1,8 +1,9 @@
 """C11 / C12 / C19 with the real app: the read-only guard switched on while every page runs.
 
 The audit hook cannot be removed, so each scenario runs in a child process that starts its own
-loopback servers (the provider stub; for C19 also a Sentry test endpoint) and drives the entry
-script with AppTest. Everything stays on loopback; the "forbidden" endpoint is 127.0.0.2:9.
+loopback servers (the provider stub; for C19 also a Sentry test endpoint) and drives the page
+router (``ui/page_router.py``, the script ``streamlit_app.py`` serves) with AppTest. Everything
+stays on loopback; the "forbidden" endpoint is 127.0.0.2:9.
 
 * enforce mode: every page renders (and the privacy export, a chat turn through the stub) with no
   error and no guard refusal, while the guard, proven active at the end, refuses a command, a write
@@ -68,9 +69,12 @@ logging.getLogger("advisor.guard").addHandler(Refusals(logging.WARNING))
 
 install_guard(get_settings(), extra_writable=[TMP_DIR.name])  # mode from ADVISOR_GUARD
 
-ENTRY = str(Path.cwd() / "streamlit_app.py")
+ENTRY = str(Path.cwd() / "ui" / "page_router.py")
 PAGES = ["pages/chat.py", "pages/vibe.py", "pages/prompt_preview.py", "pages/analytics.py",
          "pages/privacy.py", "pages/status.py", "pages/admin.py"]
+
+def page_file(path):  # AppTest.switch_page reads paths relative to the router's folder
+    return str(Path.cwd() / path)
 
 def problems(at):
     return [str(e.value) for e in at.exception] + [e.value for e in at.error]
@@ -122,15 +126,15 @@ def test_every_page_and_a_chat_turn_work_with_the_guard_enforcing(tmp_path: Path
         at.run()
         pages = {}
         for path in PAGES:
-            at.switch_page(path).run()
+            at.switch_page(page_file(path)).run()
             pages[path] = [titles(at), problems(at)]
         results["pages"] = pages
 
-        at.switch_page("pages/privacy.py").run()
+        at.switch_page(page_file("pages/privacy.py")).run()
         [b for b in at.button if b.label == "Prepare my export"][0].click().run()
         results["export"] = [len(at.download_button), problems(at)]
 
-        at.switch_page("pages/chat.py").run()
+        at.switch_page(page_file("pages/chat.py")).run()
         at.chat_input[0].set_value("Is the guard on?").run()
         results["chat"] = [[m.value for m in at.markdown], problems(at), len(stub.requests("openai"))]
         results["refusals_during_session"] = list(refusals)
@@ -200,7 +204,8 @@ os.environ["ADVISOR_SENTRY_DSN"] = f"http://c19publickey@127.0.0.1:{sentry_serve
 
 def test_full_session_connects_only_to_configured_endpoints(tmp_path: Path, pg_url: str) -> None:
     body = """
-        from core.observability import log_exception, request_context
+        from core.error_reports import log_exception
+        from core.request_context import request_context
         from models.schemas import ROLES, VERTICALS
         import sentry_sdk
 
@@ -208,29 +213,29 @@ def test_full_session_connects_only_to_configured_endpoints(tmp_path: Path, pg_u
         at = AppTest.from_file(ENTRY, default_timeout=60)
         at.run()
         results["guard_after_boot"] = guard_mode()
-        # sign up through the form (core.auth.sign_up)
+        # sign up through the form (core.accounts.sign_up)
         at.text_input(key="signup_email").input("c19@example.com")
         at.text_input(key="signup_password").input("C19-session-pw-42!")
         at.text_input(key="signup_confirm").input("C19-session-pw-42!")
         at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
         steps = {"signup": [titles(at), problems(at)]}
         # profile save
-        at.switch_page("pages/vibe.py").run()
+        at.switch_page(page_file("pages/vibe.py")).run()
         at.selectbox(key="profile_role").set_value(ROLES[0])
         at.selectbox(key="profile_vertical").set_value(VERTICALS[0])
         at.button(key="save_profile").click().run()
         steps["profile"] = [[s.value for s in at.success], problems(at)]
         # a chat turn through the stub
-        at.switch_page("pages/chat.py").run()
+        at.switch_page(page_file("pages/chat.py")).run()
         at.chat_input[0].set_value("What should I fix first?").run()
         steps["chat"] = [[m.value for m in at.markdown if "stub" in m.value], problems(at)]
         # analytics, export, status
-        at.switch_page("pages/analytics.py").run()
+        at.switch_page(page_file("pages/analytics.py")).run()
         steps["analytics"] = [titles(at), problems(at)]
-        at.switch_page("pages/privacy.py").run()
+        at.switch_page(page_file("pages/privacy.py")).run()
         [b for b in at.button if b.label == "Prepare my export"][0].click().run()
         steps["export"] = [len(at.download_button), problems(at)]
-        at.switch_page("pages/status.py").run()
+        at.switch_page(page_file("pages/status.py")).run()
         steps["status"] = [titles(at), problems(at)]
         # an error report to Sentry
         with request_context(page="c19"):

@@ -26,10 +26,11 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from core import chat as core_chat
-from core import observability
 from core.chat import TurnResult, run_turn
-from core.observability import init_sentry, request_context, setup_logging
+from core.error_reports import init_sentry
+from core.log_setup import setup_logging
 from core.providers.router import build_router, reset_router_cache
+from core.request_context import current_request_id, request_context
 from core.settings import get_settings
 from tests.chat_fixtures import ChatEnv, chat_env, stub_server  # noqa: F401
 from tests.security.conftest import Canaries
@@ -247,4 +248,4 @@ def test_crash_mid_turn_logs_and_reports_no_secret(
     assert event["tags"]["request_id"] == result.request_id
     assert event["exception"]["values"][-1]["type"] == "RuntimeError"
     assert all("vars" not in f for v in event["exception"]["values"] for f in v["stacktrace"]["frames"])
-    assert observability.current_request_id() is None  # the turn's context did not leak
+    assert current_request_id() is None  # the turn's context did not leak

@@ -20,7 +20,8 @@ import streamlit as st
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from core import observability
+from core.error_reports import ERRORS_LOGGER
+from core.log_setup import setup_logging
 from core.settings import get_settings
 from tests.conftest import drop_pg_database
 from tests.ui.conftest import ROOT
@@ -51,7 +52,7 @@ CASES = [
     Case("pages/analytics.py", "analytics", "core.analytics:filter_options"),
     Case("pages/privacy.py", "privacy", "core.export_files:write_export_file", click="Prepare my export"),
     Case("pages/status.py", "status", "core.status:collect_status"),
-    Case("pages/admin.py", "admin", "core.auth:list_users", admin=True),
+    Case("pages/admin.py", "admin", "core.admin:list_users", admin=True),
 ]
 
 
@@ -89,7 +90,7 @@ def reference_shown(at: AppTest) -> str:
 def assert_logged(
     caplog: pytest.LogCaptureFixture, log_text: io.StringIO, rid: str, where: str, message: str
 ) -> None:
-    records = [r for r in caplog.records if r.name == observability.ERRORS_LOGGER]
+    records = [r for r in caplog.records if r.name == ERRORS_LOGGER]
     assert len(records) == 1, [r.getMessage() for r in records]
     (record,) = records
     assert record.request_id == rid  # type: ignore[attr-defined]
@@ -109,7 +110,7 @@ def test_page_error_shows_reference_and_logs_it(
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]  # the page works before the fault
 
-    observability.setup_logging(get_settings(), stream=log_text)  # after boot(): our stream wins
+    setup_logging(get_settings(), stream=log_text)  # after boot(): our stream wins
     message = f"forced failure {secrets.token_hex(8)}"
     module, func = case.target.split(":")
     monkeypatch.setattr(f"{module}.{func}", raiser(message))
@@ -139,7 +140,7 @@ def test_dropped_database_shows_reference_not_a_trace(
     """Every query fails (the database is gone): the gate's own lookup errs, the user sees a reference."""
     at = app("pages/vibe.py")
     assert not at.exception and not at.error
-    observability.setup_logging(get_settings(), stream=log_text)
+    setup_logging(get_settings(), stream=log_text)
     caplog.set_level(logging.INFO, logger="advisor")
     caplog.clear()
     drop_pg_database(str(make_url(pg_url).database))
@@ -152,7 +153,7 @@ def test_dropped_database_shows_reference_not_a_trace(
     assert len(rids) == len(texts), texts  # every error shown is a bare reference
     out = rendered(at)
     assert b"Traceback" not in out and b"OperationalError" not in out and b"psycopg" not in out
-    logged = {getattr(r, "request_id", None) for r in caplog.records if r.name == observability.ERRORS_LOGGER}
+    logged = {getattr(r, "request_id", None) for r in caplog.records if r.name == ERRORS_LOGGER}
     assert set(rids) <= logged
     for rid in rids:
         assert f"[{rid}] unhandled" in log_text.getvalue()

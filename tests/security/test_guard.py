@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from core.guard import Endpoint, GuardViolation, build_allow_list
-from core.settings import Settings
+from core.guard import GuardViolation
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +26,8 @@ import json, os, shutil, socket, sqlite3, subprocess, sys, threading
 from pathlib import Path
 from core.settings import Settings
 from core.guard import GuardViolation, guard_mode, install_guard, observed_connections
-from core.observability import request_context, setup_logging
+from core.log_setup import setup_logging
+from core.request_context import request_context
 
 work = Path(sys.argv[1])
 data = work / "data"; data.mkdir()
@@ -289,41 +288,6 @@ def test_bytecode_cache_writes_are_allowed(tmp_path: Path) -> None:
     )
     assert results["import"] == ["ok", 42]
     assert results["pyc"] == [True]
-
-
-# ------------------------------------------------------------------------------------------------
-# in process (no hook installed): the allow-list itself
-# ------------------------------------------------------------------------------------------------
-def test_allow_list_comes_from_settings() -> None:
-    settings = Settings(
-        _env_file=None,
-        openai_api_key=SecretStr("sk-test-openai-key-0000000000"),
-        anthropic_base_url="http://127.0.0.1:8002",
-        database_url="postgresql+psycopg://advisor:pw@db.internal:6543/advisor",
-        redis_url="rediss://cache.internal/0",
-        sentry_dsn=SecretStr("https://key@o1.ingest.example.invalid/42"),
-    )
-    endpoints, paths = build_allow_list(settings)
-    assert set(endpoints) == {
-        Endpoint("api.openai.com", 443),
-        Endpoint("127.0.0.1", 8002),
-        Endpoint("db.internal", 6543),
-        Endpoint("cache.internal", 6379),
-        Endpoint("o1.ingest.example.invalid", 443),
-    }
-    assert paths == []
-
-
-def test_allow_list_for_the_embedded_default_is_empty() -> None:
-    endpoints, paths = build_allow_list(Settings(_env_file=None))
-    assert endpoints == [] and paths == []
-
-
-def test_allow_list_unix_socket_database() -> None:
-    settings = Settings(
-        _env_file=None, database_url="postgresql+psycopg://advisor@/advisor?host=/run/pg&port=5433"
-    )
-    assert build_allow_list(settings) == ([], ["/run/pg/.s.PGSQL.5433"])
 
 
 def test_guard_violation_is_a_permission_error() -> None:

@@ -66,7 +66,9 @@ STATUS_FAULTS: dict[str, int] = {
     "unavailable": 503,
     "overloaded": 529,
 }
-STREAM_FAULTS = ("slow_first_byte", "stall", "reset", "cut", "malformed", "error_event", "no_finish")
+STREAM_FAULTS = (
+    "slow_first_byte", "stall", "reset", "cut", "malformed", "error_event", "no_finish", "no_terminator"
+)
 FAULT_KINDS = ("status", *STATUS_FAULTS, *STREAM_FAULTS)
 
 _ANTHROPIC_ERROR_TYPES = {
@@ -106,7 +108,9 @@ class Fault:
       (or, when ``message`` is given, is ``message``: e.g. JSON of the wrong shape), then end;
       ``error_event``: after ``after_chunks`` text chunks, send an in-stream error event
       (``error_type``, default overloaded/server error), then end;
-      ``no_finish``: stream the text and end the body cleanly without a finish/stop event.
+      ``no_finish``: stream the text and end the body cleanly without a finish/stop event;
+      ``no_terminator``: stream the text and its finish event, then end the body cleanly without the
+      closing events (OpenAI: the usage chunk and ``[DONE]``; Anthropic: ``message_stop``).
     """
 
     kind: str
@@ -147,6 +151,8 @@ class Reply:
     chunk_delay_s: float = 0.0
     model: str | None = None  # None → echo the requested model
     stop_reason: str | None = None  # None → "stop" (OpenAI) / "end_turn" (Anthropic)
+    # False: ignore OpenAI's stream_options.include_usage, as some OpenAI-compatible servers do
+    stream_usage: bool = True
 
     @classmethod
     def from_json(cls, data: Any) -> Reply:
@@ -452,7 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         if body.get("stream"):
             if api == "openai":
-                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and reply.stream_usage
                 events = _openai_events(reply, model, request_id, include_usage)
             else:
                 events = _anthropic_events(reply, model, request_id)
@@ -469,6 +475,8 @@ class _Handler(BaseHTTPRequestHandler):
         at = fault.after_chunks if fault is not None else -1
         if kind == "no_finish":
             events = _drop_finish(api, events)
+        if kind == "no_terminator":
+            events = _drop_terminator(api, events)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -698,6 +706,13 @@ def _drop_finish(api: Api, events: list[tuple[bool, str]]) -> list[tuple[bool, s
     if api == "openai":
         return [e for e in events if '"finish_reason":"' not in e[1] and "[DONE]" not in e[1]]
     return [e for e in events if "message_delta" not in e[1] and "message_stop" not in e[1]]
+
+
+def _drop_terminator(api: Api, events: list[tuple[bool, str]]) -> list[tuple[bool, str]]:
+    if api == "openai":  # everything up to the finish chunk; not the usage chunk or [DONE] after it
+        last = max(i for i, e in enumerate(events) if '"finish_reason":"' in e[1])
+        return events[: last + 1]
+    return [e for e in events if "message_stop" not in e[1]]
 
 
 def _malformed_event(api: Api, fault: Fault) -> str:

@@ -1,10 +1,15 @@
 """AppTest helpers shared by the page tests.
 
-``app(page=None, *, user=None, admin=False, signed_in=True)`` builds an ``AppTest`` of the entry
-script on the test's migrated database (SQLite by default; request ``pg_url`` first for PostgreSQL),
-creates a user row and signs it in directly through the session state (no form), runs the app,
-and switches to ``page`` ("pages/vibe.py") when given. See ``run_entry`` for the AppTest quirk
-that makes runs after a page switch skip the entry script. The signed-in user is ``at.advisor_user``.
+``app(page=None, *, user=None, admin=False, signed_in=True)`` builds an ``AppTest`` of the page
+router ``ui/page_router.py`` (the script ``streamlit_app.py`` serves: boot, gate, navigation) on the
+test's migrated database (SQLite by default; request ``pg_url`` first for PostgreSQL), creates a user
+row and signs it in directly through the session state (no form), runs the app, and switches to
+``page`` ("pages/vibe.py", relative to the repository) when given. Every run goes through the
+page router, as in a browser; ``run_entry`` runs it on the default page. The signed-in user is
+``at.advisor_user``.
+
+``AppTest.switch_page`` reads a path relative to the router's folder (``ui/``); pass it
+``page_file("pages/vibe.py")``, the page's absolute path.
 
     def test_my_page(app):
         at = app("pages/analytics.py")
@@ -28,24 +33,25 @@ from tests.factories import make_user, random_email
 from ui.frame import SESSION_USER_KEY, SignedInUser
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRY = ROOT / "streamlit_app.py"
+PAGE_ROUTER = ROOT / "ui" / "page_router.py"
 TIMEOUT = 60.0
 
 AppFactory = Callable[..., Any]
 
 
 def new_app_test() -> AppTest:
-    """A fresh AppTest of the entry script (nothing run yet)."""
-    return AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT)
+    """A fresh AppTest of the page router (nothing run yet)."""
+    return AppTest.from_file(str(PAGE_ROUTER), default_timeout=TIMEOUT)
+
+
+def page_file(path: str) -> str:
+    """The absolute path of a page (``"pages/vibe.py"``), as ``AppTest.switch_page`` needs it."""
+    return str(ROOT / path)
 
 
 def run_entry(at: AppTest) -> AppTest:
-    """Run through the entry script (gate, sidebar, navigation) on the default page.
-
-    Streamlit 1.67's AppTest quirk: once a file page was shown (``switch_page`` or the default page
-    of ``st.navigation``), later runs execute only that page's script, skipping the entry script
-    (no gate, no sidebar). Clearing the requested / finished page hash makes the next run start
-    from the entry script again, as every real browser run does.
+    """Run the page router (gate, sidebar, navigation) on its default page, as opening the app's
+    root URL does: the page asked for by the last ``switch_page`` (or shown last) is forgotten.
     """
     at._page_hash = ""
     at._finished_page_script_hash = ""
@@ -53,7 +59,7 @@ def run_entry(at: AppTest) -> AppTest:
 
 
 def click_entry(at: AppTest, key: str) -> AppTest:
-    """Click a widget the entry script renders (e.g. the sidebar's ``sign_out``) and run the entry."""
+    """Click a widget the page router renders (e.g. the sidebar's ``sign_out``) and run the router."""
     if not any(b.key == key for b in at.button):
         run_entry(at)
     at.button(key=key).click()
@@ -91,7 +97,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[AppFactory]:
             sign_in_directly(at, user)
         at.run()
         if page is not None:
-            at.switch_page(page).run()
+            at.switch_page(page_file(page)).run()
         at.advisor_user = user  # type: ignore[attr-defined]
         return at
 

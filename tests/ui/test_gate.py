@@ -8,12 +8,12 @@ import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from core import auth
+from core import accounts
 from core.db import system_session
 from models import User
 from models.schemas import SignUpIn
 from tests.factories import random_email
-from tests.ui.conftest import ROOT, TIMEOUT, click_entry, new_app_test, run_entry
+from tests.ui.conftest import PAGE_ROUTER, ROOT, TIMEOUT, click_entry, new_app_test, page_file, run_entry
 from ui.frame import SESSION_USER_KEY, SignedInUser
 
 PASSWORD = "Gate-canary-pw-42"
@@ -69,13 +69,9 @@ def test_fresh_visitor_sees_only_sign_in(app) -> None:
 
 
 def assert_page_refuses(at: AppTest, path: str) -> None:
-    """A data page reached without a session shows nothing of its own (defence in depth): either
-    "Please sign in." alone, or — when Streamlit ran the page script outside the entry script (its
-    legacy pages/ mode) — it hands the run back to the entry script, whose gate shows sign-in only."""
+    """A data page script run on its own without a session shows nothing (defence in depth): only
+    "Please sign in."."""
     assert not at.exception, (path, at.exception)
-    if [t.value for t in at.title] == ["Advisor"]:
-        assert_sign_in_only(at)
-        return
     assert [w.value for w in at.warning] == ["Please sign in."], path
     assert not at.title and not _widget_keys(at) and not at.dataframe and not at.code, path
 
@@ -84,16 +80,25 @@ def test_no_session_every_page_shows_only_sign_in(app) -> None:
     at = app(admin=True)  # registers every page, the admin page too
     assert _is_signed_in(at)
     for path in DATA_PAGES:
-        at.switch_page(path).run()
+        at.switch_page(page_file(path)).run()
         assert not at.exception, (path, at.exception)
         assert _is_signed_in(at), path
     at.session_state[SESSION_USER_KEY] = None  # the session ends
-    at.switch_page(DATA_PAGES[0]).run()  # the page script itself refuses (and hands over to the gate)
-    assert_page_refuses(at, DATA_PAGES[0])
-    run_entry(at)  # and the entry script's gate shows only sign-in
+    at.switch_page(page_file(DATA_PAGES[0])).run()  # the page router's gate runs first
+    assert_sign_in_only(at)
+    run_entry(at)
     assert_sign_in_only(at)
     with pytest.raises(ValueError, match="Known pages: \\['Sign in'\\]"):
-        at.switch_page("pages/vibe.py")  # no data page is even registered
+        at.switch_page(page_file("pages/vibe.py"))  # no data page is even registered
+
+
+def test_no_pages_folder_beside_the_page_router() -> None:
+    """A ``pages/`` folder beside Streamlit's main script starts its legacy multipage mode, in which a
+    page URL runs that page's script on its own, outside the gate. The router lives in ``ui/`` and
+    lists ``pages/`` by absolute path, so ``st.navigation`` decides every page from the first request
+    (the browser test ``test_gate_browser.py`` shows it on a freshly started server)."""
+    assert PAGE_ROUTER.is_file()
+    assert not (PAGE_ROUTER.parent / "pages").exists()
 
 
 def test_page_scripts_run_outside_the_gate_show_nothing(app) -> None:
@@ -122,7 +127,7 @@ def test_sign_up_sign_in_pages_sign_out(app) -> None:
     _fill_sign_in(at, email, PASSWORD)
     assert _is_signed_in(at)
     for path in ("pages/vibe.py", "pages/chat.py", "pages/vibe.py"):
-        at.switch_page(path).run()
+        at.switch_page(page_file(path)).run()
         assert not at.exception and _is_signed_in(at)
     assert [t.value for t in at.title] == ["Profile & vibe"]
 
@@ -130,7 +135,7 @@ def test_sign_up_sign_in_pages_sign_out(app) -> None:
     assert_sign_in_only(at)
     assert SESSION_USER_KEY not in at.session_state  # signing out ended access (C21)
     with pytest.raises(ValueError, match="Known pages: \\['Sign in'\\]"):
-        at.switch_page("pages/vibe.py")
+        at.switch_page(page_file("pages/vibe.py"))
     run_entry(at)
     assert_sign_in_only(at)
 
@@ -156,7 +161,7 @@ def test_wrong_password_locks_with_retry_time(app, set_env) -> None:
     set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_WINDOW_S="300")
     at = app(signed_in=False)
     email = random_email()
-    auth.sign_up(SignUpIn(email=email, password=PASSWORD))
+    accounts.sign_up(SignUpIn(email=email, password=PASSWORD))
     for _ in range(3):
         _fill_sign_in(at, email, "Wrong-password-1")
         assert [e.value for e in at.error] == ["Email or password is incorrect"]
@@ -191,7 +196,7 @@ def test_sign_in_attempts_are_counted_per_client_address(app, set_env, monkeypat
 def test_unknown_email_same_message(app) -> None:
     at = app(signed_in=False)
     email = random_email()
-    auth.sign_up(SignUpIn(email=email, password=PASSWORD))
+    accounts.sign_up(SignUpIn(email=email, password=PASSWORD))
     _fill_sign_in(at, random_email(), PASSWORD)
     unknown = [e.value for e in at.error]
     _fill_sign_in(at, email, PASSWORD + "x")
@@ -243,7 +248,7 @@ def test_oidc_creates_and_reuses_the_user_row(oidc) -> None:
     assert len(rows) == 1
     row = rows[0]
     assert row.auth_provider == "oidc" and row.password_hash is None and row.oidc_subject == "oidc-sub-1"
-    at.switch_page("pages/vibe.py").run()
+    at.switch_page(page_file("pages/vibe.py")).run()
     assert at.session_state[SESSION_USER_KEY].id == row.id
     run_entry(at)  # cached in the session: still the same user
     assert _is_signed_in(at) and at.session_state[SESSION_USER_KEY].id == row.id
@@ -272,14 +277,14 @@ def test_oidc_unverified_or_logged_out_sees_only_sign_in(oidc) -> None:
 
 def test_an_error_in_the_gate_shows_a_reference_and_no_page(app, monkeypatch) -> None:
     """The database fails while the gate looks the user up: a short message with a reference id,
-    nobody signed in for that run, and no second error from the entry script itself."""
+    nobody signed in for that run, and no second error from the page router itself."""
     at = app()
     assert _is_signed_in(at)
 
     def unavailable(_user_id: object) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(auth, "get_user", unavailable)
+    monkeypatch.setattr(accounts, "get_user", unavailable)
     run_entry(at)
     assert not at.exception, at.exception
     assert [e.value for e in at.error if "reference" in e.value], [e.value for e in at.error]

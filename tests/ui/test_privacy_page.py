@@ -14,12 +14,12 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-from core.auth import get_user
+from core.accounts import get_user
 from core.db import user_session
 from core.export_files import exports_dir
 from models import AgentRun
 from tests.factories import fill_user, make_user
-from tests.ui.conftest import run_entry
+from tests.ui.conftest import page_file, run_entry
 from ui.frame import SESSION_USER_KEY
 
 PAGE = "pages/privacy.py"
@@ -160,7 +160,7 @@ def test_oidc_account_deletion_also_signs_out_of_the_identity(app, set_env):
     at.run()
     user = at.session_state[SESSION_USER_KEY]
     assert user.email == email
-    at.switch_page(PAGE).run()
+    at.switch_page(page_file(PAGE)).run()
     at.text_input[0].input(email)
     _button(at, "Delete my account permanently").click().run()
     assert not at.exception

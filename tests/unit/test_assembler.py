@@ -23,7 +23,7 @@ from core.assembler import (
 )
 from core.atoms import load_atoms
 from models.schemas import ProfileIn, VibeIn
-from tests.unit.test_atoms import write_atom
+from tests.factories import write_atom
 
 
 def make_profile(role: str = "CTO", stack: list[str] | None = None, vertical: str = "SaaS") -> ProfileIn:

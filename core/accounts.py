@@ -1,4 +1,4 @@
-"""Accounts: local sign-up / sign-in (argon2id hashes), OIDC identity → user row, admin actions.
+"""Accounts: local sign-up / sign-in (argon2id hashes), OIDC identity → user row, sign-in addresses.
 
 Local mode
     ``sign_up`` checks the password rules, hashes with argon2id and inserts the row; the first
@@ -10,6 +10,12 @@ Local mode
 OIDC mode
     ``user_for_oidc`` maps a verified identity (email + subject) to a user row, created on first
     sign-in (``auth_provider='oidc'``, no password hash).
+Sign-in addresses
+    A successful sign-in records the client's address (an HMAC of it, never the address): an
+    address the account signed in from recently is not held to the per-email attempt total, so
+    guessers elsewhere cannot lock the owner out. ``forget_stale_signin_addresses`` drops the old.
+
+Admin actions on accounts (grant admin, list users, quota overrides) live in ``core.admin``.
 
 Passwords are never logged: log lines name a user id or a short hash of the email only.
 """
@@ -22,7 +28,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -33,26 +38,23 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
 from core import limits
-from core.db import NotFound, system_session, user_session
+from core.db import system_session, user_session
 from core.settings import get_settings, secret_hmac
 from models import SigninAddress, User
-from models.schemas import MAX_EMAIL, QuotaOverrideIn, SignInIn, SignUpIn, clean_line
+from models.schemas import MAX_EMAIL, SignInIn, SignUpIn, clean_line
 from models.types import utcnow
 
 __all__ = [
     "GENERIC_SIGNIN_ERROR",
+    "GENERIC_SIGNUP_ERROR",
     "AuthError",
     "AuthUser",
-    "NotAllowed",
     "PasswordRuleError",
     "SignedUp",
-    "UserSummary",
+    "check_password_rules",
     "forget_stale_signin_addresses",
     "get_user",
-    "grant_admin",
     "hasher",
-    "list_users",
-    "set_quota_override",
     "sign_in",
     "sign_up",
     "user_for_oidc",
@@ -78,31 +80,20 @@ class PasswordRuleError(AuthError):
     """The password does not meet the rules."""
 
 
-class NotAllowed(AuthError):
-    """The acting user may not do this (not an admin)."""
-
-
 @dataclass(frozen=True)
 class AuthUser:
+    """A signed-in (or just created) account: who it is and whether it is an admin."""
+
     id: uuid.UUID
     email: str
     is_admin: bool
+
+    @classmethod
+    def of(cls, user: User) -> AuthUser:
+        return cls(id=user.id, email=user.email, is_admin=user.is_admin)
 
 
 SignedUp = AuthUser
-
-
-@dataclass(frozen=True)
-class UserSummary:
-    """What an admin sees about a user: no content, no hash."""
-
-    id: uuid.UUID
-    email: str
-    is_admin: bool
-    auth_provider: str
-    created_at: datetime
-    quota_tokens_per_day: int | None
-    quota_cost_per_month_usd: Decimal | None
 
 
 _hasher = PasswordHasher()
@@ -169,7 +160,7 @@ def _remember_address(user_id: uuid.UUID, client: str | None) -> None:
         return
     values = {"user_id": user_id, "address_hash": _address_hash(client), "last_seen": utcnow()}
     try:
-        with user_session(user_id) as s:
+        with system_session() as s:  # sign-in records: a user session may read them, not write them
             s.execute(_stale_addresses(since).where(col(SigninAddress.user_id) == user_id))
             insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
             stmt = insert(SigninAddress).values(values)
@@ -186,10 +177,6 @@ def forget_stale_signin_addresses(*, now: datetime | None = None) -> int:
     with system_session() as s:
         result = s.execute(_stale_addresses(_known_since(now)))
         return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _auth_user(user: User) -> AuthUser:
-    return AuthUser(id=user.id, email=user.email, is_admin=user.is_admin)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,7 +240,7 @@ def _create_user(*, email: str, password_hash: str | None, provider: str, subjec
             )
             s.add(user)
             s.flush()
-            created = _auth_user(user)
+            created = AuthUser.of(user)
     except IntegrityError:
         raise AuthError(GENERIC_SIGNUP_ERROR, field="email") from None
     log.info("user created id=%s provider=%s admin=%s", created.id, provider, created.is_admin)
@@ -313,20 +300,20 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
     assert stored is not None
     if _hasher.check_needs_rehash(stored):
         new_hash = _hasher.hash(data.password)
-        with user_session(user.id) as s:
+        with system_session() as s:  # authentication fields are written by the system role only
             s.execute(update(User).where(col(User.id) == user.id).values(password_hash=new_hash))
         log.info("password rehashed id=%s", user.id)
     _remember_address(user.id, client)
     limits.clear_signin_failures(email=data.email, client=client)
     log.info("sign-in ok id=%s", user.id)
-    return _auth_user(user)
+    return AuthUser.of(user)
 
 
 def get_user(user_id: uuid.UUID) -> AuthUser | None:
     """The current state of a signed-in user (None when the account no longer exists)."""
     with user_session(user_id) as s:
         user = s.exec(select(User).where(User.id == user_id)).first()
-        return _auth_user(user) if user is not None else None
+        return AuthUser.of(user) if user is not None else None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -362,7 +349,7 @@ def user_for_oidc(*, email: str, subject: str, email_verified: bool) -> AuthUser
                 by_subject.email = address
                 s.add(by_subject)
                 s.flush()
-            return _auth_user(by_subject)
+            return AuthUser.of(by_subject)
         user = s.exec(select(User).where(User.email == address)).first()
         if user is not None:
             if user.auth_provider != "oidc":
@@ -373,7 +360,7 @@ def user_for_oidc(*, email: str, subject: str, email_verified: bool) -> AuthUser
             elif user.oidc_subject != subject:
                 log.warning("oidc subject mismatch id=%s", user.id)
                 raise AuthError("This email is linked to a different identity.")
-            return _auth_user(user)
+            return AuthUser.of(user)
     try:
         return _create_user(email=address, password_hash=None, provider="oidc", subject=subject)
     except AuthError:
@@ -382,71 +369,4 @@ def user_for_oidc(*, email: str, subject: str, email_verified: bool) -> AuthUser
             user = s.exec(select(User).where(User.email == address, User.oidc_subject == subject)).first()
             if user is None:
                 raise
-            return _auth_user(user)
-
-
-# ------------------------------------------------------------------------------------------------
-# admin
-# ------------------------------------------------------------------------------------------------
-def _require_admin(session: Session, acting_user_id: uuid.UUID) -> None:
-    acting = session.exec(select(User.is_admin).where(User.id == acting_user_id)).first()
-    if not acting:
-        log.warning("admin action refused id=%s", acting_user_id)
-        raise NotAllowed("Only admins can do this.")
-
-
-def grant_admin(*, acting_user_id: uuid.UUID, target_email: str) -> AuthUser:
-    """Make the user with ``target_email`` an admin. Raises ``NotAllowed`` / ``NotFound``."""
-    try:
-        address = clean_line(target_email).lower()
-    except ValueError:
-        raise AuthError("That is not a valid email address.") from None
-    with system_session() as s:
-        _require_admin(s, acting_user_id)
-        target = s.exec(select(User).where(User.email == address)).first()
-        if target is None:
-            raise NotFound("user")
-        target.is_admin = True
-        s.add(target)
-        s.flush()
-        result = _auth_user(target)
-    log.info("admin granted by=%s to=%s", acting_user_id, result.id)
-    return result
-
-
-def list_users(*, acting_user_id: uuid.UUID) -> list[UserSummary]:
-    """Every account (admin only): identity, role, quota overrides — no content."""
-    with system_session() as s:
-        _require_admin(s, acting_user_id)
-        users = s.exec(select(User).order_by(col(User.created_at), col(User.email))).all()
-        return [
-            UserSummary(
-                id=u.id,
-                email=u.email,
-                is_admin=u.is_admin,
-                auth_provider=u.auth_provider,
-                created_at=u.created_at,
-                quota_tokens_per_day=u.quota_tokens_per_day,
-                quota_cost_per_month_usd=(
-                    Decimal(u.quota_cost_per_month_usd) if u.quota_cost_per_month_usd is not None else None
-                ),
-            )
-            for u in users
-        ]
-
-
-def set_quota_override(*, acting_user_id: uuid.UUID, data: QuotaOverrideIn) -> None:
-    """Set (or, with ``None``, clear) a user's quota overrides. Admin only."""
-    with system_session() as s:
-        _require_admin(s, acting_user_id)
-        result = s.execute(
-            update(User)
-            .where(col(User.id) == data.user_id)
-            .values(
-                quota_tokens_per_day=data.tokens_per_day,
-                quota_cost_per_month_usd=data.cost_per_month_usd,
-            )
-        )
-        if getattr(result, "rowcount", 0) != 1:
-            raise NotFound("user")
-    log.info("quota override set by=%s for=%s", acting_user_id, data.user_id)
+            return AuthUser.of(user)

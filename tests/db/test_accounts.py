@@ -1,24 +1,22 @@
-"""Local accounts, OIDC identities and admin actions, on SQLite and PostgreSQL (C5)."""
+"""core.accounts: local accounts, OIDC identities and sign-in limits, on SQLite and PostgreSQL (C5)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import uuid
-from decimal import Decimal
 
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from core import auth
-from core.db import NotFound, system_session
+from core import accounts
+from core.db import system_session
 from core.limits import LimitExceeded, reset_limiter_cache
 from core.settings import get_settings
 from models import User
-from models.schemas import QuotaOverrideIn, SignInIn, SignUpIn
-from tests.factories import make_user, random_email
+from models.schemas import SignInIn, SignUpIn
+from tests.factories import random_email
 
 PASSWORD = "Canary-pw-7f3a9c1e"
 
@@ -36,8 +34,8 @@ def _row(email: str) -> User:
         return user
 
 
-def _sign_up(email: str | None = None, password: str = PASSWORD) -> auth.AuthUser:
-    return auth.sign_up(SignUpIn(email=email or random_email(), password=password))
+def _sign_up(email: str | None = None, password: str = PASSWORD) -> accounts.AuthUser:
+    return accounts.sign_up(SignUpIn(email=email or random_email(), password=password))
 
 
 def test_sign_up_stores_only_an_argon2id_hash(any_db_url: str) -> None:
@@ -57,7 +55,7 @@ def test_first_user_is_admin_and_later_ones_are_not(any_db_url: str) -> None:
 
 
 def test_first_admin_is_race_safe(any_db_url: str) -> None:
-    results: list[auth.AuthUser] = []
+    results: list[accounts.AuthUser] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(6)
 
@@ -83,9 +81,9 @@ def test_first_admin_is_race_safe(any_db_url: str) -> None:
 def test_duplicate_email_is_refused(any_db_url: str) -> None:
     email = random_email()
     _sign_up(email)
-    with pytest.raises(auth.AuthError) as info:
+    with pytest.raises(accounts.AuthError) as info:
         _sign_up(email)
-    assert info.value.field == "email" and info.value.message == auth.GENERIC_SIGNUP_ERROR
+    assert info.value.field == "email" and info.value.message == accounts.GENERIC_SIGNUP_ERROR
     assert "exist" not in info.value.message and email not in info.value.message
 
 
@@ -97,17 +95,17 @@ def test_repeated_refused_sign_ups_are_rate_limited(any_db_url: str) -> None:
     _sign_up(email)
     attempts = get_settings().signin_attempts_per_window
     for _ in range(attempts):
-        with pytest.raises(auth.AuthError):
-            auth.sign_up(SignUpIn(email=email, password=PASSWORD), session_key="probe")
+        with pytest.raises(accounts.AuthError):
+            accounts.sign_up(SignUpIn(email=email, password=PASSWORD), session_key="probe")
     with pytest.raises(LimitExceeded) as info:
-        auth.sign_up(SignUpIn(email=email, password=PASSWORD), session_key="probe")
+        accounts.sign_up(SignUpIn(email=email, password=PASSWORD), session_key="probe")
     assert "try again in" in info.value.message.lower()
     reset_limiter_cache()
 
 
 def test_weak_password_is_refused_and_nothing_stored(any_db_url: str) -> None:
     email = random_email()
-    with pytest.raises(auth.PasswordRuleError):
+    with pytest.raises(accounts.PasswordRuleError):
         _sign_up(email, password="alllowercaseletters")
     with system_session() as s:
         assert s.exec(select(User).where(User.email == email)).first() is None
@@ -116,18 +114,18 @@ def test_weak_password_is_refused_and_nothing_stored(any_db_url: str) -> None:
 def test_sign_in_ok_and_one_generic_error(any_db_url: str) -> None:
     email = random_email()
     created = _sign_up(email)
-    user = auth.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s1")
+    user = accounts.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s1")
     assert user == created
-    with pytest.raises(auth.AuthError) as wrong:
-        auth.sign_in(SignInIn(email=email, password=PASSWORD + "x"), session_key="s1")
-    with pytest.raises(auth.AuthError) as unknown:
-        auth.sign_in(SignInIn(email=random_email(), password=PASSWORD), session_key="s1")
-    assert str(wrong.value) == str(unknown.value) == auth.GENERIC_SIGNIN_ERROR
+    with pytest.raises(accounts.AuthError) as wrong:
+        accounts.sign_in(SignInIn(email=email, password=PASSWORD + "x"), session_key="s1")
+    with pytest.raises(accounts.AuthError) as unknown:
+        accounts.sign_in(SignInIn(email=random_email(), password=PASSWORD), session_key="s1")
+    assert str(wrong.value) == str(unknown.value) == accounts.GENERIC_SIGNIN_ERROR
 
 
 def test_unknown_email_is_checked_against_a_dummy_hash(any_db_url: str, monkeypatch) -> None:
     calls: list[str] = []
-    real = auth._hasher
+    real = accounts._hasher
 
     class Spy:
         def verify(self, hash_: str, password: str) -> bool:
@@ -137,17 +135,17 @@ def test_unknown_email_is_checked_against_a_dummy_hash(any_db_url: str, monkeypa
         def __getattr__(self, name: str):
             return getattr(real, name)
 
-    monkeypatch.setattr(auth, "_hasher", Spy())
-    with pytest.raises(auth.AuthError):
-        auth.sign_in(SignInIn(email=random_email(), password=PASSWORD), session_key="s")
+    monkeypatch.setattr(accounts, "_hasher", Spy())
+    with pytest.raises(accounts.AuthError):
+        accounts.sign_in(SignInIn(email=random_email(), password=PASSWORD), session_key="s")
     assert len(calls) == 1 and calls[0].startswith("$argon2id$")
 
 
 def test_oidc_user_cannot_sign_in_with_a_password(any_db_url: str) -> None:
     email = random_email()
-    auth.user_for_oidc(email=email, subject="sub-1", email_verified=True)
-    with pytest.raises(auth.AuthError, match=auth.GENERIC_SIGNIN_ERROR):
-        auth.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s")
+    accounts.user_for_oidc(email=email, subject="sub-1", email_verified=True)
+    with pytest.raises(accounts.AuthError, match=accounts.GENERIC_SIGNIN_ERROR):
+        accounts.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s")
 
 
 def test_sign_in_rehashes_outdated_hash(any_db_url: str) -> None:
@@ -156,11 +154,11 @@ def test_sign_in_rehashes_outdated_hash(any_db_url: str) -> None:
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with system_session() as s:
         s.execute(update(User).where(col(User.email) == email).values(password_hash=weak))
-    auth.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s")
+    accounts.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s")
     stored = _row(email).password_hash
     assert stored is not None and stored != weak
-    assert not auth.hasher().check_needs_rehash(stored)
-    auth.hasher().verify(stored, PASSWORD)
+    assert not accounts.hasher().check_needs_rehash(stored)
+    accounts.hasher().verify(stored, PASSWORD)
 
 
 def test_failed_sign_ins_lock_per_email(any_db_url: str, set_env) -> None:
@@ -168,18 +166,18 @@ def test_failed_sign_ins_lock_per_email(any_db_url: str, set_env) -> None:
     email = random_email()
     _sign_up(email)
     for i in range(3):
-        with pytest.raises(auth.AuthError):
-            auth.sign_in(SignInIn(email=email, password="wrong-pass-1"), session_key=f"k{i}")
+        with pytest.raises(accounts.AuthError):
+            accounts.sign_in(SignInIn(email=email, password="wrong-pass-1"), session_key=f"k{i}")
     # the 4th attempt is refused before the password is looked at, even a correct one
     with pytest.raises(LimitExceeded) as info:
-        auth.sign_in(SignInIn(email=email, password=PASSWORD), session_key="fresh")
+        accounts.sign_in(SignInIn(email=email, password=PASSWORD), session_key="fresh")
     exc = info.value
     assert exc.limit == "signin" and 0 < exc.retry_after_s <= 120
     assert exc.message == f"Too many attempts — try again in {exc.retry_after_s} s"
     # another email from a fresh session is not affected
     other = random_email()
     _sign_up(other)
-    auth.sign_in(SignInIn(email=other, password=PASSWORD), session_key="fresh2")
+    accounts.sign_in(SignInIn(email=other, password=PASSWORD), session_key="fresh2")
 
 
 def test_failed_sign_ins_lock_per_session(any_db_url: str, set_env) -> None:
@@ -187,33 +185,33 @@ def test_failed_sign_ins_lock_per_session(any_db_url: str, set_env) -> None:
     emails = [random_email() for _ in range(3)]
     _sign_up(emails[2])
     for email in emails[:2]:
-        with pytest.raises(auth.AuthError):
-            auth.sign_in(SignInIn(email=email, password="wrong-pass-1"), session_key="one-session")
+        with pytest.raises(accounts.AuthError):
+            accounts.sign_in(SignInIn(email=email, password="wrong-pass-1"), session_key="one-session")
     with pytest.raises(LimitExceeded):
-        auth.sign_in(SignInIn(email=emails[2], password=PASSWORD), session_key="one-session")
-    assert auth.sign_in(SignInIn(email=emails[2], password=PASSWORD), session_key="other").email == emails[2]
+        accounts.sign_in(SignInIn(email=emails[2], password=PASSWORD), session_key="one-session")
+    assert accounts.sign_in(SignInIn(email=emails[2], password=PASSWORD), session_key="other").email == emails[2]
 
 
 def test_success_resets_the_email_counter(any_db_url: str, set_env) -> None:
     set_env(SIGNIN_ATTEMPTS_PER_WINDOW="2")
     email = random_email()
     _sign_up(email)
-    with pytest.raises(auth.AuthError):
-        auth.sign_in(SignInIn(email=email, password="wrong-pass-1"), session_key="a")
-    auth.sign_in(SignInIn(email=email, password=PASSWORD), session_key="b")
-    with pytest.raises(auth.AuthError):
-        auth.sign_in(SignInIn(email=email, password="wrong-pass-1"), session_key="c")
-    auth.sign_in(SignInIn(email=email, password=PASSWORD), session_key="d")
+    with pytest.raises(accounts.AuthError):
+        accounts.sign_in(SignInIn(email=email, password="wrong-pass-1"), session_key="a")
+    accounts.sign_in(SignInIn(email=email, password=PASSWORD), session_key="b")
+    with pytest.raises(accounts.AuthError):
+        accounts.sign_in(SignInIn(email=email, password="wrong-pass-1"), session_key="c")
+    accounts.sign_in(SignInIn(email=email, password=PASSWORD), session_key="d")
 
 
 def test_password_never_logged(any_db_url: str, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     email = random_email()
     _sign_up(email)
-    auth.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s")
-    with pytest.raises(auth.AuthError):
-        auth.sign_in(SignInIn(email=email, password=PASSWORD + "-wrong"), session_key="s")
-    with pytest.raises(auth.PasswordRuleError):
+    accounts.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s")
+    with pytest.raises(accounts.AuthError):
+        accounts.sign_in(SignInIn(email=email, password=PASSWORD + "-wrong"), session_key="s")
+    with pytest.raises(accounts.PasswordRuleError):
         _sign_up(password="short")
     assert caplog.records, "expected auth log lines"
     assert any("sign-in failed" in r.getMessage() for r in caplog.records)
@@ -227,8 +225,8 @@ def test_password_never_logged(any_db_url: str, caplog) -> None:
 # ------------------------------------------------------------------------------------------------
 def test_oidc_creates_then_reuses_the_row(any_db_url: str) -> None:
     email = random_email()
-    first = auth.user_for_oidc(email=email.upper(), subject="sub-123", email_verified=True)
-    again = auth.user_for_oidc(email=email, subject="sub-123", email_verified=True)
+    first = accounts.user_for_oidc(email=email.upper(), subject="sub-123", email_verified=True)
+    again = accounts.user_for_oidc(email=email, subject="sub-123", email_verified=True)
     assert first == again
     row = _row(email)
     assert row.auth_provider == "oidc" and row.password_hash is None and row.oidc_subject == "sub-123"
@@ -238,84 +236,35 @@ def test_oidc_creates_then_reuses_the_row(any_db_url: str) -> None:
 
 def test_oidc_rejects_unverified_email_and_stores_nothing(any_db_url: str) -> None:
     email = random_email()
-    with pytest.raises(auth.AuthError, match="not verified"):
-        auth.user_for_oidc(email=email, subject="sub-9", email_verified=False)
+    with pytest.raises(accounts.AuthError, match="not verified"):
+        accounts.user_for_oidc(email=email, subject="sub-9", email_verified=False)
     with system_session() as s:
         assert s.exec(select(User).where(User.email == email)).first() is None
 
 
 def test_oidc_subject_mismatch_and_local_account(any_db_url: str) -> None:
     email = random_email()
-    auth.user_for_oidc(email=email, subject="sub-a", email_verified=True)
-    with pytest.raises(auth.AuthError, match="different identity"):
-        auth.user_for_oidc(email=email, subject="sub-b", email_verified=True)
+    accounts.user_for_oidc(email=email, subject="sub-a", email_verified=True)
+    with pytest.raises(accounts.AuthError, match="different identity"):
+        accounts.user_for_oidc(email=email, subject="sub-b", email_verified=True)
     local = random_email()
     _sign_up(local)
-    with pytest.raises(auth.AuthError, match="password account"):
-        auth.user_for_oidc(email=local, subject="sub-c", email_verified=True)
+    with pytest.raises(accounts.AuthError, match="password account"):
+        accounts.user_for_oidc(email=local, subject="sub-c", email_verified=True)
 
 
 def test_oidc_email_changed_at_the_provider_keeps_the_account(any_db_url: str) -> None:
     """The subject is the stable id: a new verified email is the same account (it used to create a
     second, empty one); an email that another account holds is refused."""
     old, new = random_email(), random_email()
-    first = auth.user_for_oidc(email=old, subject="sub-moves", email_verified=True)
-    moved = auth.user_for_oidc(email=new, subject="sub-moves", email_verified=True)
+    first = accounts.user_for_oidc(email=old, subject="sub-moves", email_verified=True)
+    moved = accounts.user_for_oidc(email=new, subject="sub-moves", email_verified=True)
     assert moved.id == first.id and moved.email == new
     with system_session() as s:
         assert s.exec(select(User).where(User.email == old)).first() is None
         assert len(s.exec(select(User).where(User.oidc_subject == "sub-moves")).all()) == 1
     taken = random_email()
-    auth.user_for_oidc(email=taken, subject="sub-other", email_verified=True)
-    with pytest.raises(auth.AuthError, match="another account"):
-        auth.user_for_oidc(email=taken, subject="sub-moves", email_verified=True)
+    accounts.user_for_oidc(email=taken, subject="sub-other", email_verified=True)
+    with pytest.raises(accounts.AuthError, match="another account"):
+        accounts.user_for_oidc(email=taken, subject="sub-moves", email_verified=True)
     assert _row(new).oidc_subject == "sub-moves"
-
-
-# ------------------------------------------------------------------------------------------------
-# admin
-# ------------------------------------------------------------------------------------------------
-def test_admin_actions_need_an_admin(any_db_url: str) -> None:
-    admin = make_user(is_admin=True)
-    member_email = random_email()
-    member = make_user(email=member_email)
-    with pytest.raises(auth.NotAllowed):
-        auth.list_users(acting_user_id=member)
-    with pytest.raises(auth.NotAllowed):
-        auth.grant_admin(acting_user_id=member, target_email=member_email)
-    with pytest.raises(auth.NotAllowed):
-        auth.set_quota_override(acting_user_id=member, data=QuotaOverrideIn(user_id=member, tokens_per_day=1))
-    with pytest.raises(auth.NotAllowed):
-        auth.list_users(acting_user_id=uuid.uuid4())
-    assert not _row(member_email).is_admin
-
-    users = auth.list_users(acting_user_id=admin)
-    assert {u.id for u in users} == {admin, member}
-    assert all(not hasattr(u, "password_hash") for u in users)
-
-    granted = auth.grant_admin(acting_user_id=admin, target_email=member_email.upper())
-    assert granted.is_admin and _row(member_email).is_admin
-    with pytest.raises(NotFound):
-        auth.grant_admin(acting_user_id=admin, target_email=random_email())
-    # a pasted address with an invisible character: a clear message, not an unexpected error
-    with pytest.raises(auth.AuthError, match="not a valid email address"):
-        auth.grant_admin(acting_user_id=admin, target_email="\u200e" + member_email)
-
-
-def test_quota_override_set_and_clear(any_db_url: str) -> None:
-    admin = make_user(is_admin=True)
-    email = random_email()
-    member = make_user(email=email)
-    auth.set_quota_override(
-        acting_user_id=admin,
-        data=QuotaOverrideIn(user_id=member, tokens_per_day=1234, cost_per_month_usd=Decimal("7.5")),
-    )
-    row = _row(email)
-    assert row.quota_tokens_per_day == 1234 and Decimal(row.quota_cost_per_month_usd or 0) == Decimal("7.5")
-    listed = {u.id: u for u in auth.list_users(acting_user_id=admin)}
-    assert listed[member].quota_tokens_per_day == 1234
-    auth.set_quota_override(acting_user_id=admin, data=QuotaOverrideIn(user_id=member))
-    row = _row(email)
-    assert row.quota_tokens_per_day is None and row.quota_cost_per_month_usd is None
-    with pytest.raises(NotFound):
-        auth.set_quota_override(acting_user_id=admin, data=QuotaOverrideIn(user_id=uuid.uuid4()))

@@ -1,0 +1,112 @@
+"""Admin actions on accounts: grant admin, list users, set quota overrides (admins only).
+
+Each action checks, in the same transaction, that the acting user is an admin (``NotAllowed``
+otherwise). What an admin sees of a user is identity, role and quota overrides: no content, no hash.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from core.accounts import AuthError, AuthUser
+from core.db import NotFound, system_session
+from models import User
+from models.schemas import QuotaOverrideIn, clean_line
+
+__all__ = [
+    "NotAllowed",
+    "UserSummary",
+    "grant_admin",
+    "list_users",
+    "set_quota_override",
+]
+
+log = logging.getLogger("advisor.auth")  # one log stream for sign-ins and admin actions
+
+
+class NotAllowed(AuthError):
+    """The acting user may not do this (not an admin)."""
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """What an admin sees about a user: no content, no hash."""
+
+    id: uuid.UUID
+    email: str
+    is_admin: bool
+    auth_provider: str
+    created_at: datetime
+    quota_tokens_per_day: int | None
+    quota_cost_per_month_usd: Decimal | None
+
+
+def _require_admin(session: Session, acting_user_id: uuid.UUID) -> None:
+    acting = session.exec(select(User.is_admin).where(User.id == acting_user_id)).first()
+    if not acting:
+        log.warning("admin action refused id=%s", acting_user_id)
+        raise NotAllowed("Only admins can do this.")
+
+
+def grant_admin(*, acting_user_id: uuid.UUID, target_email: str) -> AuthUser:
+    """Make the user with ``target_email`` an admin. Raises ``NotAllowed`` / ``NotFound``."""
+    try:
+        address = clean_line(target_email).lower()
+    except ValueError:
+        raise AuthError("That is not a valid email address.") from None
+    with system_session() as s:
+        _require_admin(s, acting_user_id)
+        target = s.exec(select(User).where(User.email == address)).first()
+        if target is None:
+            raise NotFound("user")
+        target.is_admin = True
+        s.add(target)
+        s.flush()
+        result = AuthUser.of(target)
+    log.info("admin granted by=%s to=%s", acting_user_id, result.id)
+    return result
+
+
+def list_users(*, acting_user_id: uuid.UUID) -> list[UserSummary]:
+    """Every account (admin only): identity, role, quota overrides — no content."""
+    with system_session() as s:
+        _require_admin(s, acting_user_id)
+        users = s.exec(select(User).order_by(col(User.created_at), col(User.email))).all()
+        return [
+            UserSummary(
+                id=u.id,
+                email=u.email,
+                is_admin=u.is_admin,
+                auth_provider=u.auth_provider,
+                created_at=u.created_at,
+                quota_tokens_per_day=u.quota_tokens_per_day,
+                quota_cost_per_month_usd=(
+                    Decimal(u.quota_cost_per_month_usd) if u.quota_cost_per_month_usd is not None else None
+                ),
+            )
+            for u in users
+        ]
+
+
+def set_quota_override(*, acting_user_id: uuid.UUID, data: QuotaOverrideIn) -> None:
+    """Set (or, with ``None``, clear) a user's quota overrides. Admin only."""
+    with system_session() as s:
+        _require_admin(s, acting_user_id)
+        result = s.execute(
+            update(User)
+            .where(col(User.id) == data.user_id)
+            .values(
+                quota_tokens_per_day=data.tokens_per_day,
+                quota_cost_per_month_usd=data.cost_per_month_usd,
+            )
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            raise NotFound("user")
+    log.info("quota override set by=%s for=%s", acting_user_id, data.user_id)

@@ -1,0 +1,51 @@
+"""What an Advisor process does once when it starts: ``boot(settings)``.
+
+Logging, the read-only guard, Sentry, ``alembic upgrade head``, the recovery sweep of runs left
+pending by a stopped process, forgetting stale sign-in addresses, removing export files prepared
+for sessions of an earlier process, the provider router and the prompt atoms. The web server calls
+it from ``streamlit_app.py``'s lifespan hook, before it accepts a connection; the page router
+(``ui/page_router.py``) calls it on every run too, which is how ``AppTest`` (no lifespan) and a
+server whose first boot failed (the database was down) get booted.
+
+``boot`` is idempotent: once it has succeeded for a database URL, later calls return at once. A
+boot that failed is tried again by the next call. The guard is installed right after logging, so
+it is on for the rest of the boot, and it stays on when a later step fails.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from core import db, guard
+from core.accounts import forget_stale_signin_addresses
+from core.atoms import app_atoms
+from core.chat import recover_stale_runs
+from core.error_reports import init_sentry
+from core.export_files import exports_dir, remove_export_files
+from core.log_setup import setup_logging
+from core.providers.router import build_router
+from core.settings import Settings
+
+__all__ = ["boot"]
+
+_lock = threading.Lock()
+_booted: dict[str, str] = {}  # database URL -> its schema revision after a successful boot
+
+
+def boot(settings: Settings) -> str:
+    """Start the process for ``settings`` (once per database URL); returns the schema revision."""
+    with _lock:
+        revision = _booted.get(settings.database_url)
+        if revision is not None:
+            return revision
+        setup_logging(settings)
+        guard.install_guard(settings)
+        init_sentry(settings)
+        revision = db.migrate(settings.database_url) if settings.migrate_on_start else db.current_revision() or ""
+        recover_stale_runs()  # runs left pending by a process that stopped mid-answer
+        forget_stale_signin_addresses()  # kept only while they serve (ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS)
+        remove_export_files(exports_dir(settings))  # prepared for sessions of an earlier process
+        build_router(settings)  # SDK clients built (and imported) once, before the first turn
+        app_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
+        _booted[settings.database_url] = revision
+        return revision
