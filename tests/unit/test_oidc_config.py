@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import threading
+import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -211,3 +213,30 @@ def test_a_reachable_provider_gives_its_endpoints(tmp_path: Path, caplog: pytest
         endpoints = oidc_endpoints_at_start(_settings("oidc"), oidc_auth_section(metadata_url=idp.metadata_url))
     assert endpoints == (Endpoint("127.0.0.1", int(idp.url.rsplit(":", 1)[1])),)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# ------------------------------------------------------------------------------------------------
+# the documented examples
+# ------------------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_examples_are_complete_sections() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[auth]" in b]
+    assert len(blocks) >= 2  # a generic provider, and the laptop try-out
+    for block in blocks:
+        parsed = tomllib.loads(block)
+        assert parsed["auth_mode"] == "oidc"  # above the table, so Advisor's settings read it
+        assert set(parsed["auth"]) == set(oidc_config.REQUIRED_KEYS)
+        assert oidc_config_problem(parsed["auth"]) is None
+
+
+def test_secrets_example_uncommented_is_a_complete_section_with_settings_outside_it() -> None:
+    example = (ROOT / ".streamlit" / "secrets.toml.example").read_text(encoding="utf-8")
+    uncommented = "\n".join(
+        line[2:] if re.match(r"# (\[auth\]|\w+ = )", line) else line for line in example.splitlines()
+    )
+    parsed = tomllib.loads(uncommented)
+    assert parsed["auth_mode"] == "local" and "database_url" in parsed  # settings stay top-level
+    assert set(parsed["auth"]) == set(oidc_config.REQUIRED_KEYS)
