@@ -5,7 +5,8 @@ the page script ``ui/page_router.py`` (settings, sign-in gate, navigation) and a
 process concerns, each delegating to ``core/`` or ``ui/``:
 
 * settings are read when the server imports this module: invalid ones stop the start with one line.
-* ``lifespan``: before the server accepts its first connection, ``core.startup.boot`` installs the
+* ``lifespan``: before the server accepts its first connection, ``core.startup.boot`` checks the
+  single sign-on configuration (OIDC mode; one clear line when it cannot work), installs the
   read-only guard and boots the process (migrations, recovery sweep, providers, atoms). A boot that
   fails (a database that is down) is logged with a reference and tried again by the page router on
   the next page view, which shows visitors that reference meanwhile.
@@ -33,6 +34,7 @@ from core.origins import websocket_origin_allowed
 from core.request_context import request_context
 from core.settings import Settings, SettingsError, get_settings
 from core.startup import boot
+from ui.auth_view import auth_secrets
 from ui.frame import report_uncaught_error
 
 PAGE_ROUTER = Path(__file__).resolve().parent / "ui" / "page_router.py"
@@ -52,7 +54,7 @@ def start_process(settings: Settings) -> None:
     """Boot the process; a failed boot is logged with a reference and left to the page router."""
     with request_context(page="start"):
         try:
-            boot(settings)
+            boot(settings, auth_section=auth_secrets())
         except Exception as exc:  # e.g. the database is down: visitors see a reference until it is back
             log_exception(exc, where="start")
 

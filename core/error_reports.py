@@ -11,6 +11,13 @@ default list, and with ``before_send`` / ``before_send_transaction`` / ``before_
 that apply ``core.redaction.redact_value`` to every string of every event (message, exception
 values, breadcrumbs, extra, contexts, tags, frames) — claim C9. Every event carries the
 ``request_id`` and ``page`` tags bound by ``core.request_context``.
+
+Only errors go to Sentry (claim C25): release-health session tracking is off (the SDK's Starlette
+integration would otherwise count every HTTP request of the Streamlit server as a session and send
+the aggregates every minute), and the same hooks replace every IPv4 / IPv6 address, with its port,
+by ``[ip]`` (``core.redaction.scrub_addresses``): Uvicorn's access lines ("127.0.0.1:54321 - GET
+...") become breadcrumbs, and a request's URL or headers can name a client's address. The
+request's client address itself (``request.env.REMOTE_ADDR``) and ``user.ip_address`` are dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from core.redaction import redact, redact_value, register_settings_secrets
+from core.redaction import redact_value, register_settings_secrets
 from core.request_context import current_request_id, current_tags, new_request_id, request_context
 
 if TYPE_CHECKING:
@@ -63,18 +70,22 @@ def _tags_now(event: dict[str, Any]) -> None:
 def _before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
     _tags_now(event)
     request = event.get("request")
-    if isinstance(request, dict):  # never ship request bodies or cookies
-        for key in ("data", "cookies"):
+    if isinstance(request, dict):  # never ship request bodies, cookies or the client's address
+        for key in ("data", "cookies", "env"):
             request.pop(key, None)
-    redacted: dict[str, Any] = redact_value(event)
+    user = event.get("user")
+    if isinstance(user, dict):
+        user.pop("ip_address", None)
+    redacted: dict[str, Any] = redact_value(event, addresses=True)
     return redacted
 
 
 def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    redacted: dict[str, Any] = redact_value({k: v if _jsonish(v) else repr(v) for k, v in crumb.items()})
-    data = redacted.get("data")
+    readable = {k: v if _jsonish(v) else repr(v) for k, v in crumb.items()}
+    data = readable.get("data")
     if isinstance(data, dict):
-        redacted["data"] = {k: v if _jsonish(v) else redact(repr(v)) for k, v in data.items()}
+        readable["data"] = {k: v if _jsonish(v) else repr(v) for k, v in data.items()}
+    redacted: dict[str, Any] = redact_value(readable, addresses=True)
     return redacted
 
 
@@ -86,7 +97,8 @@ def init_sentry(settings: Settings, transport: Transport | None = None) -> bool:
     """Start Sentry when ``settings.sentry_dsn`` is set; returns whether it is on.
 
     Options: no PII (``send_default_pii`` left unset, which Sentry 2.75 treats as ``False``
-    without its deprecation warning), ``include_local_variables=False``, an ``EventScrubber`` with
+    without its deprecation warning), ``auto_session_tracking=False`` (no release-health
+    sessions: errors only), ``include_local_variables=False``, an ``EventScrubber`` with
     ``SENTRY_DENYLIST`` (recursive), redaction hooks on events, transactions and breadcrumbs,
     ``request_id`` / ``page`` tags read at send time, ``traces_sample_rate``, ``environment`` and
     ``release`` (``advisor@<core.__version__>``). Logging integration: records become breadcrumbs
@@ -111,6 +123,7 @@ def init_sentry(settings: Settings, transport: Transport | None = None) -> bool:
         release=f"advisor@{core.__version__}",
         environment=settings.sentry_environment,
         traces_sample_rate=settings.sentry_traces_sample_rate,
+        auto_session_tracking=False,
         include_local_variables=False,
         max_request_body_size="never",
         event_scrubber=EventScrubber(denylist=denylist, recursive=True),

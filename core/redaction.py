@@ -16,7 +16,10 @@ Where it is applied:
   see the redacted text);
 * ``redact_value`` redacts every string of a nested structure: Sentry's ``before_send`` /
   ``before_send_transaction`` / ``before_breadcrumb`` hooks (``core.error_reports``) apply it to
-  every event (message, exception values, breadcrumbs, extra, contexts, tags, frames).
+  every event (message, exception values, breadcrumbs, extra, contexts, tags, frames), with
+  ``addresses=True``: there ``scrub_addresses`` also replaces every IPv4 and IPv6 address (with its
+  port, if any) by ``[ip]``, so a client's address (Uvicorn's access lines "127.0.0.1:54321 - GET
+  ...", a request's URL or headers) never reaches Sentry (claim C25). The local logs keep addresses.
 
 Limits: redaction is pattern based. A secret that has no recognisable shape, is not registered and
 is not next to a secret-like key name (say, a password pasted alone into a chat message) is not
@@ -27,6 +30,7 @@ accepted (e.g. ``token: 120`` in a log line loses the ``120``).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import re
 import threading
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = [
+    "ADDRESS_MASK",
     "REDACTED",
     "STANDARD_RECORD_ATTRS",
     "RedactingFilter",
@@ -47,9 +52,11 @@ __all__ = [
     "redact_value",
     "register_secrets",
     "register_settings_secrets",
+    "scrub_addresses",
 ]
 
 REDACTED: Final = "[REDACTED]"
+ADDRESS_MASK: Final = "[ip]"
 _MIN_SECRET_LEN: Final = 6
 _secrets_lock = threading.Lock()
 _secret_values: set[str] = set()
@@ -182,20 +189,49 @@ def redact(text: str) -> str:
     return text
 
 
-def redact_value(value: Any, _depth: int = 0) -> Any:
-    """``redact`` applied to every string inside nested dicts, lists and tuples (keys included)."""
+# candidates, each confirmed by ``ipaddress`` (so "08:52:29" or "1.2.3" is never touched): an IPv6
+# address, optionally in brackets, then an IPv4 one; either with an optional ":port"
+_IPV6_CANDIDATE: Final = re.compile(
+    r"(?<![\w:.\[])(?P<open>\[)?(?P<ip>[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+    r"(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?)(?:%\w+(?:\.\w+)*)?(?(open)\](?::\d{1,5})?)(?![\w:]|\.\d)"
+)
+_IPV4_CANDIDATE: Final = re.compile(r"(?<![\w.])(?P<ip>(?:\d{1,3}\.){3}\d{1,3})(?::\d{1,5})?(?!\w|\.\d)")
+
+
+def _mask_if_address(match: re.Match[str]) -> str:
+    candidate = match.group("ip")
+    if not any(ch.isalnum() for ch in candidate):  # a bare "::" in prose
+        return match.group(0)
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        return match.group(0)
+    return ADDRESS_MASK
+
+
+def scrub_addresses(text: str) -> str:
+    """Replace every IPv4 and IPv6 address in ``text`` (with its port, if any) by ``[ip]``."""
+    if not text or (":" not in text and "." not in text):
+        return text
+    return _IPV4_CANDIDATE.sub(_mask_if_address, _IPV6_CANDIDATE.sub(_mask_if_address, text))
+
+
+def redact_value(value: Any, *, addresses: bool = False, _depth: int = 0) -> Any:
+    """``redact`` applied to every string inside nested dicts, lists and tuples (keys included);
+    with ``addresses``, ``scrub_addresses`` too."""
     if isinstance(value, str):
-        return redact(value)
+        return scrub_addresses(redact(value)) if addresses else redact(value)
     if _depth > 64:
         return value
     if isinstance(value, dict):
         return {
-            (redact(k) if isinstance(k, str) else k): redact_value(v, _depth + 1) for k, v in value.items()
+            redact_value(k, addresses=addresses): redact_value(v, addresses=addresses, _depth=_depth + 1)
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [redact_value(v, _depth + 1) for v in value]
+        return [redact_value(v, addresses=addresses, _depth=_depth + 1) for v in value]
     if isinstance(value, tuple):
-        return tuple(redact_value(v, _depth + 1) for v in value)
+        return tuple(redact_value(v, addresses=addresses, _depth=_depth + 1) for v in value)
     return value
 
 

@@ -1,11 +1,13 @@
 """What an Advisor process does once when it starts: ``boot(settings)``.
 
-Logging, the read-only guard, Sentry, ``alembic upgrade head``, the recovery sweep of runs left
+Logging, the single sign-on check (OIDC mode: one clear line when Streamlit's ``[auth]`` section
+cannot work, else the provider's endpoints join the guard's allow-list; ``core.oidc_config``), the
+read-only guard, Sentry, ``alembic upgrade head``, the recovery sweep of runs left
 pending by a stopped process, forgetting stale sign-in addresses, removing export files prepared
-for sessions of an earlier process, the provider router and the prompt atoms. The web server calls
-it from ``streamlit_app.py``'s lifespan hook, before it accepts a connection; the page router
-(``ui/page_router.py``) calls it on every run too, which is how ``AppTest`` (no lifespan) and a
-server whose first boot failed (the database was down) get booted.
+for sessions of an earlier process, the provider router and the prompt
+atoms. The web server calls it from ``streamlit_app.py``'s lifespan hook, before it accepts a
+connection; the page router (``ui/page_router.py``) calls it on every run too, which is how
+``AppTest`` (no lifespan) and a server whose first boot failed (the database was down) get booted.
 
 ``boot`` is idempotent: once it has succeeded for a database URL, later calls return at once. A
 boot that failed is tried again by the next call. The guard is installed right after logging, so
@@ -15,6 +17,7 @@ it is on for the rest of the boot, and it stays on when a later step fails.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from core import db, guard
 from core.accounts import forget_stale_signin_addresses
@@ -23,6 +26,7 @@ from core.chat import recover_stale_runs
 from core.error_reports import init_sentry
 from core.export_files import exports_dir, remove_export_files
 from core.log_setup import setup_logging
+from core.oidc_config import oidc_endpoints_at_start
 from core.providers.router import build_router
 from core.settings import Settings
 
@@ -32,14 +36,17 @@ _lock = threading.Lock()
 _booted: dict[str, str] = {}  # database URL -> its schema revision after a successful boot
 
 
-def boot(settings: Settings) -> str:
-    """Start the process for ``settings`` (once per database URL); returns the schema revision."""
+def boot(settings: Settings, *, auth_section: Mapping[str, object] | None = None) -> str:
+    """Start the process for ``settings`` (once per database URL); returns the schema revision.
+
+    ``auth_section``: the ``[auth]`` section of Streamlit's secrets (``ui.auth_view.auth_secrets``),
+    read in OIDC mode only."""
     with _lock:
         revision = _booted.get(settings.database_url)
         if revision is not None:
             return revision
         setup_logging(settings)
-        guard.install_guard(settings)
+        guard.install_guard(settings, extra_allowed=oidc_endpoints_at_start(settings, auth_section))
         init_sentry(settings)
         revision = db.migrate(settings.database_url) if settings.migrate_on_start else db.current_revision() or ""
         recover_stale_runs()  # runs left pending by a process that stopped mid-answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,20 @@ from models import AgentRun, Conversation, SigninAddress, User, UserProfile, Vib
 
 def random_email() -> str:
     return f"user-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def oidc_auth_section(
+    *, metadata_url: str = "http://127.0.0.1:9/.well-known/openid-configuration", app_url: str = "http://localhost:8501"
+) -> dict[str, str]:
+    """A complete ``[auth]`` secrets section for ``st.login`` (random client secret and cookie secret).
+    The default provider address is a closed loopback port: nothing answers there."""
+    return {
+        "redirect_uri": f"{app_url}/oauth2callback",
+        "cookie_secret": secrets.token_hex(32),
+        "client_id": "advisor-test",
+        "client_secret": secrets.token_urlsafe(24),
+        "server_metadata_url": metadata_url,
+    }
 
 
 def make_user(*, email: str | None = None, is_admin: bool = False) -> uuid.UUID:

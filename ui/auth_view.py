@@ -4,11 +4,15 @@ Local mode keeps the signed-in user in ``st.session_state`` (re-checked against 
 every run, so a deleted account or a revoked admin takes effect at once). OIDC mode trusts
 Streamlit's ``st.user`` (its signed identity cookie) and maps it to a user row once per session.
 Signing out clears the whole session state (and, in OIDC mode, the identity cookie).
+
+OIDC mode reads Streamlit's ``[auth]`` secrets section (``auth_secrets``): when it cannot work
+(``core.oidc_config``), the sign-in view says what is missing instead of offering a button that fails.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import streamlit as st
@@ -16,6 +20,7 @@ from pydantic import ValidationError
 
 from core import accounts, limits
 from core.limits import LimitExceeded
+from core.oidc_config import oidc_config_problem
 from core.settings import Settings, get_settings
 from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, field_errors
 from ui.frame import SignedInUser, guarded, set_signed_in_user, signed_in_user
@@ -26,7 +31,14 @@ OIDC_IDENTITY_KEY = "advisor_oidc_identity"
 AUTH_ERROR_KEY = "advisor_auth_error"
 SIGNED_OUT_NOTICE_KEY = "advisor_signed_out_notice"
 
-__all__ = ["AccountDeletedNotice", "render_account_box", "render_sign_in", "resolve_user", "sign_out"]
+__all__ = [
+    "AccountDeletedNotice",
+    "auth_secrets",
+    "render_account_box",
+    "render_sign_in",
+    "resolve_user",
+    "sign_out",
+]
 
 
 @dataclass(frozen=True)
@@ -204,16 +216,30 @@ def _sign_up_form() -> None:
     st.rerun()
 
 
+def auth_secrets() -> Mapping[str, object] | None:
+    """The ``[auth]`` section of Streamlit's secrets, or None (no section, or no secrets at all)."""
+    try:
+        section = st.secrets.get("auth")
+    except FileNotFoundError:  # no secrets file, or one that cannot be read
+        return None
+    return section if isinstance(section, Mapping) else None
+
+
 def _oidc_view() -> None:
+    problem = oidc_config_problem(auth_secrets())
+    if problem is not None:
+        st.error(
+            "Sign-in is unavailable: single sign-on is not set up yet. An administrator needs to fix "
+            f"this: {literal(problem)}",
+            icon=":material/settings_alert:",
+        )
+        return
     st.write("Advisor uses your organisation's single sign-on. Sign in to continue.")
     error = st.session_state.get(AUTH_ERROR_KEY)
     if isinstance(error, str):
         st.error(error, icon=":material/error:")
     if st.button("Sign in with your identity provider", type="primary", key="oidc_login"):
-        try:
-            st.login()
-        except Exception:  # missing [auth] section or authlib: a configuration problem
-            st.error("Single sign-on is not configured: add an [auth] section to .streamlit/secrets.toml.")
+        st.login()
 
 
 def render_sign_in() -> None:
@@ -236,10 +262,15 @@ def render_sign_in() -> None:
 
 def sign_out() -> None:
     """End this session's sign-in: the whole session state and, in OIDC mode, the identity cookie
-    (else the gate would sign the same identity straight back in; ``st.logout`` starts a new session)."""
+    (else the gate would sign the same identity straight back in).
+
+    In OIDC mode ``st.logout`` sends the browser to Streamlit's ``/auth/logout`` (which clears the
+    cookie, then the provider's end-session page) and this run stops there: a rerun would drop that
+    queued redirect before it reached the browser, leaving the cookie in place."""
     st.session_state.clear()
     if get_settings().auth_mode == "oidc":
         st.logout()
+        st.stop()
 
 
 def render_account_box(user: SignedInUser) -> None:

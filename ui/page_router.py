@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.settings import Settings, SettingsError, get_settings
 from core.startup import boot
-from ui.auth_view import render_account_box, render_sign_in, resolve_user
+from ui.auth_view import auth_secrets, render_account_box, render_sign_in, resolve_user
 from ui.frame import guarded
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
@@ -37,7 +37,7 @@ settings = load_settings()
 
 booted = False
 with guarded("boot"):  # e.g. the database is unreachable: a reference id, never a traceback
-    boot(settings)
+    boot(settings, auth_section=auth_secrets())
     booted = True
 if not booted:
     st.stop()

@@ -30,7 +30,7 @@ def test_a_failed_boot_is_tried_again_and_the_guard_was_installed_before(monkeyp
     calls: list[str] = []
     real_migrate = core_db.migrate
 
-    def install_guard(_settings: object) -> None:
+    def install_guard(_settings: object, **_options: object) -> None:
         calls.append("guard")
 
     def migrate(url: str | None = None) -> str:

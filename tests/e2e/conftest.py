@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import _pg_url, create_pg_database, drop_pg_database
+from tests.stubs.oidc_provider import OidcProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -324,3 +327,97 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     text = "\n".join(lines)
     print(text)  # the paths must be visible in the terminal too
     report.sections.append(("e2e screenshots", text))
+
+
+# ------------------------------------------------------------------------------------------------
+# single sign-on: a real OpenID Connect provider, and the app in OIDC mode
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """``python -m oidc_provider_mock`` (tests/stubs/oidc_provider.py) on a free loopback port, once
+    per test session; each test registers its own client and identities."""
+    with OidcProvider.start(tmp_path_factory.mktemp("oidc") / "oidc_provider.log") as idp:
+        yield idp
+
+
+def write_auth_secrets(path: Path, auth: dict[str, str] | None) -> Path:
+    """A Streamlit secrets file holding ``auth`` as its ``[auth]`` section (no section for None)."""
+    lines = ["# written by tests/e2e/conftest.py"]
+    if auth is not None:
+        lines.append("[auth]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in auth.items())
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@contextmanager
+def running_oidc_app(
+    pg_template: str, base: Path, auth: Callable[[str], dict[str, str] | None]
+) -> Iterator[AppServer]:
+    """``streamlit run streamlit_app.py`` in OIDC mode (guard enforced, fresh PostgreSQL database,
+    offline demo provider) with ``auth(app_url)`` as its only secrets. The app is reached as
+    ``http://localhost:<port>``, the host of its redirect URI, so the identity cookie the callback sets
+    is sent on every later request."""
+    data_dir = base / "data"
+    data_dir.mkdir(parents=True)
+    port = free_port()
+    url = f"http://localhost:{port}"
+    secrets = write_auth_secrets(base / "secrets.toml", auth(url))
+    database = create_pg_database(template=pg_template)
+    env = {
+        "ADVISOR_DATABASE_URL": _pg_url(database),
+        "ADVISOR_DATA_DIR": str(data_dir),
+        "ADVISOR_GUARD": "enforce",
+        "ADVISOR_LOG_LEVEL": "INFO",
+        "ADVISOR_AUTH_MODE": "oidc",
+        "STREAMLIT_SECRETS_FILES": str(secrets),
+    }
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        proc, loopback_url, log = launch_app(env, base, port=port)
+        wait_http_ok(f"{loopback_url}/_stcore/health", proc, log, "streamlit run streamlit_app.py (OIDC mode)")
+        server = AppServer(url=url, database=database, data_dir=data_dir, log=log, proc=proc)
+        yield server
+        if proc.poll() is not None:
+            pytest.fail(f"the Streamlit server died during the tests:\n{server.output()}")
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        drop_pg_database(database)
+
+
+@pytest.fixture(scope="module")
+def oidc_app_server(
+    pg_template: str, oidc_provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
+    """The app in OIDC mode, registered at ``oidc_provider`` as a confidential client."""
+
+    def auth(app_url: str) -> dict[str, str]:
+        client = oidc_provider.register_client(f"{app_url}/oauth2callback")
+        return {
+            "redirect_uri": client.redirect_uri,
+            "cookie_secret": secrets.token_hex(32),
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "server_metadata_url": oidc_provider.metadata_url,
+        }
+
+    with running_oidc_app(pg_template, tmp_path_factory.mktemp("oidc-app"), auth) as server:
+        yield server
+
+
+@pytest.fixture
+def oidc_session(
+    browser: Any, oidc_app_server: AppServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    """A fresh browser context (no cookies) on the OIDC-mode app; screenshots under tmp_path."""
+    from tests.e2e.helpers import BrowserSession
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        bs = BrowserSession(context.new_page(), oidc_app_server.url, tmp_path / "screenshots")
+        request.node.e2e_session = bs  # the failure hook screenshots it
+        request.node.e2e_server = oidc_app_server
+        yield bs
+    finally:
+        context.close()

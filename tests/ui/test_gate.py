@@ -12,7 +12,7 @@ from core import accounts
 from core.db import system_session
 from models import User
 from models.schemas import SignUpIn
-from tests.factories import random_email
+from tests.factories import oidc_auth_section, random_email
 from tests.ui.conftest import PAGE_ROUTER, ROOT, TIMEOUT, click_entry, new_app_test, page_file, run_entry
 from ui.frame import SESSION_USER_KEY, SignedInUser
 
@@ -227,6 +227,7 @@ def test_password_not_in_logs(app, caplog) -> None:
 # ------------------------------------------------------------------------------------------------
 def _oidc_app(user: dict[str, object]) -> AppTest:
     at = new_app_test()
+    at.secrets["auth"] = oidc_auth_section()  # a complete [auth] section: the sign-in button is offered
     at.user = user
     return at.run()
 
@@ -258,8 +259,9 @@ def test_oidc_creates_and_reuses_the_user_row(oidc) -> None:
     with system_session() as s:
         assert len(s.exec(select(User).where(User.email == email)).all()) == 1
 
-    click_entry(again, "sign_out")  # st.logout(): st.user is logged out
-    assert again.user.get("is_logged_in") is False
+    click_entry(again, "sign_out")  # st.logout(): st.user is logged out, the run stops at the redirect
+    assert again.user.get("is_logged_in") is False and not again.exception
+    run_entry(again)  # the browser's next run, back from /auth/logout
     assert not _is_signed_in(again) and [t.value for t in again.title] == ["Advisor"]
     assert [b.key for b in again.button] == ["oidc_login"]
 

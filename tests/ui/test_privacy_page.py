@@ -149,13 +149,14 @@ def test_oidc_account_deletion_also_signs_out_of_the_identity(app, set_env):
 
     from core.db import system_session
     from models import User
-    from tests.factories import random_email
+    from tests.factories import oidc_auth_section, random_email
     from tests.ui.conftest import new_app_test
 
     set_env(AUTH_MODE="oidc")
     app(signed_in=False)  # migrates the database
     email = random_email()
     at = new_app_test()
+    at.secrets["auth"] = oidc_auth_section()  # a complete [auth] section: the sign-in button is offered
     at.user = {"is_logged_in": True, "email": email, "sub": "oidc-delete-1", "email_verified": True}
     at.run()
     user = at.session_state[SESSION_USER_KEY]
