@@ -19,6 +19,7 @@ from pydantic_settings import (
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN_PROVIDERS = ("openai", "anthropic", "demo")
+HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")  # an image host: ASCII (punycode)
 
 
 class SettingsError(RuntimeError):
@@ -67,6 +68,11 @@ class Settings(BaseSettings):
     # chat
     max_message_chars: int = Field(default=8000, ge=1, le=100_000)
     history_turns_in_prompt: int = Field(default=20, ge=0, le=500)
+    # where images in answers may load from: comma-separated ``host`` (default port) or
+    # ``host:port`` entries; empty: no remote image loads (core.safe_markdown)
+    allowed_image_hosts: str = ""
+    # largest ``data:`` image (decoded bytes) an answer may show inline
+    max_data_image_bytes: int = Field(default=100_000, ge=0, le=10_000_000)
 
     # limits
     chat_turns_per_minute: int = Field(default=20, ge=1, le=10_000)
@@ -118,6 +124,18 @@ class Settings(BaseSettings):
             raise ValueError("a provider is listed twice")
         return ",".join(names)
 
+    @field_validator("allowed_image_hosts")
+    @classmethod
+    def _check_image_hosts(cls, value: str) -> str:
+        entries = [h.strip().lower() for h in value.split(",") if h.strip()]
+        for entry in entries:
+            host, _, port = entry.partition(":")
+            if not host or not all(ch in HOST_CHARS for ch in host) or (
+                port and not (port.isdigit() and 0 < int(port) < 65536)
+            ):
+                raise ValueError(f"{entry!r} is not host or host:port (no scheme, path or wildcard)")
+        return ",".join(entries)
+
     @field_validator("openai_base_url", "anthropic_base_url", "redis_url")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
@@ -147,6 +165,11 @@ class Settings(BaseSettings):
         if self.anthropic_api_key is not None or self.anthropic_base_url:
             configured.append("anthropic")
         return configured or ["demo"]
+
+    @property
+    def image_hosts(self) -> frozenset[str]:
+        """``ADVISOR_ALLOWED_IMAGE_HOSTS`` as a set of lower-case ``host`` / ``host:port`` entries."""
+        return frozenset(self.allowed_image_hosts.split(",")) - {""}
 
     @property
     def is_postgres(self) -> bool:

@@ -10,17 +10,20 @@ When Chromium cannot be found the e2e tests FAIL saying so; they are never skipp
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +147,33 @@ class AppServer:
         return _tail(self.log, 20000)
 
 
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+@dataclass
+class PixelServer:
+    """A loopback HTTP server that answers every GET with a 1×1 PNG and records the paths asked for:
+    the "other host" a page must not contact."""
+
+    host_port: str
+    requests: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host_port}"
+
+    def seen(self) -> list[str]:
+        with self.lock:
+            return list(self.requests)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+
 # ------------------------------------------------------------------------------------------------
 # fixtures
 # ------------------------------------------------------------------------------------------------
@@ -200,6 +230,42 @@ def provider_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider
         stop_process(proc)
 
 
+@pytest.fixture(scope="module")
+def pixel_server() -> Iterator[PixelServer]:
+    """A ``PixelServer`` on a free loopback port, for the tests of a module."""
+    box: list[PixelServer] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            with box[0].lock:
+                box[0].requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(PNG_1X1)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(PNG_1X1)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    box.append(PixelServer(host_port=f"127.0.0.1:{httpd.server_address[1]}"))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield box[0]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def app_extra_env() -> dict[str, str]:
+    """More environment for a module's app server (``ADVISOR_*`` settings); a module overrides it."""
+    return {}
+
+
 def launch_app(
     env_overrides: dict[str, str], base: Path, *, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
@@ -236,7 +302,10 @@ def launch_app(
 
 @pytest.fixture(scope="module")
 def app_server(
-    pg_template: str, provider_stub: ProviderStub, tmp_path_factory: pytest.TempPathFactory
+    pg_template: str,
+    provider_stub: ProviderStub,
+    tmp_path_factory: pytest.TempPathFactory,
+    app_extra_env: dict[str, str],
 ) -> Iterator[AppServer]:
     """``streamlit run streamlit_app.py`` on a free port, a fresh PostgreSQL database, guard enforced."""
     base = tmp_path_factory.mktemp("app")
@@ -253,6 +322,7 @@ def app_server(
         "ADVISOR_DATA_DIR": str(data_dir),
         "ADVISOR_GUARD": "enforce",
         "ADVISOR_LOG_LEVEL": "INFO",
+        **app_extra_env,
     }
     proc: subprocess.Popen[bytes] | None = None
     try:
@@ -270,7 +340,11 @@ def app_server(
 
 @pytest.fixture
 def session(browser: Any, app_server: AppServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser context (no cookies, no session) on the app; screenshots under tmp_path."""
+    """A fresh browser context (no cookies, no session) on the app; screenshots under tmp_path.
+
+    The test fails when any page it opened violated the app's Content-Security-Policy (a test that
+    provokes a violation on purpose takes it with ``BrowserSession.take_csp_violations``).
+    """
     from tests.e2e.helpers import BrowserSession
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
@@ -279,6 +353,9 @@ def session(browser: Any, app_server: AppServer, tmp_path: Path, request: pytest
         request.node.e2e_session = bs  # the failure hook below screenshots it
         request.node.e2e_server = app_server
         yield bs
+        violations = bs.take_csp_violations()
+        if violations:
+            pytest.fail("the pages violated the Content-Security-Policy:\n" + "\n".join(violations))
     finally:
         context.close()
 

@@ -1,11 +1,11 @@
-"""SECURITY.md names, for each promise C1–C21, the tests that prove it; this checks the map is true.
+"""SECURITY.md names, for each promise C1–C22, the tests that prove it; this checks the map is true.
 
 The format of SECURITY.md's map (keep both sides in step):
 
 * The map is the Markdown table between the lines ``<!-- claims:start -->`` and
   ``<!-- claims:end -->``. Its header row is ``| id | promise | status | proven by |``.
 * One row per promise: ``| C<n> | <promise in plain words> | <status> | <proven by> |``.
-  Every promise C1 … C21 appears exactly once. A promise contains no ``|``.
+  Every promise C1 … C22 appears exactly once. A promise contains no ``|``.
 * ``status`` is exactly ``enforced`` or ``not yet proven``.
 * ``proven by`` lists tests in backticks: ``tests/<path>.py::<test_name>`` or
   ``tests/<path>.py::<TestClass>::<test_name>`` (no parametrize ids), separated by ``<br>``; free
@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SECURITY_MD = ROOT / "SECURITY.md"
-CLAIM_IDS = [f"C{n}" for n in range(1, 22)]
+CLAIM_IDS = [f"C{n}" for n in range(1, 23)]
 STATUSES = ("enforced", "not yet proven")
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
 ROW = re.compile(r"^\|\s*(C\d+)\s*\|(.*)\|\s*$")
@@ -65,7 +65,7 @@ def parse_claims(text: str) -> tuple[dict[str, tuple[str, str, list[str]]], list
         if claim_id in claims:
             problems.append(f"{claim_id} is listed twice")
         if claim_id not in CLAIM_IDS:
-            problems.append(f"{claim_id} is not a known promise (C1–C21)")
+            problems.append(f"{claim_id} is not a known promise (C1–C22)")
         if status not in STATUSES:
             problems.append(f"{claim_id}: status {status!r} is not one of {STATUSES}")
         if not promise:
