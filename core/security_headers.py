@@ -8,8 +8,8 @@ downloads), these headers, replacing any of the same name a route set:
   of answers: even if a page showed an ``<img>`` pointing elsewhere, the browser would not fetch it.
 
   - ``default-src 'self'``: anything not named below loads from the app's own origin only. Workers
-    fall back to ``script-src``: from the app's origin, never from ``blob:`` (the Streamlit elements
-    that start ``blob:`` workers, maps and graphviz, are not used).
+    fall back to ``script-src``: from the app's origin, never from ``blob:``. The app's pages start no
+    ``blob:`` worker (Streamlit's maps and graphviz charts would; the app shows neither).
   - ``script-src 'self' 'sha256-…' 'wasm-unsafe-eval'``: the app's own bundles, and the one inline
     script of Streamlit's page shell (``index.html``) by the hash of its text, computed at start from
     the installed Streamlit (``streamlit_shell_html``), so it follows a Streamlit upgrade. No
