@@ -1,10 +1,11 @@
 """What an Advisor process does once when it starts: ``boot(settings)``.
 
 Logging, the read-only guard, Sentry, ``alembic upgrade head``, the recovery sweep of runs left
-pending by a stopped process, forgetting stale sign-in addresses, the provider router and the prompt
-atoms. The web server calls it from ``streamlit_app.py``'s lifespan hook, before it accepts a
-connection; the page router (``ui/page_router.py``) calls it on every run too, which is how
-``AppTest`` (no lifespan) and a server whose first boot failed (the database was down) get booted.
+pending by a stopped process, forgetting stale sign-in addresses, removing export files prepared
+for sessions of an earlier process, the provider router and the prompt atoms. The web server calls
+it from ``streamlit_app.py``'s lifespan hook, before it accepts a connection; the page router
+(``ui/page_router.py``) calls it on every run too, which is how ``AppTest`` (no lifespan) and a
+server whose first boot failed (the database was down) get booted.
 
 ``boot`` is idempotent: once it has succeeded for a database URL, later calls return at once. A
 boot that failed is tried again by the next call. The guard is installed right after logging, so
@@ -20,6 +21,7 @@ from core.accounts import forget_stale_signin_addresses
 from core.atoms import app_atoms
 from core.chat import recover_stale_runs
 from core.error_reports import init_sentry
+from core.export_files import exports_dir, remove_export_files
 from core.log_setup import setup_logging
 from core.providers.router import build_router
 from core.settings import Settings
@@ -42,6 +44,7 @@ def boot(settings: Settings) -> str:
         revision = db.migrate(settings.database_url) if settings.migrate_on_start else db.current_revision() or ""
         recover_stale_runs()  # runs left pending by a process that stopped mid-answer
         forget_stale_signin_addresses()  # kept only while they serve (ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS)
+        remove_export_files(exports_dir(settings))  # prepared for sessions of an earlier process
         build_router(settings)  # SDK clients built (and imported) once, before the first turn
         app_atoms()  # prompt atoms loaded and validated at start: a malformed atom fails here, loudly
         _booted[settings.database_url] = revision

@@ -15,6 +15,7 @@ from core.analytics import AdminDashboard, Dashboard, FilterOptions, Filters, Kp
 from core.db import NotFound
 from core.limits import UsageSummary, usage_summary
 from ui.frame import page
+from ui.messages import render_answer
 from ui.text import literal
 
 PAGE_SIZE = 25
@@ -118,10 +119,7 @@ def _date_axis(fig: Any, buckets: pd.Series) -> Any:
 
 def usage_charts(series: pd.DataFrame, quality: pd.DataFrame, *, key: str) -> None:
     measure = st.radio("Measure", list(MEASURES), horizontal=True, key=f"{key}_measure")
-    data = series.assign(
-        tokens=series["input_tokens"] + series["cache_tokens"] + series["output_tokens"],
-        provider=series["provider"].fillna("(none)"),
-    )
+    data = series.assign(provider=series["provider"].fillna("(none)"))
     column = MEASURES[measure or "Runs"]
     fig = px.bar(data, x="bucket", y=column, color="provider", labels={"bucket": "", column: measure})
     st.plotly_chart(_date_axis(fig, data["bucket"]), key=f"{key}_usage")
@@ -224,7 +222,10 @@ def run_detail_view(user_id: uuid.UUID, run_id: uuid.UUID) -> None:
         st.markdown("**Your message**")
         st.text(run.user_message)
         st.markdown("**Answer**")
-        st.markdown(run.output or "_(no output)_")
+        if run.output:
+            render_answer(run.output)
+        else:
+            st.markdown("_(no output)_")
 
 
 def recent_runs_view(user_id: uuid.UUID, filters: Filters) -> None:

@@ -15,6 +15,7 @@ from models import AgentRun
 from models.schemas import ConversationIn, RenameIn, field_errors
 from ui.chat_view import agent_choices, meta_line
 from ui.frame import page
+from ui.messages import render_answer, render_user_text, stream_answer
 from ui.text import literal
 
 OPEN_KEY = "chat_open_conversation"
@@ -101,10 +102,10 @@ with page("chat") as user:
     run: AgentRun
     for run in past.runs:
         with st.chat_message("user"):
-            st.markdown(run.user_message)
+            render_user_text(run.user_message)
         with st.chat_message("assistant"):
             if run.output:
-                st.markdown(run.output)
+                render_answer(run.output)
             if run.status == "pending":
                 st.caption("Answer in progress…")
             elif run.status != "ok":
@@ -127,9 +128,9 @@ with page("chat") as user:
             else:
                 try:  # a rerun can arrive at any Streamlit call below: close() records the turn then
                     with st.chat_message("user"):
-                        st.markdown(text)
+                        render_user_text(text)
                     with st.chat_message("assistant"):
-                        st.write_stream(turn)
+                        stream_answer(turn)
                         result: TurnResult = turn.result
                         if result.status == "ok":
                             st.rerun()  # redraw from the database: sidebar counts, the new title

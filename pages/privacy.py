@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.privacy import LastAdmin, delete_user, export_file_name, export_user_data
+from core.deletion import LastAdmin, delete_user
+from core.export_files import EXPORT_FILE_LIFETIME, ExportFile, exports_dir, remove_export_files, write_export_file
 from ui.auth_view import SIGNED_OUT_NOTICE_KEY, AccountDeletedNotice, sign_out
 from ui.frame import page
 
-EXPORT_KEY = "privacy_export"  # (user id, file name, zip bytes) of the last prepared export
+EXPORT_KEY = "privacy_export"  # the ExportFile of the last prepared export: its path, never its bytes
 
 
 def human_size(size: int) -> str:
@@ -20,6 +21,12 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def forget_prepared_export() -> None:
+    prepared = st.session_state.pop(EXPORT_KEY, None)
+    if isinstance(prepared, ExportFile):
+        prepared.remove()
+
+
 with page("privacy") as user:
     st.title("Privacy")
 
@@ -29,30 +36,39 @@ with page("privacy") as user:
         "your conversations and every message and answer (as JSON Lines and as a CSV spreadsheet). "
         "README.txt inside explains each file and field."
     )
+    directory = exports_dir()
+    remove_export_files(directory, older_than=EXPORT_FILE_LIFETIME)
+    prepared = st.session_state.get(EXPORT_KEY)
+    if isinstance(prepared, ExportFile) and (prepared.user_id != user.id or not prepared.exists()):
+        forget_prepared_export()
+        if prepared.user_id == user.id:
+            st.caption("Your prepared export has expired. Prepare it again to download it.")
+        prepared = None
+
     if st.button("Prepare my export", icon=":material/archive:"):
+        forget_prepared_export()
         bar = st.progress(0.0, text="Collecting your data…")
 
         def show_progress(done: int, total: int) -> None:
             text = f"Collecting your data… {done:,} of {total:,} rows"
             bar.progress(done / total if total else 1.0, text=text)
 
-        data = export_user_data(user_id=user.id, progress=show_progress)
+        prepared = write_export_file(user_id=user.id, directory=directory, progress=show_progress)
         bar.empty()
-        st.session_state[EXPORT_KEY] = (user.id, export_file_name(), data)
+        st.session_state[EXPORT_KEY] = prepared
 
-    prepared = st.session_state.get(EXPORT_KEY)
-    if prepared is not None and prepared[0] == user.id:
-        _, file_name, data = prepared
+    if isinstance(prepared, ExportFile):
+        size = human_size(prepared.size)
         st.download_button(
-            f"Download {file_name} ({human_size(len(data))})",
-            data=data,
-            file_name=file_name,
+            f"Download {prepared.file_name} ({size})",
+            data=prepared.read,  # read from disk only when the user clicks
+            file_name=prepared.file_name,
             mime="application/zip",
             icon=":material/download:",
             on_click="ignore",
             type="primary",
         )
-        st.caption(f"{file_name} — {human_size(len(data))}")
+        st.caption(f"{prepared.file_name} — {size}")
 
     st.divider()
     st.subheader("Delete my account")
@@ -75,6 +91,7 @@ with page("privacy") as user:
                 st.error(exc.message, icon=":material/admin_panel_settings:")
                 st.stop()
             st.cache_data.clear()  # cached per-user queries of this user
+            forget_prepared_export()
             sign_out()  # in OIDC mode a new session: the receipt below is then not shown
             st.session_state[SIGNED_OUT_NOTICE_KEY] = AccountDeletedNotice(
                 total_rows=receipt.total_rows, row_counts=dict(receipt.row_counts), record_id=str(receipt.record_id)

@@ -13,15 +13,16 @@ were incomplete:
   $0 with no sign that the sum is incomplete. New column ``unknown_cost_runs``: runs that used
   tokens (input or output reported) but have no cost. The app says how many are left out.
 
-The function is rebuilt from migration 0006's builder (0004's with 0006's two fragments), with the
-two sums appended to every aggregate and the two columns added to the result. A function's result
-columns cannot change in place, so it is dropped and created again, with the same grants.
+The function is 0006's with the two sums appended to every aggregate and the two columns added to
+the result. A function's result columns cannot change in place, so it is dropped and created
+again, with the same grants. Its SQL as created here, and 0006's for the downgrade, are frozen in
+``migrations/sql/``: this migration imports no other one.
 
 The analytics read ``agent_runs`` through covering indexes (migration 0003: ``INCLUDE`` the
-figures' columns), so a page load is an index-only scan. Summing two more columns without them in
-the index turned the admin view into heap reads: 612 ms -> 1,410 ms on 1,000,000 runs. Both indexes
-are rebuilt with ``cached_input_tokens`` and ``cache_write_tokens`` included (inside the migration's
-transaction: writes to ``agent_runs`` wait while they build, 2.3 s for 1,000,000 runs here).
+figures' columns), so a page load is an index-only scan; summing two more columns without them in
+the index would turn the admin view into heap reads. Both indexes are rebuilt with
+``cached_input_tokens`` and ``cache_write_tokens`` included (inside the migration's transaction:
+writes to ``agent_runs`` wait while they build).
 
 Downgrade restores 0006's function and 0003's indexes. SQLite has no functions or included
 columns: nothing to do there.
@@ -29,10 +30,8 @@ columns: nothing to do there.
 Revision ID: 0007
 Revises: 0006
 """
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 from alembic import op
 
@@ -41,67 +40,45 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-EXTRA_SUMS = """,
-                   coalesce(sum(coalesce(r.cached_input_tokens, 0) + coalesce(r.cache_write_tokens, 0)), 0)::bigint
-                       AS cache_tokens,
-                   (count(*) FILTER (WHERE r.cost_usd IS NULL
-                                     AND (r.input_tokens IS NOT NULL OR r.output_tokens IS NOT NULL)))::bigint
-                       AS unknown_cost_runs"""
-RESULT_0006 = "errors bigint, fallbacks bigint,"
-RESULT = "errors bigint, fallbacks bigint, cache_tokens bigint, unknown_cost_runs bigint,"
-SELECT_0006 = "f.fallbacks, f.latency_p50"
-SELECT = "f.fallbacks, f.cache_tokens, f.unknown_cost_runs, f.latency_p50"
-
-
+APP_ROLE = "advisor_app"
+ARG_TYPES = "timestamptz, text, timestamptz, timestamptz, text[], text[], text[]"
+SQL = Path(__file__).resolve().parent.parent / "sql"
+# the INCLUDE columns of 0003's two covering indexes, as 0003 created them
+STATS_COLUMNS = [
+    "provider", "model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "ttft_ms",
+    "fallback_from",
+]
+USER_INCLUDE = ["conversation_id", *STATS_COLUMNS]
+RANGE_INCLUDE = ["user_id", *STATS_COLUMNS]
 CACHE_COLUMNS = ["cached_input_tokens", "cache_write_tokens"]
-
-
-def _revision(filename: str) -> ModuleType:
-    path = Path(__file__).with_name(filename)
-    spec = importlib.util.spec_from_file_location(f"advisor_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _revision_0006() -> ModuleType:
-    return _revision("0006_analytics_definitions.py")
 
 
 def _covering_indexes(extra: list[str]) -> None:
     """(Re)build 0003's two covering indexes with ``extra`` columns appended to their INCLUDE."""
-    m = _revision("0003_analytics.py")
     for name, keys, include in (
-        ("ix_agent_runs_user_id_created_at", ["user_id", "created_at"], m.USER_INCLUDE),
-        ("ix_agent_runs_created_at", ["created_at"], m.RANGE_INCLUDE),
+        ("ix_agent_runs_user_id_created_at", ["user_id", "created_at"], USER_INCLUDE),
+        ("ix_agent_runs_created_at", ["created_at"], RANGE_INCLUDE),
     ):
         op.drop_index(name, table_name="agent_runs")
         op.create_index(name, "agent_runs", keys, postgresql_include=[*include, *extra])
 
 
-def _recreate(sql: str, arg_types: str, app_role: str) -> None:
-    op.execute(f"DROP FUNCTION IF EXISTS app.analytics_admin_dashboard({arg_types})")
-    op.execute(sql)
-    op.execute(f"REVOKE ALL ON FUNCTION app.analytics_admin_dashboard({arg_types}) FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION app.analytics_admin_dashboard({arg_types}) TO {app_role}")
+def _recreate(sql_file: str) -> None:
+    op.execute(f"DROP FUNCTION IF EXISTS app.analytics_admin_dashboard({ARG_TYPES})")
+    op.execute((SQL / sql_file).read_text())
+    op.execute(f"REVOKE ALL ON FUNCTION app.analytics_admin_dashboard({ARG_TYPES}) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION app.analytics_admin_dashboard({ARG_TYPES}) TO {APP_ROLE}")
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    m = _revision_0006().dashboard_builder()
-    m._SUMS = m._SUMS + EXTRA_SUMS
-    sql = m._dashboard()
-    assert sql.count(RESULT_0006) == 1 and sql.count(SELECT_0006) == 1
-    sql = sql.replace(RESULT_0006, RESULT).replace(SELECT_0006, SELECT)
-    _recreate(sql, m.ARG_TYPES, m.APP_ROLE)
+    _recreate("0007_analytics_admin_dashboard.sql")
     _covering_indexes(CACHE_COLUMNS)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    m = _revision_0006().dashboard_builder()
-    _recreate(m._dashboard(), m.ARG_TYPES, m.APP_ROLE)
+    _recreate("0006_analytics_admin_dashboard.sql")
     _covering_indexes([])

@@ -33,14 +33,14 @@ Downgrade restores 0008's privileges and 0005's SECURITY INVOKER function. SQLit
 the application is the only wall there).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,11 +14,13 @@ from sqlalchemy.exc import DBAPIError
 
 from core import analytics
 from core.analytics import Filters
+from core.analytics.dashboard import figure_rows
+from core.analytics.statements import KPIS, SERIES, Part
 from core.db import NotFound, user_session
 from tests.factories import fill_user, make_user
 
 _RANGE = "CAST(:s AS timestamptz), CAST(:e AS timestamptz), NULL, NULL, NULL"
-ADMIN_FUNCTIONS = {  # migration 0004 replaced 0003's four functions with this one
+ADMIN_FUNCTIONS = {  # one function since migration 0004 (generated from core.analytics.figures since 0009)
     "analytics_admin_dashboard": f"CAST(:s AS timestamptz), 'day', {_RANGE}",
 }
 CONTENT_ALLOWED_COLUMNS = {
@@ -34,7 +36,7 @@ CONTENT_ALLOWED_COLUMNS = {
     "cost_usd",
     "errors",
     "fallbacks",
-    "cache_tokens",  # sums of token counts (migration 0007)
+    "cache_tokens",  # a sum of token counts
     "unknown_cost_runs",  # a count of runs
     "period",
     "bucket",
@@ -137,8 +139,10 @@ def test_row_level_security_is_the_second_wall(pg_people):
     _admin, other = pg_people
     f = _window()
     with user_session(other) as s:
-        unfiltered = analytics._kpis(s, f, None)  # the admin-path query: no user_id predicate at all
-        series = analytics._series(s, f, None, "day")
+        # the admin-path statement: no user_id predicate at all
+        figures = figure_rows(s, (Part(KPIS), Part(KPIS, "previous"), Part(SERIES)), filters=f, user_id=None)
+        unfiltered = figures.kpis()
+        series = figures.frame(SERIES)
     assert unfiltered.current.runs == 4
     assert int(series["runs"].sum()) == 4
 

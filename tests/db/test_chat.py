@@ -591,36 +591,6 @@ def test_the_next_turn_waits_for_the_previous_answer_to_be_written(chat_env: Cha
     assert sorted(r.status for r in _runs(chat_env.user_id)) == ["ok", "ok"]
 
 
-def test_export_waits_for_an_answer_still_being_written(chat_env: ChatEnv, pg_url: str):
-    """A GDPR export started right after an answer streamed holds that answer as it was finished."""
-    import io
-    import zipfile
-
-    from core.privacy import export_user_data
-
-    chat_env.stub.set_reply("openai", Reply(text="Exported answer."))
-    turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Export me",
-                    settings=chat_env.settings, router=chat_env.router)
-    locker = _lock_run(pg_url, turn.result.run_id)
-    out: list[bytes] = []
-    try:
-        assert _ends(turn)
-        exporter = threading.Thread(target=lambda: out.append(export_user_data(user_id=chat_env.user_id)),
-                                    daemon=True)
-        exporter.start()
-        exporter.join(0.5)
-        assert exporter.is_alive() and not out  # waiting for the answer's row
-    finally:
-        locker.rollback()
-        locker.close()
-    exporter.join(10)
-    with zipfile.ZipFile(io.BytesIO(out[0])) as z:
-        runs = [n for n in z.namelist() if "agent_runs" in n]
-        body = b"".join(z.read(n) for n in runs).decode()
-    assert "Exported answer." in body and "pending" not in body
-    turn.close()
-
-
 EXITING_PROCESS = """
 import time
 import core.chat as chat

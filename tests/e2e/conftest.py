@@ -260,12 +260,6 @@ def pixel_server() -> Iterator[PixelServer]:
         httpd.server_close()
 
 
-@pytest.fixture(scope="module")
-def app_extra_env() -> dict[str, str]:
-    """More environment for a module's app server (``ADVISOR_*`` settings); a module overrides it."""
-    return {}
-
-
 def launch_app(
     env_overrides: dict[str, str], base: Path, *, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
@@ -298,6 +292,12 @@ def launch_app(
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{port}", log
+
+
+@pytest.fixture(scope="module")
+def app_extra_env() -> dict[str, str]:
+    """More environment for a module's app server (``ADVISOR_*`` settings); a module overrides it."""
+    return {}
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ CASES = [
     Case("pages/vibe.py", "vibe", "core.profiles:get_profile"),
     Case("pages/prompt_preview.py", "prompt_preview", "core.profiles:get_profile"),
     Case("pages/analytics.py", "analytics", "core.analytics:filter_options"),
-    Case("pages/privacy.py", "privacy", "core.privacy:export_user_data", click="Prepare my export"),
+    Case("pages/privacy.py", "privacy", "core.export_files:write_export_file", click="Prepare my export"),
     Case("pages/status.py", "status", "core.status:collect_status"),
     Case("pages/admin.py", "admin", "core.admin:list_users", admin=True),
 ]

@@ -294,7 +294,7 @@ def test_an_error_in_the_gate_shows_a_reference_and_no_page(app, monkeypatch) ->
 def test_oidc_account_deleted_elsewhere_is_not_signed_up_again(oidc) -> None:
     """Two tabs of the same identity; the account is deleted from one: the other tab's next run
     logs the identity out instead of creating a new, empty account for it."""
-    from core.privacy import delete_user
+    from core.deletion import delete_user
 
     email = random_email()
     identity = {"is_logged_in": True, "email": email, "sub": "oidc-two-tabs", "email_verified": True}

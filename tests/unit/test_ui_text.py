@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from ui.text import literal
 
 INLINE = set("\\`*_[]<>~&$:")
+NBSP = "\u00a0"
 
 
 def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text, flags=re.DOTALL)
+    """``text`` without its escapes; indentation (kept as no-break spaces) back to spaces."""
+    return re.sub(r"\\(.)", r"\1", text, flags=re.DOTALL).replace(NBSP, " ")
 
 
 @given(st.text(alphabet=st.sampled_from(list("ab 1.)#>-+=|") + sorted(INLINE)), max_size=40))
@@ -36,3 +38,10 @@ def test_examples() -> None:
     assert literal("- not a list") == r"\- not a list"
     assert literal(":red[not red] $not latex$") == r"\:red\[not red\] \$not latex\$"
     assert literal("plain text, nothing to escape?") == "plain text, nothing to escape?"
+
+
+def test_a_user_message_shows_its_characters_and_lines() -> None:
+    """What a user typed is shown as typed: no bold, no colour, no link; line breaks kept."""
+    assert literal("**bold** :red[x] [l](http://h)") == r"\*\*bold\*\* \:red\[x\] \[l\](http\:\/\/h)"
+    assert literal("line one\nline two\n\n  - indented") == f"line one\\\nline two\n\n{NBSP * 2}\\- indented"
+    assert literal(":material/home: ![x](http://h/p.png)") == r"\:material\/home\: \!\[x\](http\:\/\/h\/p.png)"

@@ -1,0 +1,186 @@
+"""What each analytics figure means: one definition per figure, read by every view on both databases.
+
+A figure is a SQLAlchemy expression over the columns of ``agent_runs`` (``r``). The user dashboard,
+the KPIs, the series, the per-model table and the administrators' dashboard (whose PostgreSQL
+function is generated from these same expressions, see ``core.analytics.admin_function``) all
+build their SQL from the definitions below; nothing else spells out a figure.
+
+* **Sums** (per group of runs): runs; input, output and cache tokens (cache = cached input read +
+  cache writes, which ``input_tokens`` excludes); cost (NULL as 0); errors (``status = 'error'``);
+  fallbacks (answers, i.e. not ``error``, with ``fallback_from`` set: a run on which every provider
+  failed fell back to nothing); runs of **unknown cost** (tokens reported, input or output, but no
+  cost: a model missing from ``pricing.toml`` or an answer cut before the provider reported its
+  output; the cost sum leaves them out and this count says how many there are).
+* **Percentiles** (``percentile_cont``: linear interpolation, NULLs ignored) of two per-run
+  measures: the latency of a completed answer (``status = 'ok'``; a failed run's time to fail is
+  not a latency) and the time to the first token (every run that had one).
+* **Derived** in Python from the sums: tokens (input + cache + output, as the daily token quota
+  counts them), error rate and fallback rate (over every run in the group; none without runs).
+* **Time buckets**: UTC days, ISO weeks (from Monday) and months.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+import pandas as pd
+from sqlalchemy import BigInteger, ColumnElement, Float, Integer, Numeric, and_, case, func, literal_column, or_
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.types import TypeEngine
+
+from core.analytics.filters import GRANULARITIES, Granularity
+
+Runs = Any  # the column collection of agent_runs (``table.c``) or of a derived table with its names
+Expression = ColumnElement[Any]
+
+
+def sql(fragment: str) -> Expression:
+    """A constant SQL fragment written here (never a value from outside)."""
+    return literal_column(fragment)
+
+
+@dataclass(frozen=True)
+class Sum:
+    """An aggregate over a group of runs."""
+
+    name: str
+    type_: TypeEngine[Any]
+    of: Callable[[Runs], Expression]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A per-run value whose percentiles are figures; NULL where the run does not count."""
+
+    name: str
+    of: Callable[[Runs], Expression]
+
+
+_FLOAT8 = Float()
+
+
+@dataclass(frozen=True)
+class Percentile:
+    name: str
+    measure: Measure
+    fraction: float
+    type_: TypeEngine[Any] = _FLOAT8
+
+
+def _tokens_sum(column: Callable[[Runs], Expression]) -> Callable[[Runs], Expression]:
+    return lambda r: func.coalesce(func.sum(column(r)), sql("0"))
+
+
+SUMS: tuple[Sum, ...] = (
+    Sum("runs", BigInteger(), lambda r: func.count()),
+    Sum("input_tokens", BigInteger(), _tokens_sum(lambda r: r.input_tokens)),
+    Sum("output_tokens", BigInteger(), _tokens_sum(lambda r: r.output_tokens)),
+    Sum("cost_usd", Numeric(), lambda r: func.coalesce(func.sum(r.cost_usd), sql("0"))),
+    Sum("errors", BigInteger(), lambda r: func.count(case((r.status == sql("'error'"), sql("1"))))),
+    Sum("fallbacks", BigInteger(), lambda r: func.count(case((r.status != sql("'error'"), r.fallback_from)))),
+    Sum(
+        "cache_tokens",
+        BigInteger(),
+        _tokens_sum(
+            lambda r: func.coalesce(r.cached_input_tokens, sql("0")) + func.coalesce(r.cache_write_tokens, sql("0"))
+        ),
+    ),
+    Sum(
+        "unknown_cost_runs",
+        BigInteger(),
+        lambda r: func.count(
+            case((and_(r.cost_usd.is_(None), or_(r.input_tokens.is_not(None), r.output_tokens.is_not(None))), sql("1")))
+        ),
+    ),
+)
+SUM_NAMES = tuple(s.name for s in SUMS)
+
+LATENCY = Measure("latency", lambda r: case((r.status == sql("'ok'"), r.latency_ms)))
+TTFT = Measure("ttft", lambda r: r.ttft_ms)
+PERCENTILES: tuple[Percentile, ...] = (
+    Percentile("latency_p50", LATENCY, 0.5),
+    Percentile("latency_p95", LATENCY, 0.95),
+    Percentile("ttft_p50", TTFT, 0.5),
+    Percentile("ttft_p95", TTFT, 0.95),
+)
+PERCENTILE_NAMES = tuple(p.name for p in PERCENTILES)
+Figure = Sum | Percentile
+FIGURES: tuple[Figure, ...] = (*SUMS, *PERCENTILES)
+
+
+def pandas_dtype(figure: Figure) -> str | None:
+    """The dtype of a figure's column in the result tables (None: as the database returns it)."""
+    if isinstance(figure.type_, Numeric):  # Float included; numeric sums of money become floats
+        return "float64"
+    if isinstance(figure.type_, Integer):
+        return "int64"
+    return None
+
+
+# ---- derived from the sums (scalars for one group, or pandas columns for many)
+Value = TypeVar("Value", int, "pd.Series[Any]")
+RATES = {"error_rate": "errors", "fallback_rate": "fallbacks"}  # rate -> the sum it divides by runs
+
+
+def total_tokens(input_tokens: Value, cache_tokens: Value, output_tokens: Value) -> Value:
+    """Every token, as the daily token quota counts them: input, cache and output."""
+    return input_tokens + cache_tokens + output_tokens
+
+
+@overload
+def rate(count: int, runs: int) -> float | None: ...
+@overload
+def rate(count: pd.Series[Any], runs: pd.Series[Any]) -> pd.Series[Any]: ...
+def rate(count: Any, runs: Any) -> Any:
+    """``count / runs`` over every run of the group; none (None or NaN) for a group without runs."""
+    if isinstance(runs, pd.Series):
+        return (count / runs.where(runs > 0)).astype("float64")
+    return count / runs if runs else None
+
+
+# ---- time buckets
+_PG_BIN_ORIGIN = "timestamptz '2000-01-03 00:00:00+00'"  # a Monday, 00:00 UTC
+
+
+def _pg_bucket(created_at: Expression, granularity: Granularity) -> Expression:
+    if granularity == "month":
+        return func.date_trunc(sql("'month'"), created_at, sql("'UTC'"))
+    step = "interval '7 days'" if granularity == "week" else "interval '1 day'"
+    return func.date_bin(sql(step), created_at, sql(_PG_BIN_ORIGIN))
+
+
+def _sqlite_bucket(created_at: Expression, granularity: Granularity) -> Expression:
+    # created_at is stored as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'
+    if granularity == "month":
+        return func.strftime(sql("'%Y-%m-01'"), created_at)
+    if granularity == "week":  # the Monday of its ISO week
+        return func.date(created_at, sql("'weekday 0'"), sql("'-6 days'"))
+    return func.strftime(sql("'%Y-%m-%d'"), created_at)
+
+
+def bucket(created_at: Expression, granularity: Granularity | Expression, dialect: str) -> Expression:
+    """The UTC day, ISO week (Monday) or month a run belongs to.
+
+    ``granularity`` is a value, or (PostgreSQL only) a SQL parameter: then a CASE over every
+    granularity, which the planner folds to one branch for a known value.
+    """
+    if isinstance(granularity, str):
+        return _sqlite_bucket(created_at, granularity) if dialect == "sqlite" else _pg_bucket(created_at, granularity)
+    if dialect == "sqlite":
+        raise ValueError("SQLite buckets need a known granularity")
+    return case(*((granularity == sql(f"'{g}'"), _pg_bucket(created_at, g)) for g in GRANULARITIES))
+
+
+def columns_read(*elements: visitors.ExternallyTraversible, table: str = "agent_runs") -> set[str]:
+    """The columns of ``table`` (or of an alias of it) that SQL elements read."""
+    names: set[str] = set()
+    for element in elements:
+        for node in visitors.iterate(element):
+            if isinstance(node, ColumnClause) and node.table is not None:
+                source = getattr(node.table, "element", node.table)
+                if getattr(source, "name", None) == table:
+                    names.add(node.name)
+    return names

@@ -1,0 +1,145 @@
+"""The analytics figures recomputed independently, with pandas/numpy over the raw rows.
+
+Seeded: 3 users x ~300 runs (fixed seed) over 21 days, several providers/models/statuses, on SQLite
+and on PostgreSQL. The tests of ``core.analytics`` compare every SQL figure with these.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from bench.seed_runs import SeedResult, seed_runs
+from core.analytics import Filters, Kpis
+from core.db import engine_for
+from models import AgentRun, Conversation
+
+END = datetime(2026, 3, 4, tzinfo=UTC)  # a Wednesday; the data spans three ISO weeks and two months
+SUM_COLS = [
+    "runs", "input_tokens", "output_tokens", "cost_usd", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs",
+]  # fmt: skip
+PCTS = {  # latency over completed answers only; time to first token over every run that had one
+    "latency_p50": ("ok_latency_ms", 50),
+    "latency_p95": ("ok_latency_ms", 95),
+    "ttft_p50": ("ttft_ms", 50),
+    "ttft_p95": ("ttft_ms", 95),
+}
+KPI_INTS = ("runs", "input_tokens", "output_tokens", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs")
+FILTER_CASES: dict[str, dict[str, Any]] = {
+    "all": {},
+    "providers": {"providers": ("openai", "anthropic")},
+    "model_and_status": {"models": ("gpt-4o-mini", "claude-sonnet-4-5", "demo"), "statuses": ("ok", "error")},
+}
+
+
+@dataclass(frozen=True)
+class Reference:
+    result: SeedResult
+    runs: pd.DataFrame
+    convs: pd.DataFrame
+    engine: Engine
+
+
+def seed_reference(url: str) -> Reference:
+    """Seed the database at ``url`` and read every run and conversation back directly."""
+    result = seed_runs(database_url=url, users=3, runs=900, seed=11, days=21, end=END, progress=False)
+    engine = engine_for(url)
+    with engine.connect() as conn:  # the raw rows, read directly (owner/superuser connection)
+        run_table, conv_table = AgentRun.__table__, Conversation.__table__  # type: ignore[attr-defined]
+        runs = pd.DataFrame([dict(r._mapping) for r in conn.execute(select(run_table))])
+        convs = pd.DataFrame([dict(r._mapping) for r in conn.execute(select(conv_table))])
+    runs["cost_usd"] = runs["cost_usd"].astype("float64")
+    runs["created_at"] = pd.to_datetime(runs["created_at"], utc=True)
+    runs["ok_latency_ms"] = runs["latency_ms"].where(runs["status"] == "ok")
+    assert set(runs["status"]) >= {"ok", "error", "interrupted"}
+    assert runs["fallback_from"].notna().any()
+    # the cases the definitions tell apart are in the data: failed runs with a latency, and runs
+    # with fallback_from set that ended in an error
+    assert (runs["latency_ms"].notna() & (runs["status"] != "ok")).any()
+    assert (runs["fallback_from"].notna() & (runs["status"] == "error")).any()
+    assert runs["provider"].nunique() >= 3
+    # runs of unknown cost (tokens reported, no cost), and cache reads and cache writes
+    assert (runs["cost_usd"].isna() & runs["input_tokens"].notna()).any()
+    assert (runs["cached_input_tokens"].fillna(0) > 0).any() and (runs["cache_write_tokens"].fillna(0) > 0).any()
+    return Reference(result, runs, convs, engine)
+
+
+def select_runs(runs: pd.DataFrame, f: Filters, user_id: uuid.UUID | None, *, start: datetime | None = None):
+    m = (runs["created_at"] >= (start or f.start)) & (runs["created_at"] < f.end)
+    if user_id is not None:
+        m &= runs["user_id"] == user_id
+    if f.providers:
+        m &= runs["provider"].isin(f.providers)
+    if f.models:
+        m &= runs["model"].isin(f.models)
+    if f.statuses:
+        m &= runs["status"].isin(f.statuses)
+    return runs[m]
+
+
+def sums(df: pd.DataFrame) -> dict[str, float]:
+    return {
+        "runs": len(df),
+        "input_tokens": int(df["input_tokens"].fillna(0).sum()),
+        "output_tokens": int(df["output_tokens"].fillna(0).sum()),
+        "cost_usd": float(df["cost_usd"].fillna(0).sum()),
+        "errors": int((df["status"] == "error").sum()),
+        # an answer that came from a fallback (a run on which every provider failed fell back to nothing)
+        "fallbacks": int((df["fallback_from"].notna() & (df["status"] != "error")).sum()),
+        # cached input read + cache writes (input_tokens excludes both)
+        "cache_tokens": int(df["cached_input_tokens"].fillna(0).sum() + df["cache_write_tokens"].fillna(0).sum()),
+        # tokens reported, cost unknown: left out of cost_usd, and counted here
+        "unknown_cost_runs": int(
+            (df["cost_usd"].isna() & (df["input_tokens"].notna() | df["output_tokens"].notna())).sum()
+        ),
+    }
+
+
+def kpi_sums(k: Kpis) -> dict[str, int]:
+    return {n: getattr(k, n) for n in KPI_INTS}
+
+
+def pct(values: pd.Series, q: float) -> float | None:
+    v = values.dropna().to_numpy(dtype=float)
+    return float(np.percentile(v, q)) if len(v) else None
+
+
+def expected_grouped(df: pd.DataFrame, keys: list[str], percentiles: bool) -> pd.DataFrame:
+    rows = []
+    for key, g in df.groupby(keys, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(keys, key, strict=True)) | sums(g)
+        if percentiles:
+            row |= {name: pct(g[col], q) for name, (col, q) in PCTS.items()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def assert_frames(actual: pd.DataFrame, expected: pd.DataFrame, keys: list[str], cols: list[str]) -> None:
+    assert len(actual) == len(expected) > 0
+    a = actual.sort_values(keys).reset_index(drop=True)
+    e = expected.sort_values(keys).reset_index(drop=True)
+    for k in keys:
+        assert list(a[k]) == list(e[k]), k
+    for c in cols:
+        assert np.allclose(a[c].astype(float), e[c].astype(float), rtol=1e-9, atol=1e-9, equal_nan=True), c
+    assert np.allclose(a["error_rate"], e["errors"] / e["runs"])
+    assert np.allclose(a["fallback_rate"], e["fallbacks"] / e["runs"])
+
+
+def bucket(ts: pd.Series, granularity: str) -> pd.Series:
+    naive = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    if granularity == "day":
+        out = naive.dt.floor("D")
+    elif granularity == "week":
+        out = (naive - pd.to_timedelta(naive.dt.weekday, unit="D")).dt.floor("D")
+    else:
+        out = naive.dt.to_period("M").dt.start_time
+    return out.dt.tz_localize("UTC").astype("datetime64[us, UTC]")
