@@ -12,6 +12,8 @@ process concerns, each delegating to ``core/`` or ``ui/``:
   the next page view, which shows visitors that reference meanwhile.
 * ``RefuseForeignOrigins``: a websocket handshake from another site's page is refused before
   Streamlit sees it (``core.origins``), so Streamlit never looks up the machine's external IP.
+* ``SecurityHeaders``: every HTTP response carries a Content-Security-Policy and the other security
+  headers (``core.security_headers``).
 * ``on_script_error``: an error outside any page frame shows a reference id, never a trace.
 """
 
@@ -32,6 +34,7 @@ from starlette.websockets import WebSocketClose
 from core.error_reports import log_exception
 from core.origins import websocket_origin_allowed
 from core.request_context import request_context
+from core.security_headers import SecurityHeaders
 from core.settings import Settings, SettingsError, get_settings
 from core.startup import boot
 from ui.auth_view import auth_secrets
@@ -90,6 +93,6 @@ settings = settings_or_exit()  # when the server imports this module, before it 
 app = st.App(
     PAGE_ROUTER,
     lifespan=lifespan,
-    middleware=[Middleware(RefuseForeignOrigins)],
+    middleware=[Middleware(SecurityHeaders), Middleware(RefuseForeignOrigins)],
     on_script_error=report_uncaught_error,
 )

@@ -21,7 +21,9 @@ from ui.frame import guarded
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
-st.set_page_config(page_title="Advisor", page_icon=":material/psychology:", layout="wide")
+# An emoji icon: the browser draws it from a data: URL. A ``:material/…:`` page icon would be fetched
+# from Google's font servers, which the Content-Security-Policy refuses (core.security_headers).
+st.set_page_config(page_title="Advisor", page_icon="🧠", layout="wide")
 
 
 def load_settings() -> Settings:

@@ -10,6 +10,7 @@ When Chromium cannot be found the e2e tests FAIL saying so; they are never skipp
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -17,12 +18,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +150,33 @@ class AppServer:
         return _tail(self.log, 20000)
 
 
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+@dataclass
+class PixelServer:
+    """A loopback HTTP server that answers every GET with a 1×1 PNG and records the paths asked for:
+    the "other host" a page must not contact."""
+
+    host_port: str
+    requests: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host_port}"
+
+    def seen(self) -> list[str]:
+        with self.lock:
+            return list(self.requests)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+
 # ------------------------------------------------------------------------------------------------
 # fixtures
 # ------------------------------------------------------------------------------------------------
@@ -201,6 +231,36 @@ def provider_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider
         yield ProviderStub(url=url, log=log)
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def pixel_server() -> Iterator[PixelServer]:
+    """A ``PixelServer`` on a free loopback port, for the tests of a module."""
+    box: list[PixelServer] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            with box[0].lock:
+                box[0].requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(PNG_1X1)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(PNG_1X1)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    box.append(PixelServer(host_port=f"127.0.0.1:{httpd.server_address[1]}"))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield box[0]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def launch_app(
@@ -283,7 +343,11 @@ def app_server(
 
 @pytest.fixture
 def session(browser: Any, app_server: AppServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser context (no cookies, no session) on the app; screenshots under tmp_path."""
+    """A fresh browser context (no cookies, no session) on the app; screenshots under tmp_path.
+
+    The test fails when any page it opened violated the app's Content-Security-Policy (a test that
+    provokes a violation on purpose takes it with ``BrowserSession.take_csp_violations``).
+    """
     from tests.e2e.helpers import BrowserSession
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
@@ -292,6 +356,9 @@ def session(browser: Any, app_server: AppServer, tmp_path: Path, request: pytest
         request.node.e2e_session = bs  # the failure hook below screenshots it
         request.node.e2e_server = app_server
         yield bs
+        violations = bs.take_csp_violations()
+        if violations:
+            pytest.fail("the pages violated the Content-Security-Policy:\n" + "\n".join(violations))
     finally:
         context.close()
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
@@ -28,6 +28,16 @@ STEP_TIMEOUT_MS = 30_000
 expect.set_options(timeout=STEP_TIMEOUT_MS)
 
 QUIET_MS = 400  # no WebSocket message for this long while idle: the coalesced run is over
+
+# Every Content-Security-Policy violation of every document the page loads is reported to the test
+# (``BrowserSession.csp_violations``): the e2e fixture fails a test whose pages violated the policy.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__advisorCspViolation(
+    `${e.effectiveDirective} refused ${e.blockedURI || '(inline)'} on ${e.documentURI}` +
+    (e.sourceFile ? ` (from ${e.sourceFile}:${e.lineNumber})` : ''));
+});
+"""
 
 COUNT_RUNS = """
 (() => {
@@ -91,6 +101,26 @@ class BrowserSession:
         shots_dir.mkdir(parents=True, exist_ok=True)
         page.set_default_timeout(STEP_TIMEOUT_MS)
         page.add_init_script(COUNT_RUNS)
+        self.csp_violations: list[str] = []
+        page.expose_function("__advisorCspViolation", self._note_csp_violation)
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
+        page.on("console", self._note_csp_console_message)
+
+    # the Content-Security-Policy ---------------------------------------------------------------
+    def _note_csp_violation(self, description: str) -> None:
+        self.csp_violations.append(description)
+
+    def _note_csp_console_message(self, message: ConsoleMessage) -> None:
+        """Chromium also logs each violation to the console ("... violates the following Content
+        Security Policy directive ..."), including ones no event reports."""
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(f"console: {message.text}")
+
+    def take_csp_violations(self) -> list[str]:
+        """The violations reported so far, which are then forgotten (a test that expects some)."""
+        taken = list(self.csp_violations)
+        self.csp_violations.clear()
+        return taken
 
     # waiting -----------------------------------------------------------------------------------
     def runs(self) -> tuple[int, int]:

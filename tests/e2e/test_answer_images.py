@@ -10,18 +10,14 @@ two apart. A user's message with Markdown in it is shown as typed in both.
 
 from __future__ import annotations
 
-import base64
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import Locator, expect
 
-from tests.e2e.conftest import ProviderStub
+from tests.e2e.conftest import PixelServer, ProviderStub
 from tests.e2e.helpers import STEP_TIMEOUT_MS, BrowserSession
 
 pytestmark = pytest.mark.e2e
@@ -29,67 +25,14 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "correct-horse-42!"
 USER_TEXT = "**bold** :red[x] [l](http://h)"
 ANSWER_END = "That is all for now."
-PNG_1X1 = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-)
-
-
-@dataclass
-class PixelServer:
-    """A loopback HTTP server that answers every GET with a 1×1 PNG and records the paths."""
-
-    host_port: str
-    requests: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host_port}"
-
-    def seen(self) -> list[str]:
-        with self.lock:
-            return list(self.requests)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.requests.clear()
-
-
-@pytest.fixture(scope="module")
-def pixel() -> Iterator[PixelServer]:
-    server_box: list[PixelServer] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            with server_box[0].lock:
-                server_box[0].requests.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(PNG_1X1)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(PNG_1X1)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server_box.append(PixelServer(host_port=f"127.0.0.1:{httpd.server_address[1]}"))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server_box[0]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture(scope="module", params=["default settings", "pixel host allowed"])
-def app_extra_env(request: pytest.FixtureRequest, pixel: PixelServer) -> dict[str, str]:
+def app_extra_env(request: pytest.FixtureRequest, pixel_server: PixelServer) -> dict[str, str]:
     """The app server of this module runs twice: with default settings, then with the pixel
     server's host allowed for images."""
     if request.param == "pixel host allowed":
-        return {"ADVISOR_ALLOWED_IMAGE_HOSTS": pixel.host_port}
+        return {"ADVISOR_ALLOWED_IMAGE_HOSTS": pixel_server.host_port}
     return {}
 
 
@@ -165,10 +108,11 @@ def check_answer(s: BrowserSession, pixel: PixelServer, *, allowed: bool, when: 
 
 
 def test_an_answer_image_loads_only_from_an_allowed_host(
-    session: BrowserSession, stub: ProviderStub, pixel: PixelServer, app_extra_env: dict[str, str]
+    session: BrowserSession, stub: ProviderStub, pixel_server: PixelServer, app_extra_env: dict[str, str]
 ) -> None:
     allowed = bool(app_extra_env)
     s = session
+    pixel = pixel_server
     email = f"e2e-img-{uuid.uuid4().hex[:8]}@example.com"
     sign_up(s, email)
     pixel.clear()
