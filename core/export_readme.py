@@ -69,6 +69,11 @@ FIELD_DOCS: Final[dict[str, dict[str, str]]] = {
         "atom_versions": "the prompt atoms used, as a JSON list of [id, version]",
         "request_id": "the reference shown with errors and written in our logs",
         "error_code": "the error category when the run failed",
+        "superseded_by": "the run that replaced this one when you edited or regenerated it (empty for the latest)",
+        "feedback": "your rating of the answer: 1 thumbs up, -1 thumbs down (empty if none)",
+        "feedback_comment": "the comment you left with your rating",
+        "feedback_at": "when you rated the answer (UTC)",
+        "heartbeat_at": "the last sign of life of the process answering (while the answer was live)",
     },
     "usage_counters": {
         "user_id": "your account id",

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, Numeric, Text
+from sqlalchemy import CheckConstraint, Index, Numeric, SmallInteger, Text
 from sqlmodel import Field, SQLModel
 
 from models.types import JSONType, UTCDateTime, utcnow
@@ -39,6 +39,7 @@ class AgentRun(SQLModel, table=True):
         CheckConstraint(
             "status in ('pending', 'ok', 'error', 'interrupted')", name="ck_agent_runs_status"
         ),
+        CheckConstraint("feedback IN (-1, 1)", name="ck_agent_runs_feedback"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -63,3 +64,10 @@ class AgentRun(SQLModel, table=True):
     atom_versions: list[Any] | None = Field(default=None, sa_type=JSONType)
     request_id: str = Field(default="", max_length=32)
     error_code: str | None = Field(default=None, max_length=32)
+    # the run that replaced this one (an edit or a regeneration); NULL for the latest version
+    superseded_by: uuid.UUID | None = None
+    feedback: int | None = Field(default=None, sa_type=SmallInteger)  # +1 thumbs up, -1 thumbs down
+    feedback_comment: str | None = Field(default=None, sa_type=Text)
+    feedback_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # written while the turn is live; a pending run with a stale heartbeat was left by a dead process
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

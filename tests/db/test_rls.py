@@ -331,6 +331,8 @@ def test_pg_user_batch_does_not_retry_a_statement_error(pg_url):
 _RUN_FINISH = {"status", "output", "provider", "model", "fallback_from", "input_tokens", "output_tokens",
                "cached_input_tokens", "cache_write_tokens", "cost_usd", "ttft_ms", "latency_ms",
                "prompt_sha256", "atom_versions", "error_code"}
+# 0011: the version link, the user's feedback and the live turn's heartbeat
+_RUN_USER = {"superseded_by", "feedback", "feedback_comment", "feedback_at", "heartbeat_at"}
 _SLIDERS = {"playfulness", "revenue_focus", "technical_depth", "brevity", "formality"}
 # table -> (may INSERT rows, columns it may UPDATE, may DELETE rows); every table here is readable
 # (under row-level security) except deletion_records
@@ -339,7 +341,7 @@ APP_WRITES: dict[str, tuple[bool, set[str], bool]] = {
     "user_profiles": (True, {"role", "stack", "vertical", "updated_at"}, True),
     "vibe_configs": (True, {"name", "is_active", "updated_at", *_SLIDERS}, True),
     "conversations": (True, {"title"}, True),
-    "agent_runs": (True, _RUN_FINISH, True),
+    "agent_runs": (True, _RUN_FINISH | _RUN_USER, True),
     "usage_counters": (False, set(), False),
     "signin_addresses": (False, set(), False),
     "deletion_records": (False, set(), False),
