@@ -10,7 +10,7 @@ import re
 import unicodedata
 import uuid
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -31,6 +31,7 @@ MAX_VIBE_NAME = 60
 MAX_TITLE = 120
 MAX_EMAIL = 254
 MAX_PASSWORD = 256
+MAX_FEEDBACK_COMMENT = 500
 MAX_CHAT_CHARS = 100_000  # hard ceiling; the configured limit (settings.max_message_chars) is lower
 
 # Bidirectional overrides/isolates and other invisible format characters that can disguise text.
@@ -166,6 +167,20 @@ class ChatIn(_In):
         if not value.strip():
             raise ValueError("type a message first")
         return value
+
+
+class FeedbackIn(_In):
+    """A user's judgement of one answer: thumbs up (1) or down (-1), or none (cleared), and an
+    optional short comment (blank means none)."""
+
+    run_id: uuid.UUID
+    rating: Literal[-1, 1] | None
+    comment: Annotated[str, AfterValidator(clean_text), Field(max_length=MAX_FEEDBACK_COMMENT)] = ""
+
+    @field_validator("comment")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        return value.strip()
 
 
 class QuotaOverrideIn(_In):
