@@ -12,11 +12,11 @@ from core.db import NotFound
 from core.request_context import request_context
 from core.settings import get_settings
 from models import AgentRun
-from models.schemas import ConversationIn, RenameIn, field_errors
+from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
 from ui.chat_view import agent_choices, meta_line
 from ui.frame import page
 from ui.messages import render_answer, render_user_text, stream_answer
-from ui.text import literal
+from ui.text import literal, typing_limit
 
 OPEN_KEY = "chat_open_conversation"
 LIMIT_KEY = "chat_history_limit"
@@ -78,13 +78,14 @@ with page("chat") as user:
     with tools.popover("Rename", icon=":material/edit:"):
         # keyed by the stored title too: when it changes (the first message titles the conversation),
         # the box starts from the new title instead of keeping the one it was first drawn with
-        new_title = st.text_input("Title", value=current.title, max_chars=120, key=f"rename_{open_id}_{current.title}")
+        new_title = st.text_input("Title", value=current.title, max_chars=typing_limit(MAX_TITLE),
+                                  key=f"rename_{open_id}_{current.title}")
         if st.button("Save title", key=f"rename_save_{open_id}"):
             try:
                 rename_conversation(user_id=user.id, data=RenameIn(conversation_id=open_id, title=new_title))
                 st.rerun()
             except ValueError as exc:
-                st.error(field_errors(exc).get("title", "Invalid title"))
+                st.error(next(iter(field_errors(exc).values())))
 
     limit = int(st.session_state.get(LIMIT_KEY, PAGE_SIZE))
     try:
@@ -116,7 +117,7 @@ with page("chat") as user:
                               args=(run.user_message,))
             st.caption(meta_line(run))
 
-    prompt = st.chat_input("Ask your advisor…", max_chars=settings.max_message_chars)
+    prompt = st.chat_input("Ask your advisor…", max_chars=typing_limit(settings.max_message_chars))
     retry = st.session_state.pop(RETRY_KEY, None)
     text = prompt or retry
     if text:
