@@ -322,7 +322,7 @@ def _read_back(user: SignedInUser, held: HeldChat, run_id: uuid.UUID) -> AgentRu
 def _header(user: SignedInUser, current: ConversationSummary) -> None:
     agents = agent_choices()
     head, tools = st.columns([4, 1])
-    head.subheader(literal(current.title))
+    head.header(literal(current.title))
     turns = f"{current.turns} turn{'' if current.turns == 1 else 's'}"
     head.caption(f"Advisor mode: {agents.get(current.agent, (current.agent, ''))[0]} · {turns}")
     with tools:

@@ -97,7 +97,7 @@ def test_turns_draw_history_from_the_session_and_read_it_only_on_a_conversation_
 
 def test_header_and_sidebar_show_the_turns_title_and_count(area: AppTest, chat_env: ChatEnv) -> None:
     _send(area, chat_env, "Should we hire a data engineer?", "Yes, one.")
-    assert [h.value for h in area.main.subheader] == ["Should we hire a data engineer?"]
+    assert [h.value for h in area.main.header] == ["Should we hire a data engineer?"]
     assert any(c.value.endswith("· 1 turn") for c in area.main.caption), [c.value for c in area.main.caption]
     assert [b.label for b in area.sidebar.button if "·" in b.label] == ["Should we hire a data engineer?  ·  1"]
     _send(area, chat_env, "And a second one?", "Later.")
