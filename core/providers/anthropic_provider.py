@@ -123,7 +123,7 @@ class AnthropicProvider(SDKProvider):
                 for event in stream:
                     deadline.check()
                     got = reader.read(event)
-                    if type(got) is str:
+                    if isinstance(got, str):
                         deadline.got_text = True
                         yield TextDelta(got)
                     elif got is not None:
