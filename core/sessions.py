@@ -17,7 +17,7 @@ optionally sparing the caller's own session) delete rows: a revoked token has no
 ``forget_expired_sessions`` deletes expired rows (at start, and as expired tokens are presented).
 
 Sessions are written and looked up as ``advisor_system`` (there is no user yet when a token
-arrives); a user session may only read and delete its own rows (migration 0013).
+arrives); a user session may only read and delete its own rows (migration 0014).
 """
 
 from __future__ import annotations

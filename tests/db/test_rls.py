@@ -345,7 +345,7 @@ APP_WRITES: dict[str, tuple[bool, set[str], bool]] = {
     "agent_runs": (True, _RUN_FINISH | _RUN_USER, True),
     "usage_counters": (False, set(), False),
     "signin_addresses": (False, set(), False),
-    "user_sessions": (False, set(), True),  # 0013: a user may see and end their sessions, never mint one
+    "user_sessions": (False, set(), True),  # 0014: a user may see and end their sessions, never mint one
     "deletion_records": (False, set(), False),
 }
 

@@ -12,16 +12,16 @@ delete its own sessions (see them, sign them out), never insert or update one: i
 session, extend its expiry or move a session to another account. Sessions are created, looked up by
 token hash and refreshed by ``advisor_system`` (``core.sessions``), which has explicit policies.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
