@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, Numeric, SmallInteger, Text
+from sqlalchemy import CheckConstraint, Index, Numeric, SmallInteger, Text, text
 from sqlmodel import Field, SQLModel
 
 from models.types import JSONType, UTCDateTime, utcnow
@@ -16,6 +16,7 @@ RUN_STATUSES = ("pending", "ok", "error", "interrupted")
 # Columns the analytics aggregates read: carried in the indexes so PostgreSQL answers from the index.
 _STATS = ["provider", "model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "ttft_ms",
           "fallback_from"]
+_PENDING = text("status = 'pending'")
 
 
 class Conversation(SQLModel, table=True):
@@ -36,6 +37,8 @@ class AgentRun(SQLModel, table=True):
               postgresql_include=["conversation_id", *_STATS]),
         Index("ix_agent_runs_created_at", "created_at", postgresql_include=["user_id", *_STATS]),
         Index("ix_agent_runs_conversation_id_created_at", "conversation_id", "created_at"),
+        # the sweep of runs left by a stopped process (core.run_leases): only pending runs are in it
+        Index("ix_agent_runs_pending_heartbeat", "heartbeat_at", postgresql_where=_PENDING, sqlite_where=_PENDING),
         CheckConstraint(
             "status in ('pending', 'ok', 'error', 'interrupted')", name="ck_agent_runs_status"
         ),

@@ -165,7 +165,7 @@ def quota_panel(user_id: uuid.UUID) -> None:
     usage = cached_usage(user_id)
     spent, limit = usage.cost_month_usd, usage.cost_per_month_usd
     projected = analytics.project_month_cost(cost_month_usd=spent)
-    st.subheader("This month against your quota")
+    st.header("This month against your quota")
     share = float(spent / limit) if limit > 0 else 1.0  # a quota of 0 is used up from the start
     st.progress(min(share, 1.0), text=f"${spent:,.2f} of ${limit:,.2f} ({share:.0%})")
     tokens, token_limit = usage.tokens_today, usage.tokens_per_day
@@ -229,7 +229,7 @@ def run_detail_view(user_id: uuid.UUID, run_id: uuid.UUID) -> None:
 
 
 def recent_runs_view(user_id: uuid.UUID, filters: Filters) -> None:
-    st.subheader("Recent runs")
+    st.header("Recent runs")
     page_no = int(st.number_input("Page", min_value=1, value=1, step=1, key="an_runs_page")) - 1
     runs = cached_runs(user_id, filters, page_no)
     if runs.rows.empty:
@@ -316,9 +316,9 @@ def my_usage(
         icon=":material/download:",
     )
     left, right = st.columns(2)
-    left.subheader("By provider and model")
+    left.header("By provider and model")
     left.dataframe(dash.by_model, hide_index=True)
-    right.subheader("Top conversations by cost")
+    right.header("Top conversations by cost")
     right.dataframe(dash.top_conversations.drop(columns=["conversation_id"]), hide_index=True)
     recent_runs_view(user_id, filters)
 
@@ -335,9 +335,9 @@ def all_users(admin_id: uuid.UUID, filters: Filters, granularity: analytics.Gran
     st.caption("Aggregates across all users. Message content is never shown here.")
     kpi_tiles(dash.kpis)
     usage_charts(dash.series, dash.quality, key="an_admin")
-    st.subheader("Per user")
+    st.header("Per user")
     st.dataframe(dash.by_user.drop(columns=["user_id"]), hide_index=True, key="an_admin_users")
-    st.subheader("Per user and model")
+    st.header("Per user and model")
     st.dataframe(dash.by_user_model.drop(columns=["user_id"]), hide_index=True, key="an_admin_user_models")
     st.download_button(
         "Download per-user figures (CSV)",

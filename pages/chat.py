@@ -73,7 +73,7 @@ with page("chat") as user:
     current = next(c for c in conversations if c.id == open_id)
 
     head, tools = st.columns([4, 1])
-    head.subheader(literal(current.title))
+    head.header(literal(current.title))
     head.caption(f"Advisor mode: {agents.get(current.agent, (current.agent, ''))[0]}")
     with tools.popover("Rename", icon=":material/edit:"):
         # keyed by the stored title too: when it changes (the first message titles the conversation),

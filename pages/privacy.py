@@ -30,7 +30,7 @@ def forget_prepared_export() -> None:
 with page("privacy") as user:
     st.title("Privacy")
 
-    st.subheader("Download my data")
+    st.header("Download my data")
     st.write(
         "A ZIP archive with everything Advisor stores about you: your account and profile, your vibes, "
         "your conversations and every message and answer (as JSON Lines and as a CSV spreadsheet). "
@@ -71,7 +71,7 @@ with page("privacy") as user:
         st.caption(f"{prepared.file_name} — {size}")
 
     st.divider()
-    st.subheader("Delete my account")
+    st.header("Delete my account")
     st.write(
         "This permanently deletes your account, profile, vibes, conversations and every message and "
         "answer. It cannot be undone. We keep only a record that *an* account was deleted and how many "

@@ -72,7 +72,7 @@ def _reset_what_if() -> None:
 
 
 def _what_if(current: AssembledPrompt, profile: ProfileIn, vibe: VibeIn, library: AtomLibrary) -> None:
-    st.subheader("What if…")
+    st.header("What if…")
     st.caption("Change anything below to see how the prompt would differ. Nothing is saved.")
     _init_what_if(profile, vibe, current.agent)
     agents = {atom_id: title for atom_id, title, _ in library.agents()}

@@ -205,8 +205,8 @@ with page("vibe") as user:
         st.success(flash, icon=":material/check:")
     left, right = st.columns([2, 3], gap="large")
     with left:
-        st.subheader("Your profile")
+        st.header("Your profile")
         _profile_form(user.id)
     with right:
-        st.subheader("Your vibe")
+        st.header("Your vibe")
         _vibe_editor(user.id)

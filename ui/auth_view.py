@@ -275,7 +275,8 @@ def sign_out() -> None:
 
 def render_account_box(user: SignedInUser) -> None:
     """Who is signed in, and the sign-out button."""
-    st.caption(f"Signed in as **{literal(user.email)}**" + (" · admin" if user.is_admin else ""))
+    # plain text: an address in Markdown would become a (low-contrast) mailto: link
+    st.text(f"Signed in as {user.email}" + (" · admin" if user.is_admin else ""))
     if st.button("Sign out", key="sign_out", icon=":material/logout:"):
         sign_out()
         st.rerun()

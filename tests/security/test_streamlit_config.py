@@ -29,6 +29,7 @@ EXPECTED = {
     "server.showEmailPrompt": False,
     "server.enableStaticServing": False,
     "theme.base": "light",
+    "theme.textColor": "#111111",
 }
 
 

@@ -13,6 +13,7 @@ from core.markdown_escape import INLINE_SPECIAL, NBSP, escape_inline, literal_ma
 # has fuzzy links off. ``www.`` and e-mail addresses in a typed message stay clickable links (text,
 # never an image or a style); that is known and accepted.
 READER = MarkdownIt("commonmark", {"linkify": True}).enable(["table", "strikethrough", "linkify"])
+assert READER.linkify is not None  # linkify-it-py is installed with markdown-it-py[linkify]
 READER.linkify.set({"fuzzy_link": False, "fuzzy_email": False})
 
 ALPHABET = st.sampled_from(list("ab 1.)#>-+=|\t\n!") + sorted(INLINE_SPECIAL) + ["\n\n", "    ", "```", "~~~"])
