@@ -46,6 +46,8 @@ RATED_SHARE = 0.12  # of the answers: rated by their user, three in four of them
 SUPERSEDED_SHARE = 0.06  # runs replaced by an edit or a regeneration (by a run that is not seeded)
 COMMENTS = ("Too long", "Exactly what I needed", "Missed the point about hiring", "Good numbers")
 ERROR_CODES = ("rate_limited", "server", "timeout", "connection", "auth", "bad_request")
+# why an answer was cut off: its stream (timeout), the process died or was stopped, the user stopped
+INTERRUPTION_CODES = ("timeout", "process_stopped", "shutdown", "cancelled", "timeout")
 AGENTS = ("general", "architecture-review", "hiring-plan", "incident-postmortem", "board-update", "pricing")
 TOPICS = (
     "Q3 hiring plan", "Postgres migration", "On-call rotation", "Board deck", "Pricing tiers",
@@ -214,7 +216,7 @@ def _run_chunks(
                 row_status = "ok"
                 if st == 3:
                     row_status, otok, lat = "interrupted", max(1, otok // 3), max(t_first + 1, lat // 3)
-                    code = "timeout"
+                    code = INTERRUPTION_CODES[cut % len(INTERRUPTION_CODES)]
                 pin, pout = prices[model_ix[k]]
                 cost = ((pin * itok + pout * otok) / mega).quantize(eight)
                 if st == 3:
@@ -401,12 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         from sqlalchemy import update
 
         from core import db as core_db
-        from core.accounts import hasher
+        from core.passwords import hash_password
         from models import User
 
         with core_db.system_session(engine=core_db.engine_for(url)) as s:
             s.execute(update(User).where(User.id == result.admin_id)  # type: ignore[arg-type]
-                      .values(password_hash=hasher().hash(args.demo_password)))
+                      .values(password_hash=hash_password(args.demo_password)))
     print(
         f"seeded {len(result.user_ids)} users (admin: seed{args.seed}-user00000@example.com), "
         f"{result.conversations} conversations, {result.runs} runs in {result.seconds:.1f} s"

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     # chat
     max_message_chars: int = Field(default=8000, ge=1, le=100_000)
     history_turns_in_prompt: int = Field(default=20, ge=0, le=500)
+    # a live turn's lease (core.run_leases): its heartbeat is written at least this often; a pending
+    # run whose heartbeat is older than three of them was left by a process that stopped
+    turn_heartbeat_s: float = Field(default=10.0, gt=0, le=600)
+    # how often every app process closes pending runs whose heartbeat went stale (core.server_tasks)
+    sweep_interval_s: float = Field(default=20.0, gt=0, le=3600)
+    # on SIGTERM, how long the process's live turns may still finish normally before they are
+    # closed as interrupted (shutdown) with their partial output
+    shutdown_grace_s: float = Field(default=5.0, ge=0, le=600)
     # where images in answers may load from: comma-separated ``host`` (default port) or
     # ``host:port`` entries; empty: no remote image loads (core.safe_markdown)
     allowed_image_hosts: str = ""
@@ -96,6 +104,8 @@ class Settings(BaseSettings):
     # auth
     auth_mode: Literal["local", "oidc"] = "local"
     min_password_length: int = Field(default=10, ge=8, le=128)
+    # a local sign-in lasts this many days after its last use (sliding; core.sessions)
+    session_days: int = Field(default=14, ge=1, le=365)
 
     # observability and trust
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, Numeric, SmallInteger, Text
+from sqlalchemy import CheckConstraint, Index, Numeric, SmallInteger, Text, text
 from sqlmodel import Field, SQLModel
 
 from models.types import JSONType, UTCDateTime, utcnow
@@ -15,11 +15,12 @@ from models.types import JSONType, UTCDateTime, utcnow
 RUN_STATUSES = ("pending", "ok", "error", "interrupted")
 # Columns the analytics aggregates read: carried in the indexes so PostgreSQL answers from the index.
 _STATS = ["provider", "model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "ttft_ms",
-          "fallback_from"]
-# Columns the prompt-version figures read (migration 0012): an index of their own, so the other
+          "fallback_from", "cached_input_tokens", "cache_write_tokens", "error_code"]
+# Columns the prompt-version figures read (migration 0015): an index of their own, so the other
 # figures keep scanning their narrower ones.
 _VERSIONS = ["provider", "model", "status", "input_tokens", "output_tokens", "cached_input_tokens",
              "cache_write_tokens", "cost_usd", "prompt_sha256", "atom_versions", "feedback", "superseded_by"]
+_PENDING = text("status = 'pending'")
 
 
 class Conversation(SQLModel, table=True):
@@ -42,6 +43,8 @@ class AgentRun(SQLModel, table=True):
         Index("ix_agent_runs_conversation_id_created_at", "conversation_id", "created_at"),
         Index("ix_agent_runs_versions_user_id_created_at", "user_id", "created_at", postgresql_include=_VERSIONS),
         Index("ix_agent_runs_versions_created_at", "created_at", postgresql_include=["user_id", *_VERSIONS]),
+        # the sweep of runs left by a stopped process (core.run_leases): only pending runs are in it
+        Index("ix_agent_runs_pending_heartbeat", "heartbeat_at", postgresql_where=_PENDING, sqlite_where=_PENDING),
         CheckConstraint(
             "status in ('pending', 'ok', 'error', 'interrupted')", name="ck_agent_runs_status"
         ),

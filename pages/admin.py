@@ -16,7 +16,7 @@ from core.db import NotFound
 from core.settings import get_settings
 from models.schemas import MAX_EMAIL, QuotaOverrideIn, field_errors
 from ui.frame import page
-from ui.text import literal
+from ui.text import literal, typing_limit
 
 FLASH_KEY = "admin_flash"
 
@@ -32,7 +32,7 @@ with page("admin") as user:
     if isinstance(flash, str):
         st.success(flash)
     users = admin.list_users(acting_user_id=user.id)
-    st.subheader("Users")
+    st.header("Users")
     st.dataframe(
         pd.DataFrame(
             [
@@ -57,9 +57,9 @@ with page("admin") as user:
         f"${settings.cost_per_month_usd} per month. A quota of 0 blocks chat."
     )
 
-    st.subheader("Grant admin")
+    st.header("Grant admin")
     with st.form("grant_admin_form", clear_on_submit=True):
-        email = st.text_input("Email of the user", key="grant_email", max_chars=MAX_EMAIL)
+        email = st.text_input("Email of the user", key="grant_email", max_chars=typing_limit(MAX_EMAIL))
         grant = st.form_submit_button("Grant admin")
     if grant:
         try:
@@ -71,7 +71,7 @@ with page("admin") as user:
         except accounts.AuthError as exc:
             st.error(exc.message)
 
-    st.subheader("Quota overrides")
+    st.header("Quota overrides")
     by_email = {u.email: u for u in users}
     chosen = st.selectbox("User", list(by_email), key="quota_user", index=None, placeholder="Choose a user")
     if chosen is not None:

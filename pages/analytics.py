@@ -107,6 +107,14 @@ def kpi_tiles(kpis: KpiComparison) -> None:
             "its output tokens. Their tokens are counted.",
             icon=":material/price_change:",
         )
+    k = kpis.current
+    if k.interrupted:
+        st.caption(
+            f"Answers cut off part way: {k.interrupted:,} — the server process died: "
+            f"{k.interrupted_process_stopped:,} · the server was stopped: {k.interrupted_shutdown:,} · "
+            f"stopped or left by the user: {k.interrupted_user_stop:,} · the provider's stream broke: "
+            f"{k.interrupted_cut_stream:,}."
+        )
 
 
 def _date_axis(fig: Any, buckets: pd.Series) -> Any:
@@ -166,7 +174,7 @@ def quota_panel(user_id: uuid.UUID) -> None:
     usage = cached_usage(user_id)
     spent, limit = usage.cost_month_usd, usage.cost_per_month_usd
     projected = analytics.project_month_cost(cost_month_usd=spent)
-    st.subheader("This month against your quota")
+    st.header("This month against your quota")
     share = float(spent / limit) if limit > 0 else 1.0  # a quota of 0 is used up from the start
     st.progress(min(share, 1.0), text=f"${spent:,.2f} of ${limit:,.2f} ({share:.0%})")
     tokens, token_limit = usage.tokens_today, usage.tokens_per_day
@@ -230,7 +238,7 @@ def run_detail_view(user_id: uuid.UUID, run_id: uuid.UUID) -> None:
 
 
 def recent_runs_view(user_id: uuid.UUID, filters: Filters) -> None:
-    st.subheader("Recent runs")
+    st.header("Recent runs")
     page_no = int(st.number_input("Page", min_value=1, value=1, step=1, key="an_runs_page")) - 1
     runs = cached_runs(user_id, filters, page_no)
     if runs.rows.empty:
@@ -317,11 +325,11 @@ def my_usage(
         icon=":material/download:",
     )
     left, right = st.columns(2)
-    left.subheader("By provider and model")
+    left.header("By provider and model")
     left.dataframe(dash.by_model, hide_index=True)
-    right.subheader("Top conversations by cost")
+    right.header("Top conversations by cost")
     right.dataframe(dash.top_conversations.drop(columns=["conversation_id"]), hide_index=True)
-    st.subheader("Prompt versions")
+    st.header("Prompt versions")
     versions_view(dash.prompt_versions, key="an_versions")
     recent_runs_view(user_id, filters)
 
@@ -338,11 +346,11 @@ def all_users(admin_id: uuid.UUID, filters: Filters, granularity: analytics.Gran
     st.caption("Aggregates across all users. Message content is never shown here.")
     kpi_tiles(dash.kpis)
     usage_charts(dash.series, dash.quality, key="an_admin")
-    st.subheader("Per user")
+    st.header("Per user")
     st.dataframe(dash.by_user.drop(columns=["user_id"]), hide_index=True, key="an_admin_users")
-    st.subheader("Per user and model")
+    st.header("Per user and model")
     st.dataframe(dash.by_user_model.drop(columns=["user_id"]), hide_index=True, key="an_admin_user_models")
-    st.subheader("Prompt versions across all users")
+    st.header("Prompt versions across all users")
     versions_view(dash.prompt_versions, key="an_admin_versions")
     st.download_button(
         "Download per-user figures (CSV)",

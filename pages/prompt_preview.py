@@ -15,9 +15,10 @@ from core.analytics import PromptVersions
 from core.assembler import AssembledPrompt, assemble_prompt, diff_prompts
 from core.atoms import AtomLibrary, app_atoms
 from models import SLIDERS
-from models.schemas import MAX_ROLE, ROLES, STACK_SUGGESTIONS, VERTICALS, ProfileIn, VibeIn, field_errors
+from models.schemas import MAX_ROLE, ROLES, STACK_SUGGESTIONS, VERTICALS, ProfileIn, VibeIn, error_lines
 from ui.frame import page
 from ui.prompt_versions import side_by_side, user_versions, version_tiles
+from ui.text import typing_limit
 
 OTHER_ROLE = "Other"
 NO_VERTICAL = ""
@@ -77,7 +78,7 @@ def _reset_what_if() -> None:
 def _what_if(
     current: AssembledPrompt, profile: ProfileIn, vibe: VibeIn, library: AtomLibrary, versions: PromptVersions
 ) -> None:
-    st.subheader("What if…")
+    st.header("What if…")
     st.caption("Change anything below to see how the prompt would differ. Nothing is saved.")
     _init_what_if(profile, vibe, current.agent)
     agents = {atom_id: title for atom_id, title, _ in library.agents()}
@@ -86,7 +87,7 @@ def _what_if(
         role = st.selectbox("Role", [*ROLES, OTHER_ROLE], key="pp_wi_role")
         other = ""
         if role == OTHER_ROLE:
-            other = st.text_input("Your role", key="pp_wi_role_other", max_chars=MAX_ROLE + 20)
+            other = st.text_input("Your role", key="pp_wi_role_other", max_chars=typing_limit(MAX_ROLE))
         stack_now = st.session_state.get("pp_wi_stack", [])
         custom = [s for s in stack_now if s not in STACK_SUGGESTIONS]
         stack = st.multiselect(
@@ -110,8 +111,8 @@ def _what_if(
         )
         alt_vibe = VibeIn(name=vibe.name, **sliders)
     except ValidationError as exc:
-        for field, message in field_errors(exc).items():
-            st.error(f"{field}: {message}" if field else message)
+        for line in error_lines(exc):
+            st.error(line)
         return
     alternative = assemble_prompt(alt_profile, alt_vibe, library, agent=agent)
     diff = diff_prompts(current, alternative)
@@ -158,7 +159,7 @@ with page("prompt_preview") as user:
     current = assemble_prompt(saved, active, library, agent=chosen)
     _show_prompt(current)
     versions = user_versions(user.id)
-    st.subheader("How answers from this prompt did")
+    st.header("How answers from this prompt did")
     version_tiles(versions.prompt(current.sha256))
     st.divider()
     _what_if(current, saved, active, library, versions)

@@ -6,6 +6,9 @@ API keys, migration revisions, error texts) are for administrators only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
 import streamlit as st
 
 from core.settings import get_settings
@@ -15,6 +18,16 @@ from ui.frame import page
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "NO"
+
+
+def _table(columns: Mapping[str, Sequence[object]]) -> None:
+    """A table with named header cells; it scrolls by keyboard as well when it is wider than the page."""
+    st.dataframe(pd.DataFrame(columns), hide_index=True, width="stretch")
+
+
+def _facts(facts: dict[str, object]) -> None:
+    """Facts as a two-column table: "item" and "value"."""
+    _table({"item": list(facts), "value": list(facts.values())})
 
 
 with page("status") as user:
@@ -29,27 +42,23 @@ with page("status") as user:
             icon=":material/science:",
         )
 
-    st.subheader("Database")
+    st.header("Database")
     db = report.database
     if details:
-        st.table(
+        _facts(
             {
-                "": ["backend", "URL", "reachable", "migrated", "current revision", "head revision"],
-                "value": [
-                    db.backend,
-                    db.url,
-                    _yes(db.reachable) + (f" ({db.error})" if db.error else ""),
-                    _yes(db.migrated),
-                    db.current_revision or "none",
-                    db.head_revision or "unknown",
-                ],
+                "backend": db.backend,
+                "URL": db.url,
+                "reachable": _yes(db.reachable) + (f" ({db.error})" if db.error else ""),
+                "migrated": _yes(db.migrated),
+                "current revision": db.current_revision or "none",
+                "head revision": db.head_revision or "unknown",
             }
         )
     else:
-        st.table({"": ["backend", "reachable", "migrated"],
-                  "value": [db.backend, _yes(db.reachable), _yes(db.migrated)]})
+        _facts({"backend": db.backend, "reachable": _yes(db.reachable), "migrated": _yes(db.migrated)})
 
-    st.subheader("AI providers")
+    st.header("AI providers")
     if report.providers_error:
         st.error(
             f"Providers are misconfigured: {report.providers_error}"
@@ -64,7 +73,7 @@ with page("status") as user:
         if details
         else {}
     )
-    st.table(
+    _table(
         {
             "provider": [p.name for p in report.providers],
             "model": [p.model for p in report.providers],
@@ -80,16 +89,16 @@ with page("status") as user:
     )
     st.caption("Breaker states are those of this app process; they reset when it restarts.")
 
-    st.subheader("Redis")
+    st.header("Redis")
     if report.redis is None:
         st.write("Not configured: rate limits are kept in this process's memory.")
     else:
         r = report.redis
         detail = f"{r.latency_ms} ms" if r.reachable else (r.error or "error")
         if details:
-            st.table({"": ["URL", "reachable"], "value": [r.url, f"{_yes(r.reachable)} ({detail})"]})
+            _facts({"URL": r.url, "reachable": f"{_yes(r.reachable)} ({detail})"})
         else:
-            st.table({"": ["reachable"], "value": [_yes(r.reachable)]})
+            _facts({"reachable": _yes(r.reachable)})
 
     if details and report.default_secret:
         st.warning(
@@ -98,21 +107,10 @@ with page("status") as user:
             "replica) before real users sign up.",
             icon=":material/key:",
         )
-    st.subheader("Trust and operations")
-    st.table(
-        {
-            "": ["read-only guard", "Sentry", "version"],
-            "value": [
-                report.guard_mode
-                + (
-                    ""
-                    if report.guard_mode == report.guard_configured
-                    else f" (configured: {report.guard_configured})"
-                ),
-                "on" if report.sentry_on else "off",
-                report.version,
-            ],
-        }
+    st.header("Trust and operations")
+    guard = report.guard_mode + (
+        "" if report.guard_mode == report.guard_configured else f" (configured: {report.guard_configured})"
     )
+    _facts({"read-only guard": guard, "Sentry": "on" if report.sentry_on else "off", "version": report.version})
     if not details:
         st.caption("Connection details (addresses, endpoints, keys, revisions) are shown to administrators.")

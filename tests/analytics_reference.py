@@ -22,8 +22,13 @@ from core.db import engine_for
 from models import AgentRun, Conversation
 
 END = datetime(2026, 3, 4, tzinfo=UTC)  # a Wednesday; the data spans three ISO weeks and two months
+INTERRUPTIONS = (
+    "interrupted", "interrupted_process_stopped", "interrupted_shutdown", "interrupted_user_stop",
+    "interrupted_cut_stream",
+)  # fmt: skip
 SUM_COLS = [
     "runs", "input_tokens", "output_tokens", "cost_usd", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs",
+    *INTERRUPTIONS,
 ]  # fmt: skip
 PCTS = {  # latency over completed answers only; time to first token over every run that had one
     "latency_p50": ("ok_latency_ms", 50),
@@ -31,7 +36,9 @@ PCTS = {  # latency over completed answers only; time to first token over every 
     "ttft_p50": ("ttft_ms", 50),
     "ttft_p95": ("ttft_ms", 95),
 }
-KPI_INTS = ("runs", "input_tokens", "output_tokens", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs")
+KPI_INTS = (
+    "runs", "input_tokens", "output_tokens", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs", *INTERRUPTIONS,
+)  # fmt: skip
 FILTER_CASES: dict[str, dict[str, Any]] = {
     "all": {},
     "providers": {"providers": ("openai", "anthropic")},
@@ -59,6 +66,9 @@ def seed_reference(url: str) -> Reference:
     runs["created_at"] = pd.to_datetime(runs["created_at"], utc=True)
     runs["ok_latency_ms"] = runs["latency_ms"].where(runs["status"] == "ok")
     assert set(runs["status"]) >= {"ok", "error", "interrupted"}
+    # every cause of an interruption, and a cut stream
+    assert set(runs.loc[runs["status"] == "interrupted", "error_code"]) >= {
+        "process_stopped", "shutdown", "cancelled", "timeout"}
     assert runs["fallback_from"].notna().any()
     # the cases the definitions tell apart are in the data: failed runs with a latency, and runs
     # with fallback_from set that ended in an error
@@ -87,6 +97,7 @@ def select_runs(runs: pd.DataFrame, f: Filters, user_id: uuid.UUID | None, *, st
 
 
 def sums(df: pd.DataFrame) -> dict[str, float]:
+    interrupted, code = df["status"] == "interrupted", df["error_code"]
     return {
         "runs": len(df),
         "input_tokens": int(df["input_tokens"].fillna(0).sum()),
@@ -100,6 +111,15 @@ def sums(df: pd.DataFrame) -> dict[str, float]:
         # tokens reported, cost unknown: left out of cost_usd, and counted here
         "unknown_cost_runs": int(
             (df["cost_usd"].isna() & (df["input_tokens"].notna() | df["output_tokens"].notna())).sum()
+        ),
+        # answers cut off part way, and why: the process died, it was stopped, the user stopped, or
+        # (any other code) the provider's stream was cut
+        "interrupted": int(interrupted.sum()),
+        "interrupted_process_stopped": int((interrupted & (code == "process_stopped")).sum()),
+        "interrupted_shutdown": int((interrupted & (code == "shutdown")).sum()),
+        "interrupted_user_stop": int((interrupted & (code == "cancelled")).sum()),
+        "interrupted_cut_stream": int(
+            (interrupted & ~code.isin(["process_stopped", "shutdown", "cancelled"])).sum()
         ),
     }
 
@@ -148,7 +168,7 @@ def bucket(ts: pd.Series, granularity: str) -> pd.Series:
 
 
 VERSION_COLS = [
-    "runs", "answers", "thumbs_up", "thumbs_down", "superseded", "interruptions", "errors", "input_tokens",
+    "runs", "answers", "thumbs_up", "thumbs_down", "superseded", "interrupted", "errors", "input_tokens",
     "cache_tokens", "input_runs", "cost_usd", "unknown_cost_runs",
 ]  # fmt: skip
 
@@ -162,7 +182,7 @@ def version_sums(df: pd.DataFrame) -> dict[str, Any]:
         "thumbs_up": int((df["feedback"] == 1).sum()),
         "thumbs_down": int((df["feedback"] == -1).sum()),
         "superseded": int(df["superseded_by"].notna().sum()),
-        "interruptions": int((df["status"] == "interrupted").sum()),
+        "interrupted": int((df["status"] == "interrupted").sum()),
         "input_runs": int(df["input_tokens"].notna().sum()),
         "first_used": df["created_at"].min(),
         "last_used": df["created_at"].max(),
@@ -196,6 +216,6 @@ def assert_version_frames(actual: pd.DataFrame, expected: pd.DataFrame, keys: li
     assert np.allclose(a["thumbs_up_rate"], e["thumbs_up"] / e["runs"])
     assert np.allclose(a["thumbs_down_rate"], e["thumbs_down"] / e["runs"])
     assert np.allclose(a["superseded_rate"], e["superseded"] / e["runs"])
-    assert np.allclose(a["interruption_rate"], e["interruptions"] / e["runs"])
+    assert np.allclose(a["interruption_rate"], e["interrupted"] / e["runs"])
     assert np.allclose(a["avg_input_tokens"], (e["input_tokens"] + e["cache_tokens"]) / e["input_runs"])
     assert np.allclose(a["cost_per_answer"], e["cost_usd"] / e["answers"])

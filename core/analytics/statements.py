@@ -155,7 +155,7 @@ PROMPT_VERSIONS = View(
     "prompt_versions",
     ("prompt_sha256", "atom_versions"),
     sums=(*(s for s in SUMS if s.name in ("runs", "input_tokens", "cache_tokens", "cost_usd", "errors",
-                                          "unknown_cost_runs")), *VERSION_SUMS),
+                                          "unknown_cost_runs", "interrupted")), *VERSION_SUMS),
 )
 
 

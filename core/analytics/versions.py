@@ -46,7 +46,7 @@ def atoms_label(pairs: AtomVersions) -> str:
 @dataclass(frozen=True)
 class PromptVersions:
     """``by_prompt``: prompt_sha256, atoms (the atom versions, one label), then the figures: runs,
-    answers, thumbs_up, thumbs_down, superseded, interruptions, errors, input_tokens, cache_tokens,
+    answers, thumbs_up, thumbs_down, superseded, interrupted, errors, input_tokens, cache_tokens,
     input_runs, cost_usd, unknown_cost_runs, first_used, last_used, and derived: thumbs_up_rate,
     thumbs_down_rate, superseded_rate, interruption_rate, error_rate, avg_input_tokens,
     cost_per_answer; newest last use first. ``by_atom``: atom, version and the same figures."""

@@ -40,7 +40,7 @@ def test_figures_read_no_message_content():
     assert {"created_at", "status", "latency_ms", "cost_usd"} <= read
     # the prompt is known by its hash and atom versions only; a message, an answer never
     assert {"prompt_sha256", "atom_versions", "feedback", "superseded_by"} <= groups["prompt_versions"]
-    assert not {"user_message", "output", "request_id", "feedback_comment", "error_code"} & read
+    assert not {"user_message", "output", "request_id", "feedback_comment"} & read
     assert not {"prompt_sha256", "atom_versions"} & groups["figures"]
 
 

@@ -136,8 +136,9 @@ def test_main_flow(session: BrowserSession, stub: ProviderStub, tmp_path: Path) 
 
     # -- status and admin render (the guard is on, both providers point at the stub) --------------
     s.navigate("Status")
-    expect(s.main.locator("[data-testid=stTable]").last).to_contain_text("enforce")
-    expect(s.main.get_by_text(stub.url).first).to_be_visible()
+    tables = s.main.locator("[data-testid=stDataFrame]")
+    expect(tables.last).to_contain_text("enforce")
+    expect(tables.filter(has_text="circuit breaker")).to_contain_text(stub.url)
     s.shot("status")
     s.navigate("Admin")
     expect(s.main.locator("[data-testid=stDataFrame]").first).to_be_visible()

@@ -144,5 +144,5 @@ def test_a_title_with_markdown_is_shown_as_typed(chat_env: ChatEnv, app):
     at.chat_input[0].set_value("Use **kwargs in [tests](x) # now?").run()
     assert not at.exception
     escaped = r"Use \*\*kwargs in \[tests\](x) # now?"
-    assert escaped in [h.value for h in at.subheader]
+    assert escaped in [h.value for h in at.header]
     assert any(b.label.startswith(escaped + "  ·  ") for b in at.button), [b.label for b in at.button]

@@ -28,7 +28,7 @@ def rendered(at: AppTest) -> bytes:
 
 def table(at: AppTest, first_label: str) -> dict[str, Any]:
     """The two-column table whose first row is labelled ``first_label``, as {label: value}."""
-    for t in at.table:
+    for t in at.dataframe:
         df = t.value
         labels = list(df.iloc[:, 0])
         if labels and labels[0] == first_label:
@@ -37,7 +37,7 @@ def table(at: AppTest, first_label: str) -> dict[str, Any]:
 
 
 def provider_table(at: AppTest) -> list[dict[str, Any]]:
-    for t in at.table:
+    for t in at.dataframe:
         df = t.value
         if "provider" in df.columns:
             return df.to_dict("records")  # type: ignore[no-any-return]

@@ -17,7 +17,7 @@ T = [datetime(2026, 3, d, tzinfo=UTC) for d in range(1, 6)]
 
 def _group(sha: str | None, atoms: Any, **figures: Any) -> dict[str, Any]:
     zero = {
-        "runs": 0, "answers": 0, "thumbs_up": 0, "thumbs_down": 0, "superseded": 0, "interruptions": 0,
+        "runs": 0, "answers": 0, "thumbs_up": 0, "thumbs_down": 0, "superseded": 0, "interrupted": 0,
         "errors": 0, "input_tokens": 0, "cache_tokens": 0, "input_runs": 0, "cost_usd": Decimal(0),
         "unknown_cost_runs": 0, "first_used": T[0], "last_used": T[0],
     }  # fmt: skip
@@ -33,7 +33,7 @@ def test_one_prompt_with_two_atom_sets_and_an_atom_in_two_prompts():
         _group("a" * 64, '[["base", 1], ["tone", 3]]', runs=2, answers=1, thumbs_down=1, superseded=1,
                input_tokens=200, input_runs=2, cost_usd=Decimal("0.1"), first_used=T[1], last_used=T[3]),
         # prompt B (SQLite hands atom versions back as JSON text)
-        _group("b" * 64, '[["base", 1]]', runs=1, answers=0, interruptions=1, errors=0, input_tokens=50,
+        _group("b" * 64, '[["base", 1]]', runs=1, answers=0, interrupted=1, errors=0, input_tokens=50,
                input_runs=1, cost_usd=Decimal("0.05"), first_used=T[4], last_used=T[4]),
         _group(None, None, runs=9),  # runs with no prompt say nothing of one
     ]  # fmt: skip

@@ -5,7 +5,7 @@ link of 0011 the analytics now tell how each prompt version did: runs, answers, 
 superseded runs (edits and regenerations), interruptions, input tokens, cost, first and last use
 (``core.analytics.figures.VERSION_SUMS``, view ``PROMPT_VERSIONS``).
 
-* **Indexes.** The other figures read ``agent_runs`` by index-only scans of 0003/0007's covering
+* **Indexes.** The other figures read ``agent_runs`` by index-only scans of 0003/0007/0013's covering
   indexes. The prompt-version figures read other columns (the prompt's sha256 and atom versions,
   feedback, the version link), so they get two covering indexes of their own, keyed as those are
   (``created_at`` across users; ``user_id, created_at`` per user): widening the existing ones would
@@ -13,20 +13,20 @@ superseded runs (edits and regenerations), interruptions, input tokens, cost, fi
 * **Admin function.** ``app.analytics_admin_dashboard`` gains the view as one more part of its
   statement and its columns in the result (``prompt_sha256``, ``atom_versions`` and the figures; no
   user, no content): dropped and created again from the generated snapshot
-  ``migrations/sql/0012_analytics_admin_dashboard.sql``, with the same grants.
+  ``migrations/sql/0015_analytics_admin_dashboard.sql``, with the same grants.
 
-Downgrade restores 0009's function and drops the two indexes.
+Downgrade restores 0013's function and drops the two indexes.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0015
+Revises: 0014
 """
 from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -55,11 +55,11 @@ def upgrade() -> None:
     for name, keys, include in INDEXES:
         op.create_index(name, "agent_runs", keys, postgresql_include=include)
     if op.get_bind().dialect.name == "postgresql":
-        _recreate("0012_analytics_admin_dashboard.sql")
+        _recreate("0015_analytics_admin_dashboard.sql")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        _recreate("0009_analytics_admin_dashboard.sql")
+        _recreate("0013_analytics_admin_dashboard.sql")
     for name, _keys, _include in reversed(INDEXES):
         op.drop_index(name, table_name="agent_runs")
