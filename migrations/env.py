@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import text
 
 import models
+from models.search import include_in_schema_comparison
 from core.db import MIGRATION_LOCK_ID, engine_for
 from core.settings import get_settings
 
@@ -30,6 +31,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=url.startswith("sqlite"),
+        include_object=include_in_schema_comparison,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -52,6 +54,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=dialect == "sqlite",
         compare_type=True,
+        include_object=include_in_schema_comparison,
     )
     with context.begin_transaction():
         if dialect == "postgresql":

@@ -32,6 +32,8 @@ MAX_TITLE = 120
 MAX_EMAIL = 254
 MAX_PASSWORD = 256
 MAX_CHAT_CHARS = 100_000  # hard ceiling; the configured limit (settings.max_message_chars) is lower
+MAX_SEARCH_CHARS = 200
+MAX_SEARCH_TERMS = 8
 
 # Bidirectional overrides/isolates and other invisible format characters that can disguise text.
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
@@ -166,6 +168,30 @@ class ChatIn(_In):
         if not value.strip():
             raise ValueError("type a message first")
         return value
+
+
+_SEARCH_WORD = re.compile(r"[^\W_]+")  # letters and digits: what both search indexes see as words
+
+
+def clean_search(value: str) -> str:
+    """A search box's text: one line of at most ``MAX_SEARCH_CHARS`` holding at least one word."""
+    if len(value) > MAX_SEARCH_CHARS:
+        raise ValueError(f"Search for at most {MAX_SEARCH_CHARS} characters (this is {len(value):,}).")
+    value = clean_line(value)
+    if not _SEARCH_WORD.search(value):
+        raise ValueError("Type a word to search for: letters or digits.")
+    return value
+
+
+class SearchIn(_In):
+    """What to look for in the user's conversations: every word must appear (in any form of it)."""
+
+    query: Annotated[str, AfterValidator(clean_search)]
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The query's words, lower-cased, each once, at most ``MAX_SEARCH_TERMS`` (the rest ignored)."""
+        return tuple(dict.fromkeys(w.lower() for w in _SEARCH_WORD.findall(self.query)))[:MAX_SEARCH_TERMS]
 
 
 class QuotaOverrideIn(_In):
