@@ -42,6 +42,8 @@ ERROR_SHARE = 0.03
 INTERRUPTED_SHARE = 0.01
 FALLBACK_SHARE = 0.05
 ERROR_CODES = ("rate_limited", "server", "timeout", "connection", "auth", "bad_request")
+# why an answer was cut off: its stream (timeout), the process died or was stopped, the user stopped
+INTERRUPTION_CODES = ("timeout", "process_stopped", "shutdown", "cancelled", "timeout")
 AGENTS = ("general", "architecture-review", "hiring-plan", "incident-postmortem", "board-update", "pricing")
 TOPICS = (
     "Q3 hiring plan", "Postgres migration", "On-call rotation", "Board deck", "Pricing tiers",
@@ -204,7 +206,7 @@ def _run_chunks(
                 row_status = "ok"
                 if st == 3:
                     row_status, otok, lat = "interrupted", max(1, otok // 3), max(t_first + 1, lat // 3)
-                    code = "timeout"
+                    code = INTERRUPTION_CODES[cut % len(INTERRUPTION_CODES)]
                 pin, pout = prices[model_ix[k]]
                 cost = ((pin * itok + pout * otok) / mega).quantize(eight)
                 if st == 3:

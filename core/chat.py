@@ -499,6 +499,8 @@ def _stream(
                     log.warning(
                         "provider %s failed (%s); fell back", failure.provider, failure.kind.value
                     )
+            elif isinstance(event, InputUsage):  # kept if the answer is stopped before its Usage
+                result.input_usage = event
             elif isinstance(event, Usage):
                 result.usage = event
             elif isinstance(event, Done):

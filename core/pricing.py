@@ -160,3 +160,15 @@ def cost_usd(model: str, usage: Usage, *, table: PriceTable | None = None) -> De
         log.warning("no price for model %r in pricing.toml; cost recorded as unknown", model)
         return None
     return price.rates_for(usage).cost(usage)
+
+
+def format_cost(value: Decimal | None) -> str:
+    """A run's cost as people read it: "$0", fractions of a cent to six places, cents to four,
+    dollars to two; "cost unknown" when it was not recorded (never a guess)."""
+    if value is None:
+        return "cost unknown"
+    if value == 0:
+        return "$0"
+    if value < Decimal("0.01"):
+        return f"${value:.6f}"  # a short answer costs fractions of a cent: show them
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"

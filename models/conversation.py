@@ -15,7 +15,7 @@ from models.types import JSONType, UTCDateTime, utcnow
 RUN_STATUSES = ("pending", "ok", "error", "interrupted")
 # Columns the analytics aggregates read: carried in the indexes so PostgreSQL answers from the index.
 _STATS = ["provider", "model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "ttft_ms",
-          "fallback_from"]
+          "fallback_from", "cached_input_tokens", "cache_write_tokens", "error_code"]
 _PENDING = text("status = 'pending'")
 
 

@@ -106,6 +106,14 @@ def kpi_tiles(kpis: KpiComparison) -> None:
             "its output tokens. Their tokens are counted.",
             icon=":material/price_change:",
         )
+    k = kpis.current
+    if k.interrupted:
+        st.caption(
+            f"Answers cut off part way: {k.interrupted:,} — the server process died: "
+            f"{k.interrupted_process_stopped:,} · the server was stopped: {k.interrupted_shutdown:,} · "
+            f"stopped or left by the user: {k.interrupted_user_stop:,} · the provider's stream broke: "
+            f"{k.interrupted_cut_stream:,}."
+        )
 
 
 def _date_axis(fig: Any, buckets: pd.Series) -> Any:

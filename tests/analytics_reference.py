@@ -22,8 +22,13 @@ from core.db import engine_for
 from models import AgentRun, Conversation
 
 END = datetime(2026, 3, 4, tzinfo=UTC)  # a Wednesday; the data spans three ISO weeks and two months
+INTERRUPTIONS = (
+    "interrupted", "interrupted_process_stopped", "interrupted_shutdown", "interrupted_user_stop",
+    "interrupted_cut_stream",
+)  # fmt: skip
 SUM_COLS = [
     "runs", "input_tokens", "output_tokens", "cost_usd", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs",
+    *INTERRUPTIONS,
 ]  # fmt: skip
 PCTS = {  # latency over completed answers only; time to first token over every run that had one
     "latency_p50": ("ok_latency_ms", 50),
@@ -31,7 +36,9 @@ PCTS = {  # latency over completed answers only; time to first token over every 
     "ttft_p50": ("ttft_ms", 50),
     "ttft_p95": ("ttft_ms", 95),
 }
-KPI_INTS = ("runs", "input_tokens", "output_tokens", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs")
+KPI_INTS = (
+    "runs", "input_tokens", "output_tokens", "errors", "fallbacks", "cache_tokens", "unknown_cost_runs", *INTERRUPTIONS,
+)  # fmt: skip
 FILTER_CASES: dict[str, dict[str, Any]] = {
     "all": {},
     "providers": {"providers": ("openai", "anthropic")},
@@ -59,6 +66,9 @@ def seed_reference(url: str) -> Reference:
     runs["created_at"] = pd.to_datetime(runs["created_at"], utc=True)
     runs["ok_latency_ms"] = runs["latency_ms"].where(runs["status"] == "ok")
     assert set(runs["status"]) >= {"ok", "error", "interrupted"}
+    # every cause of an interruption, and a cut stream
+    assert set(runs.loc[runs["status"] == "interrupted", "error_code"]) >= {
+        "process_stopped", "shutdown", "cancelled", "timeout"}
     assert runs["fallback_from"].notna().any()
     # the cases the definitions tell apart are in the data: failed runs with a latency, and runs
     # with fallback_from set that ended in an error
@@ -85,6 +95,7 @@ def select_runs(runs: pd.DataFrame, f: Filters, user_id: uuid.UUID | None, *, st
 
 
 def sums(df: pd.DataFrame) -> dict[str, float]:
+    interrupted, code = df["status"] == "interrupted", df["error_code"]
     return {
         "runs": len(df),
         "input_tokens": int(df["input_tokens"].fillna(0).sum()),
@@ -98,6 +109,15 @@ def sums(df: pd.DataFrame) -> dict[str, float]:
         # tokens reported, cost unknown: left out of cost_usd, and counted here
         "unknown_cost_runs": int(
             (df["cost_usd"].isna() & (df["input_tokens"].notna() | df["output_tokens"].notna())).sum()
+        ),
+        # answers cut off part way, and why: the process died, it was stopped, the user stopped, or
+        # (any other code) the provider's stream was cut
+        "interrupted": int(interrupted.sum()),
+        "interrupted_process_stopped": int((interrupted & (code == "process_stopped")).sum()),
+        "interrupted_shutdown": int((interrupted & (code == "shutdown")).sum()),
+        "interrupted_user_stop": int((interrupted & (code == "cancelled")).sum()),
+        "interrupted_cut_stream": int(
+            (interrupted & ~code.isin(["process_stopped", "shutdown", "cancelled"])).sum()
         ),
     }
 

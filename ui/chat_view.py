@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from core.atoms import app_atoms
 from core.chat import TurnResult
+from core.pricing import format_cost
 from models import AgentRun
 
 
 def agent_choices() -> dict[str, tuple[str, str]]:
     """Advisor modes from the atoms' agents: id → (title, description)."""
     return {a_id: (title, desc) for a_id, title, desc in app_atoms().agents()}
-
-
-def _cost(value: Decimal | None) -> str:
-    if value is None:
-        return "cost unknown"
-    if value == 0:
-        return "$0"
-    if value < Decimal("0.01"):
-        return f"${value:.6f}"  # a short answer costs fractions of a cent: show them
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def meta_line(run: AgentRun | TurnResult) -> str:
@@ -42,7 +31,7 @@ def meta_line(run: AgentRun | TurnResult) -> str:
     parts = [provider, model or "?"]
     if tokens_in is not None or tokens_out is not None:
         parts.append(f"{tokens_in or 0:,} in / {tokens_out or 0:,} out tokens")
-    parts.append(_cost(cost))
+    parts.append(format_cost(cost))
     if latency is not None:
         parts.append(f"{latency / 1000:.1f} s" + (f" (first token {ttft} ms)" if ttft is not None else ""))
     line = " · ".join(parts)

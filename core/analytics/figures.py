@@ -11,6 +11,11 @@ build their SQL from the definitions below; nothing else spells out a figure.
   failed fell back to nothing); runs of **unknown cost** (tokens reported, input or output, but no
   cost: a model missing from ``pricing.toml`` or an answer cut before the provider reported its
   output; the cost sum leaves them out and this count says how many there are).
+* **Interruptions**: runs cut off after part of an answer (``status = 'interrupted'``), and the
+  same by cause (``error_code``): ``process_stopped`` (the answering process died; closed by the
+  sweep, ``core.run_leases``), ``shutdown`` (the process was stopped gracefully mid-answer),
+  ``user_stop`` (``cancelled``: the user stopped it or left), ``cut_stream`` (any other code: the
+  provider's stream broke or timed out). The four causes add up to the interruptions.
 * **Percentiles** (``percentile_cont``: linear interpolation, NULLs ignored) of two per-run
   measures: the latency of a completed answer (``status = 'ok'``; a failed run's time to fail is
   not a latency) and the time to the first token (every run that had one).
@@ -74,6 +79,30 @@ def _tokens_sum(column: Callable[[Runs], Expression]) -> Callable[[Runs], Expres
     return lambda r: func.coalesce(func.sum(column(r)), sql("0"))
 
 
+# cause -> the error codes of an interrupted run that name it; "cut_stream" is every other code
+INTERRUPTION_CAUSES: dict[str, tuple[str, ...]] = {
+    "process_stopped": ("process_stopped",),
+    "shutdown": ("shutdown",),
+    "user_stop": ("cancelled",),
+}
+CUT_STREAM = "cut_stream"
+
+
+def _interrupted(cause: str | None = None) -> Callable[[Runs], Expression]:
+    """Interrupted runs (of one cause, when given)."""
+
+    def count(r: Runs) -> Expression:
+        condition: Expression = r.status == sql("'interrupted'")
+        if cause == CUT_STREAM:
+            named = [sql(f"'{c}'") for codes in INTERRUPTION_CAUSES.values() for c in codes]
+            condition = and_(condition, or_(r.error_code.is_(None), r.error_code.not_in(named)))
+        elif cause is not None:
+            condition = and_(condition, r.error_code.in_([sql(f"'{c}'") for c in INTERRUPTION_CAUSES[cause]]))
+        return func.count(case((condition, sql("1"))))
+
+    return count
+
+
 SUMS: tuple[Sum, ...] = (
     Sum("runs", BigInteger(), lambda r: func.count()),
     Sum("input_tokens", BigInteger(), _tokens_sum(lambda r: r.input_tokens)),
@@ -95,6 +124,8 @@ SUMS: tuple[Sum, ...] = (
             case((and_(r.cost_usd.is_(None), or_(r.input_tokens.is_not(None), r.output_tokens.is_not(None))), sql("1")))
         ),
     ),
+    Sum("interrupted", BigInteger(), _interrupted()),
+    *(Sum(f"interrupted_{cause}", BigInteger(), _interrupted(cause)) for cause in (*INTERRUPTION_CAUSES, CUT_STREAM)),
 )
 SUM_NAMES = tuple(s.name for s in SUMS)
 

@@ -29,6 +29,11 @@ class Kpis:
     fallbacks: int = 0
     cache_tokens: int = 0  # cached input read + cache writes (input_tokens excludes both)
     unknown_cost_runs: int = 0  # runs that used tokens but have no cost (left out of cost_usd)
+    interrupted: int = 0  # answers cut off part way; by cause below (they add up to it)
+    interrupted_process_stopped: int = 0
+    interrupted_shutdown: int = 0
+    interrupted_user_stop: int = 0
+    interrupted_cut_stream: int = 0
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     ttft_p50_ms: float | None = None

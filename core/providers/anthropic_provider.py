@@ -58,7 +58,8 @@ _STREAM_ERROR_KINDS = {
 class AnthropicProvider(SDKProvider):
     """Streams ``client.messages.create(stream=True)`` and reads its typed events by their ``type``.
 
-    Usage: input and cache counts from ``message_start``; the output count (cumulative) from
+    Usage: input and cache counts from ``message_start`` (passed on at once as ``InputUsage``, so an
+    answer the user stops still records its input); the output count (cumulative) from
     ``message_delta``, which may also restate the input counts.
 
     **When the answer is complete.** The API ends every stream with a ``message_stop`` event; the
@@ -121,10 +122,12 @@ class AnthropicProvider(SDKProvider):
                 header_id = stream.response.headers.get("request-id")
                 for event in stream:
                     deadline.check()
-                    text = reader.read(event)
-                    if text:
+                    got = reader.read(event)
+                    if isinstance(got, str):
                         deadline.got_text = True
-                        yield TextDelta(text)
+                        yield TextDelta(got)
+                    elif got is not None:
+                        yield got  # message_start's input counts: known even if the answer is stopped
         except Exception as exc:
             error = exc if isinstance(exc, ProviderError) else map_anthropic_error(
                 exc, provider=self.name, secrets=self._secrets
@@ -155,8 +158,9 @@ class _MessageReader:
         self.message_id: str | None = None
         self.finished = False
 
-    def read(self, event: object) -> str | None:
-        """The text ``event`` carries, if any; its other contents are recorded."""
+    def read(self, event: object) -> str | InputUsage | None:
+        """The text ``event`` carries, if any, or ``message_start``'s input counts; its other
+        contents are recorded."""
         p = self._provider
         kind = getattr(event, "type", None)
         if kind == "content_block_delta":
@@ -169,6 +173,7 @@ class _MessageReader:
                               "message_start without a message")
             self.message_id = message.id if isinstance(message.id, str) else None
             self._start(message.usage)
+            return self.input_usage()
         elif kind == "message_delta":
             event = checked(event, RawMessageDeltaEvent, p, "message_delta")
             self._delta(event.usage)

@@ -1,8 +1,9 @@
 """The provider contract: messages in, a stream of typed events out, one error taxonomy.
 
 Every provider (OpenAI-compatible, Anthropic, the offline demo) implements :class:`Provider`.
-``stream()`` yields, in order: zero or more :class:`TextDelta`, at most one :class:`Usage`, then
-exactly one :class:`Done`. Any failure is raised as :class:`ProviderError` -- never an SDK
+``stream()`` yields, in order: at most one :class:`InputUsage` (a provider that reports the input
+counts when its stream starts: Anthropic's ``message_start``), zero or more :class:`TextDelta`, at
+most one :class:`Usage`, then exactly one :class:`Done`. Any failure is raised as :class:`ProviderError` -- never an SDK
 exception -- so the router and the chat layer handle one taxonomy.
 
 ``Usage`` is normalised across providers: ``input_tokens`` counts **non-cached** input only
@@ -59,10 +60,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class InputUsage:
-    """The input side of a request as the provider reported it before its stream failed.
+    """The input side of a request as the provider reported it before its answer ended.
 
     Anthropic reports the input counts at the start of a stream (``message_start``); the output
-    count only at its end. A stream cut in between leaves the input known and the output unknown.
+    count only at its end. A stream cut in between (a failure, or the user's stop) leaves the input
+    known and the output unknown. It is yielded as an event when the stream starts, and kept on a
+    :class:`ProviderError` that ends the stream. OpenAI reports usage only in the stream's last
+    chunk, so an OpenAI answer stopped early has no token counts at all.
     """
 
     input_tokens: int
@@ -76,7 +80,7 @@ class Done:
     provider_request_id: str | None
 
 
-ProviderEvent = TextDelta | Usage | Done
+ProviderEvent = TextDelta | InputUsage | Usage | Done
 
 
 class ErrorKind(StrEnum):

@@ -1,8 +1,8 @@
 """Fallback across providers, with a circuit breaker per provider.
 
 ``router.stream(messages, system=..., request_id=...)`` yields, in order:
-``Started(provider, model, fallback_from, failures)`` once, then the answering provider's
-``TextDelta``\\ s, at most one ``Usage`` and one ``Done``. It raises:
+``Started(provider, model, fallback_from, failures)`` once, then the answering provider's events:
+its ``InputUsage`` if it reports one, ``TextDelta``\\ s, at most one ``Usage`` and one ``Done``. It raises:
 
 * :class:`ProviderError` -- ``auth`` / ``bad_request`` before any text: surfaced immediately,
   **no fallback**. A bad key or a rejected request is a configuration or input problem that
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from core.providers.base import (
     ChatMessage,
     Done,
+    InputUsage,
     Provider,
     ProviderError,
     ProviderEvent,
@@ -58,7 +59,7 @@ class Started:
     failures: tuple[ProviderError, ...] = ()
 
 
-RouterEvent = Started | TextDelta | Usage | Done
+RouterEvent = Started | TextDelta | InputUsage | Usage | Done
 
 
 class StreamInterrupted(Exception):

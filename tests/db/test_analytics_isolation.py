@@ -38,6 +38,12 @@ CONTENT_ALLOWED_COLUMNS = {
     "fallbacks",
     "cache_tokens",  # a sum of token counts
     "unknown_cost_runs",  # a count of runs
+    # counts of interrupted runs, by cause
+    "interrupted",
+    "interrupted_process_stopped",
+    "interrupted_shutdown",
+    "interrupted_user_stop",
+    "interrupted_cut_stream",
     "period",
     "bucket",
     "latency_p50",

@@ -44,9 +44,14 @@ def test_delete_user_leaves_no_row_with_the_id_and_keeps_others(two_users):
     b_before = snapshot(b)
     records_before = all_deletion_records()
 
+    replaced = [r for r in db_rows("agent_runs", a) if r["superseded_by"] is not None]
+    assert replaced  # the catalogue's runs include an earlier version of a turn
+
     receipt = delete_user(user_id=a)
 
     assert rows_holding(a) == {}
+    for run in replaced:  # neither version is left
+        assert rows_holding(run["id"]) == {} and rows_holding(run["superseded_by"]) == {}
     assert snapshot(b) == b_before
     assert receipt.row_counts == a_counts
     assert receipt.limits_cleared

@@ -67,6 +67,10 @@ def test_export_holds_every_row_of_the_user_with_equal_values(two_users):
             assert set(out) == expected_cols, table
             for col in expected_cols:
                 assert same(out[col], row[col]), (table, col, out[col], row[col])
+    # an edited or regenerated turn: the replaced run is exported with the id of its replacement
+    runs = {r["id"]: r for r in exported["agent_runs"]}
+    [replaced] = [r for r in runs.values() if r["superseded_by"] is not None]
+    assert runs[replaced["superseded_by"]]["user_message"].endswith("message 0 edited")
 
 
 def test_export_leaves_out_the_password_hash_and_says_so(two_users):
@@ -137,8 +141,8 @@ def test_manifest_counts_and_hashes_verify(two_users):
         assert names, table
         for name in names:
             assert manifest["files"][name]["rows"] >= len(exported[table])
-    assert manifest["files"]["agent_runs.jsonl"]["rows"] == manifest["row_counts"]["agent_runs"] == 7
-    assert manifest["files"]["agent_runs.csv"]["rows"] == 7
+    assert manifest["files"]["agent_runs.jsonl"]["rows"] == manifest["row_counts"]["agent_runs"] == 8
+    assert manifest["files"]["agent_runs.csv"]["rows"] == 8
 
 
 def test_csv_parses_back_equal_to_jsonl(two_users):
@@ -149,7 +153,7 @@ def test_csv_parses_back_equal_to_jsonl(two_users):
     rows = list(csv.reader(io.StringIO(raw, newline="")))
     header, body = rows[0], rows[1:]
     jsonl = [json.loads(line) for line in files["agent_runs.jsonl"].decode().splitlines()]
-    assert len(body) == len(jsonl) == 7
+    assert len(body) == len(jsonl) == 8
     assert any(TRICKY in r["user_message"] for r in jsonl)
     for cells, obj in zip(body, jsonl, strict=True):
         assert header == list(obj)
@@ -195,7 +199,7 @@ def test_export_streams_into_a_non_seekable_stream_and_reports_progress(two_user
     data = b"".join(pipe.parts)
     assert size == len(data)
     assert unzip(data)["profile.json"]
-    total = sum(counts_for(a).values()) + 7  # runs are written twice
+    total = sum(counts_for(a).values()) + 8  # runs are written twice
     assert seen[-1] == (total, total)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 

@@ -40,6 +40,12 @@ def seed_user(user_id: uuid.UUID, marker: str) -> None:
         s.add(VibeConfig(user_id=user_id, name=f"calm {marker}", brevity=9, is_active=False))
         s.flush()
         start = utcnow() - timedelta(days=1)
+        # an edited or regenerated turn: the replaced run stays, pointing at its replacement
+        replacement = uuid.uuid4()
+        s.add(AgentRun(id=replacement, user_id=user_id, conversation_id=conv.id, agent="board-update",
+                       created_at=start + timedelta(minutes=9), user_message=f"{marker} message 0 edited",
+                       output=f"{marker} answer 0 regenerated", status="ok", provider="openai", model="gpt-test",
+                       input_tokens=5, output_tokens=5, request_id=f"req{marker}v2"[:32]))
         for i, status in enumerate(("ok", "error", "interrupted", "pending")):
             s.add(
                 AgentRun(
@@ -64,6 +70,7 @@ def seed_user(user_id: uuid.UUID, marker: str) -> None:
                     atom_versions=[["base", 1], [f"tone-{marker}", 2]],
                     request_id=f"req{marker}{i}"[:32],
                     error_code="server" if status == "error" else None,
+                    superseded_by=replacement if i == 0 else None,
                 )
             )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from core.providers.base import Done, TextDelta, Usage
+from core.providers.base import Done, InputUsage, TextDelta, Usage
 from core.providers.router import Started
 
 
@@ -15,6 +15,7 @@ class Collected:
     text: str = ""
     deltas: int = 0
     usage: list[Usage] = field(default_factory=list)
+    input_usage: list[InputUsage] = field(default_factory=list)
     done: list[Done] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
 
@@ -28,6 +29,8 @@ def collect(events: Iterable[object]) -> Collected:
         elif isinstance(event, TextDelta):
             out.text += event.text
             out.deltas += 1
+        elif isinstance(event, InputUsage):
+            out.input_usage.append(event)
         elif isinstance(event, Usage):
             out.usage.append(event)
         elif isinstance(event, Done):

@@ -376,3 +376,17 @@ def test_failure_before_any_usage_reports_none(api: str, stub: ProviderStubServe
         with pytest.raises(ProviderError) as info:
             collect(make_provider("openai").stream(QUESTION, system=SYSTEM, request_id="r"))
         assert info.value.input_usage is None
+
+
+def test_anthropic_reports_the_input_counts_as_soon_as_the_stream_starts(stub: ProviderStubServer, make_provider):
+    """message_start's counts are passed on before any text, so an answer stopped by the user (the
+    stream closed early, no error) still knows its input; OpenAI reports usage only at the end."""
+    stub.set_reply("anthropic", Reply(text="one two three", input_tokens=61, cached_tokens=400,
+                                      cache_write_tokens=7))
+    got = collect(make_provider("anthropic").stream(QUESTION, system=SYSTEM, request_id="r"))
+    assert got.order[0] == "InputUsage" and got.order[1] == "TextDelta"
+    assert got.input_usage == [InputUsage(input_tokens=61, cached_input_tokens=400, cache_write_tokens=7)]
+    assert got.usage[0].input_tokens == 61
+
+    stub.set_reply("openai", Reply(text="one two three"))
+    assert collect(make_provider("openai").stream(QUESTION, system=SYSTEM, request_id="r")).input_usage == []
