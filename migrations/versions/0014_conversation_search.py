@@ -12,21 +12,22 @@ PostgreSQL:
 SQLite: FTS5 virtual tables ``conversations_fts`` (title) and ``agent_runs_fts`` (user_message,
 output) with external content (the text stays in the tables; the FTS index refers to their rowids),
 kept in step by insert, update and delete triggers, and filled from the existing rows. A ``VACUUM``
-may renumber the rowids of these tables; after one, ``INSERT INTO <name>(<name>) VALUES('rebuild')``
-rebuilds each index.
+may renumber the rowids of these tables, and a later migration that rebuilds one of them (a batch
+"move and copy") drops its triggers: after either, recreate the triggers as here and run
+``INSERT INTO <name>(<name>) VALUES('rebuild')``.
 
 Neither holds anything the tables do not: the export and the account deletion skip them
 (``core.user_tables``), and deleting a user's rows removes their search entries with them.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
