@@ -8,9 +8,9 @@ from alembic import context
 from sqlalchemy import text
 
 import models
-from models.search import include_in_schema_comparison
 from core.db import MIGRATION_LOCK_ID, engine_for
 from core.settings import get_settings
+from models.search import include_in_schema_comparison
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

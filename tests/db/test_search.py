@@ -13,7 +13,7 @@ from sqlmodel import select
 from core.conversations import delete_conversation, rename_conversation
 from core.db import system_session, user_session
 from core.deletion import delete_user
-from core.search import SearchHit, make_snippet, search_conversations
+from core.search import SearchHit, make_snippet, query_words, search_conversations, search_statements
 from models import AgentRun, Conversation
 from models.schemas import RenameIn, SearchIn
 from models.types import utcnow
@@ -181,3 +181,17 @@ def test_snippet_is_a_window_around_the_first_match():
     assert [p.text for p in parts if p.matched] == ["mango"]
     assert 60 <= len(shown) <= 125
     assert shown.index("mango") >= 40  # context before the word is kept
+
+
+def test_rls_alone_hides_another_users_text(pg_url):
+    """PostgreSQL: acting as Alice, the search statements asked for Bob's rows find nothing (row-level
+    security), although the rows match (the table owner finds them)."""
+    alice, bob = make_user(), make_user()
+    add_turn(bob, add_conversation(bob, "meerkat plans"), "meerkat", "meerkat answer")
+    titles, turns = search_statements("postgresql")
+    params = {"uid": bob, "q": query_words(("meerkat",), "postgresql"), "n": 10}
+    with user_session(alice) as s:
+        assert s.execute(titles, params).all() == []
+        assert s.execute(turns, params).all() == []
+    with system_session() as s:
+        assert len(s.execute(turns, params).all()) == 1

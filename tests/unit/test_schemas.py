@@ -17,6 +17,7 @@ from models.schemas import (
     ProfileIn,
     QuotaOverrideIn,
     RenameIn,
+    SearchIn,
     SignUpIn,
     VibeIn,
     field_errors,
@@ -35,6 +36,7 @@ MODELS = {
     RenameIn: ["conversation_id", "title"],
     ChatIn: ["conversation_id", "text"],
     QuotaOverrideIn: ["user_id", "tokens_per_day", "cost_per_month_usd"],
+    SearchIn: ["query"],
 }
 
 
@@ -67,6 +69,10 @@ def test_fuzz_every_input_model_only_raises_validation_error(data):
         (ChatIn, {"conversation_id": uuid.uuid4(), "text": "x" * 100_001}, "text"),
         (SignUpIn, {"email": "not-an-email", "password": "x"}, "email"),
         (ConversationIn, {"agent": "../etc"}, "agent"),
+        (SearchIn, {"query": "   "}, "query"),
+        (SearchIn, {"query": "?!"}, "query"),
+        (SearchIn, {"query": "x" * 201}, "query"),
+        (SearchIn, {"query": "a\u202eb"}, "query"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(model, values, field):
@@ -117,3 +123,9 @@ def test_control_check_reports_in_text_order():
         first = next(ch for ch in text if ch in "\x01\x7f\u202e")
         with pytest.raises(ValueError, match=f"U\\+{ord(first):04X}"):
             _no_control(text, allow_newlines=True)
+
+
+def test_search_terms_are_the_words_lower_cased_once_each_and_at_most_eight():
+    assert SearchIn(query="  Plan the Q3 plan: plan-B!  ").terms == ("plan", "the", "q3", "b")
+    assert len(SearchIn(query=" ".join(f"w{i}" for i in range(20))).terms) == 8
+    assert SearchIn(query="snake_case").terms == ("snake", "case")
