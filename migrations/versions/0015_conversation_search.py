@@ -19,15 +19,15 @@ may renumber the rowids of these tables, and a later migration that rebuilds one
 Neither holds anything the tables do not: the export and the account deletion skip them
 (``core.user_tables``), and deleting a user's rows removes their search entries with them.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
