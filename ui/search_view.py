@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from core.search import SearchHit, SearchResults, search_conversations
 from models.schemas import MAX_SEARCH_CHARS, SearchIn, field_errors
-from ui.text import literal, literal_highlighted
+from ui.text import literal, literal_highlighted, typing_limit
 
 QUERY_KEY = "search_query"
 CONVERSATION_PARAM = "conversation"
@@ -60,7 +60,7 @@ def render_search(user_id: uuid.UUID, *, chat_page: Path) -> None:
     typed = st.text_input(
         "Search your conversations",
         key=QUERY_KEY,
-        max_chars=MAX_SEARCH_CHARS,
+        max_chars=typing_limit(MAX_SEARCH_CHARS),  # a longer query reaches the check and its message
         placeholder="Words from a title, a message or an answer",
         icon=":material/search:",
     )

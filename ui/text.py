@@ -23,3 +23,14 @@ def literal_highlighted(parts: Iterable[tuple[str, bool]]) -> str:
         escaped = escape_inline(text, line_start=index == 0)
         out.append(f"**{escaped}**" if marked and text.strip() else escaped)
     return "".join(out)
+
+
+TYPING_ROOM = 20
+
+
+def typing_limit(limit: int) -> int:
+    """The ``max_chars`` of a box whose value may hold ``limit`` characters: a little more. Streamlit
+    cuts a value at ``max_chars`` without a word (in the browser and again on the server), so a box
+    cut at the limit itself would silently shorten what a person pasted (a password, a message);
+    with room past it, the value reaches the check, whose message names the limit."""
+    return limit + TYPING_ROOM

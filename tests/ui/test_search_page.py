@@ -73,7 +73,9 @@ def test_a_title_match_links_to_the_conversation(app):
 def test_bad_input_gets_a_human_message_and_nothing_found_says_so(app):
     at = app(PAGE)
     search(at, "!!!")
-    assert [e.value for e in at.error] == ["Type a word to search for: letters or digits."]
+    assert [e.value for e in at.error] == ["Type a word to search for: letters or digits (at most 200 characters)."]
+    search(at, "x" * 210)  # the box takes a little more than the limit: the message names it
+    assert [e.value for e in at.error] == ["Use at most 200 characters."]
     search(at, "zebrafish")
     assert not at.error
     assert [i.value for i in at.info] == ["Nothing in your conversations matches all of these words."]
