@@ -78,6 +78,7 @@ from core.profiles import profile_in, vibe_from_values
 from core.providers.base import ChatMessage, Done, InputUsage, ProviderError, TextDelta, Usage
 from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
 from core.request_context import current_request_id, new_request_id
+from core.run_versions import NotReplaceable, supersede_last_run
 from core.settings import Settings, get_settings
 from models import SLIDERS, AgentRun
 from models.schemas import ChatIn, ProfileIn, VibeIn, field_errors
@@ -231,6 +232,7 @@ _HISTORY_SQL = sql_text(
     """
     SELECT user_message, output FROM agent_runs
     WHERE conversation_id = :cid AND user_id = :uid AND status IN ('ok', 'interrupted')
+      AND superseded_by IS NULL
     ORDER BY created_at DESC LIMIT :n
     """
 ).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
@@ -291,6 +293,7 @@ FROM ctx
 _PG_HISTORY = """
 SELECT user_message, output FROM agent_runs
 WHERE conversation_id = %(cid)s AND user_id = %(uid)s AND status IN ('ok', 'interrupted')
+  AND superseded_by IS NULL
 ORDER BY created_at DESC LIMIT %(n)s
 """
 _PG_FINISH = """
@@ -311,6 +314,7 @@ class _NewRun:
     message: str
     request_id: str
     created_at: datetime
+    replaces: uuid.UUID | None = None  # the conversation's last run, of which this is a new version
 
 
 def _context(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> _Context:
@@ -333,9 +337,9 @@ def _accept(new: _NewRun, turns: int) -> _Context:
     consume_chat_turn(new.user_id)  # attempts count: a turn refused below still used its slot
     periods = quota_periods()
     engine = get_engine()
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql" and new.replaces is None:
         return _accept_pg(new, periods, turns, engine)
-    return _accept_portable(new, periods, turns, engine)
+    return _accept_portable(new, periods, turns, engine)  # PostgreSQL too for a new version of a turn
 
 
 def _accept_pg(new: _NewRun, periods: QuotaPeriods, turns: int, engine: Engine) -> _Context:
@@ -369,6 +373,9 @@ def _accept_portable(new: _NewRun, periods: QuotaPeriods, turns: int, engine: En
         refusal = quota_refusal(quota_usage(new.user_id, periods, conn), periods.now)
         if refusal is not None:
             raise refusal
+        if new.replaces is not None:  # before the history is read, so it leaves the replaced run out
+            supersede_last_run(conn, user_id=new.user_id, conversation_id=new.conversation_id,
+                               replaced_id=new.replaces, new_id=new.id)
         history = conn.execute(_HISTORY_SQL, {**ids, "n": turns}).all() if turns else []
         conn.execute(
             _INSERT_RUN,
@@ -433,11 +440,17 @@ def run_turn(
     atoms: AtomLibrary | None = None,
     request_id: str | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    replaces: uuid.UUID | None = None,
 ) -> Turn:
     """Accept a chat turn (validate, limits, store the message) and return its stream.
 
-    Raises ``TurnRejected`` (nothing stored, no provider call) or ``NotFound`` (not the user's
-    conversation). Everything after the message is stored is reported on ``Turn.result``.
+    ``replaces``: the conversation's last run, of which this turn is a new version (an edited
+    message, a regenerated answer): in the same transaction the old run is marked superseded
+    (``core.run_versions``), so the history sent to the model leaves it out; it stays stored.
+
+    Raises ``TurnRejected`` (nothing stored, no provider call; reason ``not_replaceable`` when
+    ``replaces`` is not the conversation's last run) or ``NotFound`` (not the user's conversation).
+    Everything after the message is stored is reported on ``Turn.result``.
     """
     settings = settings or get_settings()
     router = router or build_router(settings)  # built once per process; not part of the turn's time
@@ -446,13 +459,15 @@ def run_turn(
     request_id = request_id or current_request_id() or new_request_id()
     data = _validate(conversation_id, text, settings)
     new = _NewRun(id=uuid.uuid4(), user_id=user_id, conversation_id=data.conversation_id, message=data.text,
-                  request_id=request_id, created_at=utcnow())
+                  request_id=request_id, created_at=utcnow(), replaces=replaces)
     # the user's previous answer may still be being written: its history and usage come first
     finishing.wait_user(user_id)
     try:
         ctx = _accept(new, settings.history_turns_in_prompt)
     except LimitExceeded as exc:
         raise TurnRejected(exc.message, reason=exc.limit, retry_after_s=exc.retry_after_s) from None
+    except NotReplaceable as exc:
+        raise TurnRejected(exc.message, reason="not_replaceable") from None
     # committed: the user's message is durable before any provider is called
     result = TurnResult(run_id=new.id, request_id=request_id)
     stream = _stream(

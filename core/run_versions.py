@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -40,7 +41,7 @@ class NotReplaceable(ValueError):
 
 
 def supersede_last_run(
-    session: Session,
+    session: Session | Connection,
     *,
     user_id: uuid.UUID,
     conversation_id: uuid.UUID,

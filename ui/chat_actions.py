@@ -16,6 +16,7 @@ run ends, not delivered at once.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -139,10 +140,8 @@ def _export(user_id: uuid.UUID, conversation_id: uuid.UUID) -> Callable[[], byte
 def _delete(user_id: uuid.UUID, conversation_id: uuid.UUID, title: str,
             forget_history: Callable[[], None]) -> None:
     """Delete's callback: the conversation is gone before the fragment reruns and reads the list."""
-    try:
+    with contextlib.suppress(NotFound):  # deleted meanwhile (another tab): the list is read again all the same
         conversations.delete_conversation(user_id=user_id, conversation_id=conversation_id)
-    except NotFound:
-        pass  # deleted meanwhile (another tab): the list is read again all the same
     st.session_state[DELETED_KEY] = title
     forget_history()
 
