@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -41,7 +40,7 @@ class NotReplaceable(ValueError):
 
 
 def supersede_last_run(
-    session: Session | Connection,
+    session: Session,
     *,
     user_id: uuid.UUID,
     conversation_id: uuid.UUID,

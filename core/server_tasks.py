@@ -11,8 +11,8 @@
 - **when the server stops** (SIGTERM or SIGINT: uvicorn's graceful shutdown runs the lifespan's exit
   before the process ends): the sweep stops, live turns get ``ADVISOR_SHUTDOWN_GRACE_S`` to finish
   normally, those still live are closed ``interrupted`` / ``shutdown`` with their partial output
-  (``core.run_leases.close_live_turns``), and the last writes of finished turns are waited for
-  (``core.finishing``), all before the process exits.
+  (``core.run_leases.close_live_turns``), all before the process exits. (A turn that ended has
+  its row finished already: the write is made in its stream's own ``finally``.)
 """
 
 from __future__ import annotations
@@ -22,16 +22,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+from sqlalchemy.exc import DBAPIError
 
-from core import finishing
-from core.db import is_database_error
 from core.error_reports import log_exception
 from core.run_leases import close_live_turns, sweep_stale_runs
 from core.settings import Settings
 
 log = logging.getLogger("advisor.server")
-
-FINISH_WAIT_S = 10.0  # how long a stopping process waits for the last writes of turns that ended
 
 
 def sweep_once() -> int:
@@ -39,7 +36,7 @@ def sweep_once() -> int:
     try:
         return len(sweep_stale_runs())
     except Exception as exc:
-        if is_database_error(exc):
+        if isinstance(exc, DBAPIError):
             log.warning("the sweep of stale runs could not reach the database (%s)", type(exc).__name__)
         else:
             log_exception(exc, where="sweep")
@@ -54,13 +51,11 @@ async def sweep_periodically(interval_s: float) -> None:
 
 
 def stop_process(settings: Settings) -> None:
-    """Close this process's live turns (after the grace period) and wait for the last writes."""
+    """Close this process's live turns (after the grace period)."""
     try:
         close_live_turns(grace_s=settings.shutdown_grace_s)
     except Exception as exc:  # the database is down: the other replicas' sweeps will close them
         log_exception(exc, where="shutdown")
-    if not finishing.wait_all(FINISH_WAIT_S):
-        log.warning("stopping with turn writes still pending; the sweep of another process will close them")
 
 
 @asynccontextmanager
