@@ -47,8 +47,9 @@ PLAN: list[tuple[str, str, list[str]]] = [
     ("export", "export", []),
     ("load", "load", []),
     ("load --replicas 2", "load", ["--replicas", "2"]),
+    ("browser_chat", "browser_chat", []),
 ]
-NOT_BENCHMARKS = {"__init__", "common", "run_all", "seed_runs", "peer_litellm"}
+NOT_BENCHMARKS = {"__init__", "common", "run_all", "seed_runs", "peer_litellm", "baseline_chat"}
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 LOG_DIR = Path(os.environ.get("ADVISOR_BENCH_LOG_DIR", "/tmp/advisor-bench-logs"))
 

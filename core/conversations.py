@@ -129,6 +129,15 @@ def history(
     return HistoryPage(runs=list(reversed(runs[:limit])), has_earlier=has_earlier)
 
 
+def get_run(*, user_id: uuid.UUID, run_id: uuid.UUID) -> AgentRun:
+    """One of the user's runs as stored now (e.g. a turn the page has just shown, once finished)."""
+    with user_session(user_id) as s:
+        run = s.exec(select(AgentRun).where(AgentRun.id == run_id, AgentRun.user_id == user_id)).first()
+    if run is None:
+        raise NotFound("run not found")
+    return run
+
+
 def title_from_message(text: str) -> str:
     """A conversation title made from its first message (no LLM call): its start, whitespace
     collapsed to single spaces, cut at a word boundary near 60 characters with "…"."""

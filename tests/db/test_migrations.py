@@ -25,7 +25,7 @@ def _head() -> str:
 
 
 TABLES = {"users", "user_profiles", "vibe_configs", "conversations", "agent_runs", "deletion_records",
-          "usage_counters", "signin_addresses"}
+          "usage_counters", "signin_addresses", "user_sessions"}
 
 
 def _tables(url: str) -> set[str]:

@@ -22,10 +22,11 @@ from tests.factories import fill_user, make_user
 
 OWNED = {"users": "id", "user_profiles": "user_id", "vibe_configs": "user_id",
          "conversations": "user_id", "agent_runs": "user_id", "usage_counters": "user_id",
-         "signin_addresses": "user_id"}
+         "signin_addresses": "user_id", "user_sessions": "user_id"}
 # a column of each table that a write aimed at another user's rows sets to itself
 UPDATE_PROBE = {"users": "is_admin", "user_profiles": "role", "vibe_configs": "name", "conversations": "title",
-                "agent_runs": "output", "usage_counters": "tokens", "signin_addresses": "last_seen"}
+                "agent_runs": "output", "usage_counters": "tokens", "signin_addresses": "last_seen",
+                "user_sessions": "expires_at"}
 
 
 @pytest.fixture
@@ -344,6 +345,7 @@ APP_WRITES: dict[str, tuple[bool, set[str], bool]] = {
     "agent_runs": (True, _RUN_FINISH | _RUN_USER, True),
     "usage_counters": (False, set(), False),
     "signin_addresses": (False, set(), False),
+    "user_sessions": (False, set(), True),  # 0014: a user may see and end their sessions, never mint one
     "deletion_records": (False, set(), False),
 }
 
@@ -375,6 +377,13 @@ def _account(user_id: uuid.UUID) -> tuple[Any, ...]:
             "auth_provider, oidc_subject FROM users WHERE id = :u"), {"u": user_id}).one())
 
 
+def _sessions(user_id: uuid.UUID) -> tuple[Any, ...]:
+    """The user's sign-in sessions, as the system sees them."""
+    with system_session() as s:
+        return tuple(s.execute(text("SELECT id, token_hash, expires_at FROM user_sessions WHERE user_id = :u "
+                                    "ORDER BY id"), {"u": user_id}).all())
+
+
 def _usage(user_id: uuid.UUID) -> tuple[Any, ...]:
     """The user's usage counters and the usage columns of each of their runs, as the system sees them."""
     with system_session() as s:
@@ -400,6 +409,11 @@ ACCOUNT_WRITES = {
     "record-a-known-sign-in-address": "INSERT INTO signin_addresses (user_id, address_hash, last_seen) "
                                       "VALUES (:a, 'attacker-address', now())",
     "refresh-A-sign-in-addresses": "UPDATE signin_addresses SET last_seen = now() WHERE user_id = :a",
+    "mint-a-session-for-A": "INSERT INTO user_sessions (id, user_id, token_hash, created_at, last_seen_at, "
+                            "expires_at, user_agent) VALUES (gen_random_uuid(), :a, 'known-token-hash', now(), "
+                            "now(), now() + interval '10 years', 'attacker')",
+    "extend-A-sessions": "UPDATE user_sessions SET expires_at = now() + interval '10 years' WHERE user_id = :a",
+    "swap-A-session-token": "UPDATE user_sessions SET token_hash = 'known-token-hash' WHERE user_id = :a",
     "insert-a-deletion-record": "INSERT INTO deletion_records (id, subject_hash, deleted_at, row_counts) "
                                 "VALUES (gen_random_uuid(), 'forged', now(), '{}')",
 }
@@ -408,14 +422,15 @@ ACCOUNT_WRITES = {
 @pytest.mark.parametrize("sql", ACCOUNT_WRITES.values(), ids=ACCOUNT_WRITES.keys())
 def test_user_session_cannot_change_its_privileges_quotas_or_sign_in(two_users, sql):
     """As advisor_app with A's id: each write to A's privileges, quota overrides, authentication
-    fields or sign-in records, or to the deletion records, is refused and changes nothing."""
+    fields, sign-in records or sessions (mint one, extend one, swap its token), or to the deletion
+    records, is refused and changes nothing."""
     a, _b = two_users
-    before = _account(a)
+    before = _account(a), _sessions(a)
     with user_session(a) as s:
         _assert_refused(s, sql, {"a": a})
         assert s.execute(text("SELECT count(*) FROM signin_addresses")).scalar_one() == 1
-    assert _account(a) == before
-    assert before[0] is False  # still no admin
+    assert (_account(a), _sessions(a)) == before
+    assert before[0][0] is False  # still no admin
 
 
 def test_the_chat_turns_raw_path_cannot_make_its_user_admin(two_users):

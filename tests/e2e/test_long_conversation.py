@@ -1,0 +1,105 @@
+"""A long conversation in a real browser: the chat area is a fragment that reruns alone on every
+message and draws its history from what the session holds (ui.chat_area). After 30 turns every
+question and every answer is on the page exactly once (no turn doubled by a fragment rerun, none
+dropped), the header and the sidebar show the conversation's title and count, and a reload shows
+the same 30 turns from the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Locator, expect
+
+from tests.e2e.conftest import ProviderStub
+from tests.e2e.helpers import BrowserSession
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct-horse-42!"
+TURNS = 30
+
+
+@pytest.fixture(scope="module")
+def app_extra_env() -> dict[str, str]:
+    """More turns a minute than the default limit allows: this user types fast."""
+    return {"ADVISOR_CHAT_TURNS_PER_MINUTE": "200"}
+
+
+@pytest.fixture
+def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
+    provider_stub.reset()
+    yield provider_stub
+    provider_stub.reset()
+
+
+def sign_up(s: BrowserSession, email: str) -> None:
+    page = s.page
+    s.goto("/")
+    page.get_by_role("tab", name="Create account").click()
+    form = page.locator("[data-testid=stForm]").filter(
+        has=page.get_by_role("button", name="Create account", exact=True)
+    )
+    form.get_by_label("Email", exact=True).fill(email)
+    form.get_by_label("Password", exact=True).fill(PASSWORD)
+    form.get_by_label("Repeat password", exact=True).fill(PASSWORD)
+    s.click_button("Create account", within=form)
+    expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
+
+
+def question(i: int) -> str:
+    return f"Question number {i:02d}: what comes next?"
+
+
+def answer(i: int) -> str:
+    return f"Answer number {i:02d}, marker {uuid.uuid4().hex[:10]}."
+
+
+def count_exact(messages: Locator, text: str) -> int:
+    """How many chat messages' text paragraphs read exactly ``text``."""
+    return int(messages.locator("[data-testid=stMarkdownContainer] p").evaluate_all(
+        "(ps, t) => ps.filter(p => p.textContent.trim() === t).length", text))
+
+
+def assert_each_once(s: BrowserSession, sent: list[tuple[str, str]]) -> None:
+    messages = s.main.locator("[data-testid=stChatMessage]")
+    expect(messages).to_have_count(2 * len(sent))
+    for q, a in sent:
+        assert count_exact(messages, q) == 1, q
+        assert count_exact(messages, a) == 1, a
+
+
+def test_thirty_turns_each_message_shown_once(session: BrowserSession, stub: ProviderStub) -> None:
+    s = session
+    email = f"long-{uuid.uuid4().hex[:8]}@example.com"
+    sign_up(s, email)
+    box = s.page.locator("[data-testid=stChatInputTextArea]")
+    messages = s.main.locator("[data-testid=stChatMessage]")
+    sent: list[tuple[str, str]] = []
+    for i in range(1, TURNS + 1):
+        q, a = question(i), answer(i)
+        stub.reply("*", {"text": a, "input_tokens": 50, "output_tokens": 9})
+        box.fill(q)
+        s.act(lambda: box.press("Enter"))
+        expect(messages.filter(has_text=a)).to_have_count(1)
+        sent.append((q, a))
+    s.shot("thirty-turns")
+    assert_each_once(s, sent)
+    # the header and the sidebar follow the turns without a page reload
+    expect(s.main.get_by_role("heading", name=question(1))).to_be_visible()
+    expect(s.main.get_by_text(f"· {TURNS} turns")).to_be_visible()
+    expect(s.sidebar.get_by_role("button").filter(has_text=question(1))).to_contain_text(f"· {TURNS}")
+    assert len(stub.requests()) == TURNS
+
+    # a reload reads the same turns from the database
+    s.goto("/")
+    if s.page.get_by_role("tab", name="Sign in").count():  # the reload ended the session
+        form = s.page.locator("[data-testid=stForm]").filter(
+            has=s.page.get_by_role("button", name="Sign in", exact=True))
+        form.get_by_label("Email", exact=True).fill(email)
+        form.get_by_label("Password", exact=True).fill(PASSWORD)
+        s.click_button("Sign in", within=form)
+    expect(messages.filter(has_text=sent[-1][1])).to_have_count(1)
+    assert_each_once(s, sent)

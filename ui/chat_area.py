@@ -1,0 +1,352 @@
+"""The chat page's working area: one ``st.fragment`` with the header, the sidebar's conversation
+list, the history and the live turn.
+
+A message sent, a conversation opened, a button pressed here reruns only this fragment: not the page
+router (boot, gate, navigation) and not the rest of the page.
+
+What is read from the database, and when:
+
+* the conversation list and the open conversation's history are read on the page's full run (a page
+  load, a navigation to the chat) and when the conversation changes (``open_conversation``,
+  ``forget_history``). Between those, each run of the fragment draws them from what the session
+  holds (``HeldChat``), with every answer's Markdown rendered once;
+* a turn: ``core.chat.run_turn`` stores the message (committed before any provider is called) and
+  the answer streams. Once the turn is closed (its row finished), that one run is read back by id and
+  added to the held history, and the conversation list is read again for the title and the count. A
+  turn cut short (a rerun, a closed tab) forgets the held history instead: the next run reads it.
+
+One run of the fragment, top to bottom: the header and the sidebar list get their places; the
+history is drawn; the chat input (pinned to the bottom) or a Retry gives the text of a new turn,
+which is shown and streamed; last, the header and the sidebar list are filled, so that after a turn
+they show its title and count without another run.
+
+Hook points for controls. Each is called inside the fragment, so a widget placed there reruns only
+the fragment; state a control changes is read on that rerun. A control that changes stored runs or
+conversations calls ``forget_history()`` so that the rerun reads them again.
+
+* ``conversation_controls(summary)``: beside the title (Rename today; export, delete).
+* ``user_message_controls(run)``: under each shown user message (edit, copy).
+* ``answer_controls(run, last=...)``: under each shown answer (regenerate, copy, feedback).
+* ``live_turn_controls(turn)``: beside the answer while it streams (Stop).
+* ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
+* ``forget_history()``: drop what the session holds; the next run reads the database.
+
+The page calls ``core.chat`` and ``core.conversations`` through their modules (``chat.run_turn``),
+so a test that replaces one of their functions reaches this module as well.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from core import chat, conversations
+from core.conversations import ConversationSummary
+from core.db import NotFound
+from core.request_context import request_context
+from core.settings import get_settings
+from models import AgentRun
+from models.schemas import ConversationIn, RenameIn, field_errors
+from ui.chat_view import agent_choices, meta_line
+from ui.frame import SignedInUser, guarded
+from ui.messages import answer_markdown, render_user_text, stream_answer
+from ui.text import literal
+
+FRAGMENT_KEY = "chat_area"  # st.rerun("chat_area") from a widget callback reruns this fragment only
+HELD_KEY = "chat_held"
+OPEN_KEY = "chat_open_conversation"
+FOCUS_KEY = "chat_focus_run"
+RELOAD_KEY = "chat_reload"
+RETRY_KEY = "chat_retry_text"
+RENAME_ERROR_KEY = "chat_rename_error"
+PAGE_SIZE = 50
+
+
+@dataclass
+class HeldChat:
+    """What the session holds of the chat between runs of the fragment (the database is the truth:
+    this is what was last read from it, plus the turns finished since)."""
+
+    user_id: uuid.UUID
+    conversations: list[ConversationSummary]
+    conversation_id: uuid.UUID | None = None
+    runs: list[AgentRun] = field(default_factory=list)  # oldest first, at most ``limit``
+    has_earlier: bool = False
+    limit: int = PAGE_SIZE
+    answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
+
+    def add_run(self, run: AgentRun) -> None:
+        """A turn finished on this page: shown from now on as history (the oldest beyond ``limit``
+        move behind "Load earlier messages")."""
+        self.runs = [r for r in self.runs if r.id != run.id] + [run]
+        if len(self.runs) > self.limit:
+            for old in self.runs[: len(self.runs) - self.limit]:
+                self.answers.pop(old.id, None)
+            self.runs = self.runs[-self.limit :]
+            self.has_earlier = True
+
+    def answer(self, run: AgentRun) -> str:
+        """The Markdown shown for ``run``'s answer, rendered once (``ui.messages.answer_markdown``)."""
+        shown = self.answers.get(run.id)
+        if shown is None:
+            shown = self.answers[run.id] = answer_markdown(run.output)
+        return shown
+
+
+# --- hook points ---------------------------------------------------------------------------------
+def open_conversation(conversation_id: uuid.UUID, run_id: uuid.UUID | None = None) -> None:
+    """Show ``conversation_id`` from the next run of the fragment on (its history is read then).
+
+    ``run_id``: the run the user came for (a search hit, a deep link ``?conversation=…&run=…``);
+    ``focused_run()`` returns it until another conversation is opened. Safe in a widget callback.
+    The id is checked against the user's conversations when the fragment runs: another user's id
+    shows the user's own newest conversation instead.
+    """
+    st.session_state[OPEN_KEY] = conversation_id
+    st.session_state[FOCUS_KEY] = run_id
+    held: HeldChat | None = st.session_state.get(HELD_KEY)
+    if held is not None:
+        held.conversation_id = None
+        held.limit = PAGE_SIZE
+
+
+def focused_run() -> uuid.UUID | None:
+    """The run ``open_conversation`` was asked to show, if any."""
+    value = st.session_state.get(FOCUS_KEY)
+    return value if isinstance(value, uuid.UUID) else None
+
+
+def forget_history() -> None:
+    """Drop what the session holds (conversation list and history): the next run of the fragment
+    reads both from the database. Call it after changing stored runs or conversations. Safe in a
+    widget callback."""
+    st.session_state.pop(HELD_KEY, None)
+
+
+def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> None:
+    """Controls for the open conversation, in the header beside its title (called once per run of
+    the fragment, after the turn if there was one, so ``summary`` has its latest title and count).
+    Today: Rename."""
+    with st.popover("Rename", icon=":material/edit:"):
+        # keyed by the stored title too: when it changes (the first message titles the conversation),
+        # the box starts from the new title instead of keeping the one it was first drawn with
+        box = f"rename_{summary.id}_{summary.title}"
+        st.text_input("Title", value=summary.title, max_chars=120, key=box)
+        st.button("Save title", key=f"rename_save_{summary.id}", on_click=_rename,
+                  args=(user.id, summary.id, box))
+        if problem := st.session_state.pop(RENAME_ERROR_KEY, None):
+            st.error(problem)
+
+
+def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
+    """Save title's callback: the title is stored before the fragment reruns and reads the list."""
+    try:
+        conversations.rename_conversation(
+            user_id=user_id, data=RenameIn(conversation_id=conversation_id, title=st.session_state[box]))
+    except ValueError as exc:
+        st.session_state[RENAME_ERROR_KEY] = field_errors(exc).get("title", "Invalid title")
+    else:
+        forget_history()
+
+
+def user_message_controls(run: AgentRun) -> None:
+    """Controls under a user message (edit, copy): called inside its ``st.chat_message("user")``
+    after the text, for each turn of the history and, once it has finished, for the live turn."""
+
+
+def answer_controls(run: AgentRun, *, last: bool) -> None:
+    """Controls under an answer (regenerate, copy, feedback): called inside its
+    ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
+    line, for each turn of the history and, once it has finished, for the live turn. ``last``: the
+    conversation's newest turn."""
+
+
+def live_turn_controls(turn: chat.Turn) -> None:
+    """Controls shown while an answer streams (Stop): called inside the live turn's
+    ``st.chat_message("assistant")`` just before the stream starts, in the same fragment as the
+    stream. A click on a widget placed here reruns the fragment, which ends the stream where it is:
+    the turn is closed and recorded as interrupted (``cancelled``) with the partial answer kept, and
+    the rerun reads it back from the database. So a Stop button needs no more than to exist (its
+    callback may note why it was pressed)."""
+
+
+# --- the fragment --------------------------------------------------------------------------------
+def chat_page(user: SignedInUser) -> None:
+    """The page's full run: what the session holds is read again, then the fragment runs."""
+    st.session_state[RELOAD_KEY] = True
+    chat_area(user)
+
+
+@st.fragment(key=FRAGMENT_KEY)
+def chat_area(user: SignedInUser) -> None:
+    """Header, sidebar list, history and live turn; see the module docstring."""
+    with guarded("chat"):  # a fragment rerun runs outside the page's frame: the same frame again
+        held = _held(user)
+        current = next(c for c in held.conversations if c.id == held.conversation_id)
+        header = st.container()
+        side = st.sidebar.container()
+        _history(held)
+        with st.bottom:
+            prompt = st.chat_input("Ask your advisor…", max_chars=get_settings().max_message_chars)
+        text = prompt or st.session_state.pop(RETRY_KEY, None)
+        if text:
+            _live_turn(user, held, text)
+            current = next((c for c in held.conversations if c.id == current.id), current)
+        with header:
+            _header(user, current)
+        with side:
+            _sidebar(user, held)
+
+
+def _held(user: SignedInUser) -> HeldChat:
+    """What the session holds, read from the database where it is missing or stale."""
+    held: HeldChat | None = st.session_state.get(HELD_KEY)
+    if st.session_state.pop(RELOAD_KEY, False) or held is None or held.user_id != user.id:
+        held = _read_list(user)
+    while True:
+        open_id: uuid.UUID | None = st.session_state.get(OPEN_KEY)
+        if open_id is None or all(c.id != open_id for c in held.conversations):
+            if not held.conversations:
+                conversations.create_conversation(user_id=user.id, data=ConversationIn(agent="general"))
+                held = _read_list(user)
+            open_id = held.conversations[0].id
+            st.session_state[OPEN_KEY] = open_id
+        if held.conversation_id == open_id:
+            return held
+        try:
+            past = conversations.history(user_id=user.id, conversation_id=open_id, limit=held.limit)
+        except NotFound:  # deleted meanwhile (in another tab): start again from the list
+            st.session_state.pop(OPEN_KEY, None)
+            held = _read_list(user)
+            continue
+        held.conversation_id, held.runs, held.has_earlier = open_id, past.runs, past.has_earlier
+        held.answers = {}
+        return held
+
+
+def _read_list(user: SignedInUser) -> HeldChat:
+    held = HeldChat(user_id=user.id, conversations=conversations.list_conversations(user_id=user.id))
+    st.session_state[HELD_KEY] = held
+    return held
+
+
+def _retry(text: str) -> None:
+    """Button callback (runs before the next run of the fragment): send ``text`` again."""
+    st.session_state[RETRY_KEY] = text
+
+
+def _load_earlier() -> None:
+    held: HeldChat | None = st.session_state.get(HELD_KEY)
+    if held is not None:
+        held.limit += PAGE_SIZE
+        held.conversation_id = None
+
+
+def _history(held: HeldChat) -> None:
+    if held.has_earlier:
+        st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
+    if not held.runs:
+        st.caption("Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your "
+                   "profile and vibe.")
+    last = held.runs[-1].id if held.runs else None
+    for run in held.runs:
+        with st.chat_message("user"):
+            render_user_text(run.user_message)
+            user_message_controls(run)
+        with st.chat_message("assistant"):
+            if run.output:
+                st.markdown(held.answer(run))
+            _status_notice(run, last=run.id == last)
+            answer_controls(run, last=run.id == last)
+            st.caption(meta_line(run))
+
+
+def _status_notice(run: AgentRun, *, last: bool) -> None:
+    if run.status == "pending":
+        st.caption("Answer in progress…")
+    elif run.status != "ok":
+        st.warning(f"This answer did not complete ({run.error_code or run.status}). "
+                   f"Reference {run.request_id}.", icon=":material/warning:")
+        if last:
+            st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:", on_click=_retry,
+                      args=(run.user_message,))
+
+
+def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
+    """Store the message, stream the answer, then hold the finished run (see the module docstring)."""
+    assert held.conversation_id is not None
+    with request_context(page="chat") as rid:
+        try:
+            turn = chat.run_turn(user_id=user.id, conversation_id=held.conversation_id, text=text,
+                                 request_id=rid)
+        except chat.TurnRejected as exc:
+            st.warning(exc.message, icon=":material/block:")
+            return
+        finished = False
+        try:  # a rerun can arrive at any Streamlit call below: close() records the turn then
+            user_box = st.chat_message("user")
+            with user_box:
+                render_user_text(text)
+            with st.chat_message("assistant"):
+                live_turn_controls(turn)
+                stream_answer(turn)
+                result = turn.result
+                if result.status != "ok":
+                    st.error(result.user_message, icon=":material/error:")
+                    st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
+                              on_click=_retry, args=(text,))
+                turn.close()
+                run = _read_back(user, held, result.run_id)
+                with user_box:
+                    user_message_controls(run)
+                answer_controls(run, last=True)
+                st.caption(meta_line(run))
+            finished = True
+        finally:
+            turn.close()
+            if not finished:
+                forget_history()
+
+
+def _read_back(user: SignedInUser, held: HeldChat, run_id: uuid.UUID) -> AgentRun:
+    """The finished run as stored, added to the held history; the conversation list read again
+    (title, count). Should a read fail, the caller forgets the held history."""
+    run = conversations.get_run(user_id=user.id, run_id=run_id)
+    held.conversations = conversations.list_conversations(user_id=user.id)
+    held.add_run(run)
+    return run
+
+
+def _header(user: SignedInUser, current: ConversationSummary) -> None:
+    agents = agent_choices()
+    head, tools = st.columns([4, 1])
+    head.header(literal(current.title))
+    turns = f"{current.turns} turn{'' if current.turns == 1 else 's'}"
+    head.caption(f"Advisor mode: {agents.get(current.agent, (current.agent, ''))[0]} · {turns}")
+    with tools:
+        conversation_controls(current, user)
+
+
+def _start(user_id: uuid.UUID, agent_id: str) -> None:
+    """Start's callback: the new conversation is stored and opened before the fragment reruns."""
+    conv = conversations.create_conversation(user_id=user_id, data=ConversationIn(agent=agent_id))
+    forget_history()
+    open_conversation(conv.id)
+
+
+def _sidebar(user: SignedInUser, held: HeldChat) -> None:
+    agents = agent_choices()
+    st.subheader("Conversations")
+    with st.popover("New conversation", icon=":material/add:", width="stretch"):
+        agent_id = st.selectbox(
+            "Advisor mode", options=list(agents), format_func=lambda a: agents[a][0], key="new_conv_agent"
+        )
+        st.caption(agents[agent_id][1])
+        st.button("Start", type="primary", key="new_conv_start", on_click=_start, args=(user.id, agent_id))
+    for summary in held.conversations:
+        label = f"{literal(summary.title)}  ·  {summary.turns}"
+        st.button(label, key=f"conv_{summary.id}", width="stretch",
+                  type="primary" if summary.id == held.conversation_id else "secondary",
+                  on_click=open_conversation, args=(summary.id,))
