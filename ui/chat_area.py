@@ -49,7 +49,7 @@ from core.request_context import request_context
 from core.settings import get_settings
 from models import AgentRun
 from models.schemas import ConversationIn, RenameIn, field_errors
-from ui.chat_view import agent_choices, meta_line
+from ui.chat_view import agent_choices, meta_line, run_notice
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
 from ui.text import literal
@@ -264,11 +264,13 @@ def _history(held: HeldChat) -> None:
 
 
 def _status_notice(run: AgentRun, *, last: bool) -> None:
-    if run.status == "pending":
-        st.caption("Answer in progress…")
-    elif run.status != "ok":
-        st.warning(f"This answer did not complete ({run.error_code or run.status}). "
-                   f"Reference {run.request_id}.", icon=":material/warning:")
+    notice = run_notice(run)  # interrupted by a stopped server, still in progress, or failed
+    if notice is None:
+        return
+    if notice.kind == "progress":
+        st.caption(notice.text)
+    else:
+        st.warning(notice.text, icon=":material/warning:")
         if last:
             st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:", on_click=_retry,
                       args=(run.user_message,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -13,8 +14,8 @@ from models.types import utcnow
 from ui.chat_view import SERVER_STOPPED, meta_line, run_notice
 
 
-def run(**values: object) -> AgentRun:
-    base: dict[str, object] = {"user_id": uuid.uuid4(), "conversation_id": uuid.uuid4(), "user_message": "q",
+def run(**values: Any) -> AgentRun:
+    base: dict[str, Any] = {"user_id": uuid.uuid4(), "conversation_id": uuid.uuid4(), "user_message": "q",
                                "output": "part of an answer", "request_id": "ref123", "created_at": utcnow()}
     return AgentRun(**(base | values))
 
