@@ -37,8 +37,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Table, Uuid, bindparam, update
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import DBAPIError
 
-from core.db import is_database_error, system_session
+from core.db import system_session
 from core.settings import get_settings
 from models import AgentRun
 from models.types import UTCDateTime, utcnow
@@ -148,7 +149,7 @@ def _beat_forever() -> None:
         try:
             heartbeat()
         except Exception as exc:  # the database may be down for a while: the next beat tries again
-            if is_database_error(exc):
+            if isinstance(exc, DBAPIError):
                 log.warning("could not write the heartbeat of live turns (%s)", type(exc).__name__)
             else:
                 log.exception("heartbeat of live turns failed")

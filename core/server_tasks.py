@@ -10,11 +10,11 @@
   next one tries again.
 - **when the server is told to stop** (SIGTERM, or SIGINT): first, while every connection is still
   open (closing one stops the script streaming its answer), live turns get
-  ``ADVISOR_SHUTDOWN_GRACE_S`` to finish normally, those still live are closed ``interrupted`` /
-  ``shutdown`` with their partial output (``core.run_leases.close_live_turns``) and the last writes of
-  finished turns are waited for (``core.finishing``); then the signal goes on to the server's own
-  handler (uvicorn's graceful shutdown under ``streamlit run``), chained, never replaced. All of it
-  happens before the process exits.
+  ``ADVISOR_SHUTDOWN_GRACE_S`` to finish normally and those still live are closed ``interrupted`` /
+  ``shutdown`` with their partial output (``core.run_leases.close_live_turns``; a turn that ended has
+  its row finished already: the write is made in its stream's own ``finally``); then the signal goes
+  on to the server's own handler (uvicorn's graceful shutdown under ``streamlit run``), chained, never
+  replaced. All of it happens before the process exits.
 """
 
 from __future__ import annotations
@@ -29,25 +29,22 @@ from types import FrameType
 from typing import Any
 
 import anyio
+from sqlalchemy.exc import DBAPIError
 
-from core import finishing
-from core.db import is_database_error
 from core.error_reports import log_exception
 from core.run_leases import close_live_turns, sweep_stale_runs
 from core.settings import Settings
 
 log = logging.getLogger("advisor.server")
 
-FINISH_WAIT_S = 10.0  # how long a stopping process waits for the last writes of turns that ended
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
 
 def sweep_once() -> int:
     """One sweep; a failure is logged (the next sweep tries again). Returns how many runs it closed."""
     try:
         return len(sweep_stale_runs())
     except Exception as exc:
-        if is_database_error(exc):
+        if isinstance(exc, DBAPIError):
             log.warning("the sweep of stale runs could not reach the database (%s)", type(exc).__name__)
         else:
             log_exception(exc, where="sweep")
@@ -62,13 +59,11 @@ async def sweep_periodically(interval_s: float) -> None:
 
 
 def stop_process(settings: Settings) -> None:
-    """Close this process's live turns (after the grace period) and wait for the last writes."""
+    """Close this process's live turns (after the grace period)."""
     try:
         close_live_turns(grace_s=settings.shutdown_grace_s)
     except Exception as exc:  # the database is down: the other replicas' sweeps will close them
         log_exception(exc, where="shutdown")
-    if not finishing.wait_all(FINISH_WAIT_S):
-        log.warning("stopping with turn writes still pending; the sweep of another process will close them")
 
 
 StopHandler = Callable[[int, FrameType | None], Any] | int | None

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 
 from core import db, guard
 from core.accounts import forget_stale_signin_addresses
+from core.agent_runs import recover_stale_runs
 from core.atoms import app_atoms
-from core.chat import recover_stale_runs
 from core.error_reports import init_sentry
 from core.export_files import exports_dir, remove_export_files
 from core.log_setup import setup_logging

@@ -48,11 +48,11 @@ from core.db import NotFound
 from core.request_context import request_context
 from core.settings import get_settings
 from models import AgentRun
-from models.schemas import ConversationIn, RenameIn, field_errors
+from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
 from ui.chat_view import agent_choices, meta_line, run_notice
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
-from ui.text import literal
+from ui.text import literal, typing_limit
 
 FRAGMENT_KEY = "chat_area"  # st.rerun("chat_area") from a widget callback reruns this fragment only
 HELD_KEY = "chat_held"
@@ -133,7 +133,7 @@ def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> N
         # keyed by the stored title too: when it changes (the first message titles the conversation),
         # the box starts from the new title instead of keeping the one it was first drawn with
         box = f"rename_{summary.id}_{summary.title}"
-        st.text_input("Title", value=summary.title, max_chars=120, key=box)
+        st.text_input("Title", value=summary.title, max_chars=typing_limit(MAX_TITLE), key=box)
         st.button("Save title", key=f"rename_save_{summary.id}", on_click=_rename,
                   args=(user.id, summary.id, box))
         if problem := st.session_state.pop(RENAME_ERROR_KEY, None):
@@ -146,7 +146,7 @@ def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
         conversations.rename_conversation(
             user_id=user_id, data=RenameIn(conversation_id=conversation_id, title=st.session_state[box]))
     except ValueError as exc:
-        st.session_state[RENAME_ERROR_KEY] = field_errors(exc).get("title", "Invalid title")
+        st.session_state[RENAME_ERROR_KEY] = next(iter(field_errors(exc).values()))
     else:
         forget_history()
 
@@ -189,7 +189,7 @@ def chat_area(user: SignedInUser) -> None:
         side = st.sidebar.container()
         _history(held)
         with st.bottom:
-            prompt = st.chat_input("Ask your advisor…", max_chars=get_settings().max_message_chars)
+            prompt = st.chat_input("Ask your advisor…", max_chars=typing_limit(get_settings().max_message_chars))
         text = prompt or st.session_state.pop(RETRY_KEY, None)
         if text:
             _live_turn(user, held, text)

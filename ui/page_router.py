@@ -59,6 +59,7 @@ pages = [
     st.Page(PAGES_DIR / "prompt_preview.py", title="Prompt preview", icon=":material/visibility:"),
     st.Page(PAGES_DIR / "analytics.py", title="Usage analytics", icon=":material/monitoring:"),
     st.Page(PAGES_DIR / "privacy.py", title="Privacy", icon=":material/shield_person:"),
+    st.Page(PAGES_DIR / "account.py", title="Account", icon=":material/manage_accounts:"),
     st.Page(PAGES_DIR / "status.py", title="Status", icon=":material/health_and_safety:"),
 ]
 if user.is_admin:
