@@ -19,7 +19,8 @@
 
 While streaming, the partial output is checkpointed to the row every ``CHECKPOINT_S`` seconds, so a
 process killed mid-answer leaves the user's message and most of the answer behind; the recovery
-sweep (``core.agent_runs.recover_stale_runs``, run at start) marks such rows ``interrupted``.
+sweep of ``core.run_leases`` (every app process, periodically) closes such rows ``interrupted`` once
+their heartbeat has gone stale. While the answer streams the process holds the run's lease.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
+from core import run_leases
 from core.agent_runs import (
     ANSWERED,
     RunFinish,
@@ -279,6 +281,8 @@ def _stream(
     parts: list[str] = []
     prompt: AssembledPrompt | None = None
     next_checkpoint = clock() + CHECKPOINT_S
+    # the run's lease: this process heartbeats it until the stream ends (core.run_leases)
+    lease = run_leases.acquire(result.run_id, user_id, partial=lambda: "".join(parts))
     # The caller binds the request id (the page wraps each turn in request_context); a context
     # variable is not re-bound here because a generator may be finalised in another context.
     try:
@@ -292,7 +296,8 @@ def _stream(
                 parts.append(event.text)
                 yield event.text
                 if clock() >= next_checkpoint:
-                    checkpoint_output(user_id=user_id, run_id=result.run_id, output="".join(parts))
+                    checkpoint_output(user_id=user_id, run_id=result.run_id, output="".join(parts),
+                                      provider=result.provider, model=result.model)
                     next_checkpoint = clock() + CHECKPOINT_S
             elif isinstance(event, Started):
                 result.provider, result.model = event.provider, event.model
@@ -332,6 +337,9 @@ def _stream(
             result.status, result.error_code = ("interrupted" if parts else "error"), "internal"
             log_exception(exc, where="chat.run_turn")
     finally:
+        lease.release()
+        if lease.closed_by_shutdown and result.status != "ok":  # a graceful stop closed it meanwhile
+            result.status, result.error_code = "interrupted", run_leases.SHUTDOWN
         result.output = "".join(parts)
         result.latency_ms = _ms(clock() - t0)
         if result.usage is not None and result.model is not None and result.status != "error":

@@ -56,7 +56,7 @@ from core.settings import get_settings
 from models import AgentRun
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
 from ui import chat_actions
-from ui.chat_view import agent_choices, meta_line
+from ui.chat_view import agent_choices, meta_line, run_notice
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
 from ui.text import literal, typing_limit
@@ -285,11 +285,13 @@ def _history(held: HeldChat, *, replacing: uuid.UUID | None = None, live: bool =
 
 
 def _status_notice(run: AgentRun, *, last: bool) -> None:
-    if run.status == "pending":
-        st.caption("Answer in progress…")
-    elif run.status != "ok":
-        st.warning(f"This answer did not complete ({run.error_code or run.status}). "
-                   f"Reference {run.request_id}.", icon=":material/warning:")
+    notice = run_notice(run)  # interrupted by a stopped server, still in progress, or failed
+    if notice is None:
+        return
+    if notice.kind == "progress":
+        st.caption(notice.text)
+    else:
+        st.warning(notice.text, icon=":material/warning:")
         if last:  # a new version of this turn (the failed run stays under Earlier versions)
             st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:",
                       on_click=chat_actions.request_replacement, args=(run.id, run.user_message))
