@@ -218,7 +218,7 @@ def test_answers_cut_off_are_counted_by_cause(app):
         common: dict[str, Any] = {"user_id": user.id, "conversation_id": conv.id, "user_message": "q",
                                   "provider": "openai", "model": "gpt-4o-mini", "output": "part"}
         codes = ["process_stopped", "process_stopped", "shutdown", "cancelled", "timeout", None]
-        for code in codes:
+        for _ in codes:
             s.add(AgentRun(**common, status="pending", request_id=uuid.uuid4().hex[:12]))
             s.flush()
         runs = s.exec(select(AgentRun).where(AgentRun.user_id == user.id)).all()
