@@ -16,7 +16,7 @@ RUN_STATUSES = ("pending", "ok", "error", "interrupted")
 # Columns the analytics aggregates read: carried in the indexes so PostgreSQL answers from the index.
 _STATS = ["provider", "model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "ttft_ms",
           "fallback_from", "cached_input_tokens", "cache_write_tokens", "error_code"]
-# Columns the prompt-version figures read (migration 0015): an index of their own, so the other
+# Columns the prompt-version figures read (migration 0016): an index of their own, so the other
 # figures keep scanning their narrower ones.
 _VERSIONS = ["provider", "model", "status", "input_tokens", "output_tokens", "cached_input_tokens",
              "cache_write_tokens", "cost_usd", "prompt_sha256", "atom_versions", "feedback", "superseded_by"]

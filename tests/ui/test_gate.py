@@ -20,6 +20,7 @@ PASSWORD = "Gate-canary-pw-42"
 DATA_PAGES = [
     "pages/chat.py",
     "pages/vibe.py",
+    "pages/search.py",
     "pages/prompt_preview.py",
     "pages/analytics.py",
     "pages/privacy.py",

@@ -13,20 +13,20 @@ superseded runs (edits and regenerations), interruptions, input tokens, cost, fi
 * **Admin function.** ``app.analytics_admin_dashboard`` gains the view as one more part of its
   statement and its columns in the result (``prompt_sha256``, ``atom_versions`` and the figures; no
   user, no content): dropped and created again from the generated snapshot
-  ``migrations/sql/0015_analytics_admin_dashboard.sql``, with the same grants.
+  ``migrations/sql/0016_analytics_admin_dashboard.sql``, with the same grants.
 
 Downgrade restores 0013's function and drops the two indexes.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 """
 from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | None = "0014"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -55,7 +55,7 @@ def upgrade() -> None:
     for name, keys, include in INDEXES:
         op.create_index(name, "agent_runs", keys, postgresql_include=include)
     if op.get_bind().dialect.name == "postgresql":
-        _recreate("0015_analytics_admin_dashboard.sql")
+        _recreate("0016_analytics_admin_dashboard.sql")
 
 
 def downgrade() -> None:
