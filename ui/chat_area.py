@@ -31,7 +31,7 @@ conversations calls ``forget_history()`` so that the rerun reads them again.
 
 * ``conversation_controls(summary)``: beside the title (rename, export, delete).
 * ``user_message_controls(run, last=...)``: under each shown user message (edit).
-* ``answer_controls(run, last=...)``: under each shown answer (regenerate, copy, feedback).
+* ``answer_controls(run, last=..., user_id=...)``: under each shown answer (regenerate, copy, feedback).
 * ``live_turn_controls(turn)``: beside the answer while it streams.
 * ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
   ``open_linked_conversation()`` does it for the page's link ``?conversation=<id>&run=<id>``
@@ -59,6 +59,7 @@ from models import AgentRun
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
 from ui import chat_actions
 from ui.chat_view import agent_choices, meta_line, run_notice
+from ui.feedback import feedback_control
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
 from ui.text import literal, typing_limit
@@ -197,12 +198,13 @@ def user_message_controls(run: AgentRun, *, last: bool) -> None:
     chat_actions.user_message_controls(run, last=last)
 
 
-def answer_controls(run: AgentRun, *, last: bool) -> None:
+def answer_controls(run: AgentRun, *, last: bool, user_id: uuid.UUID) -> None:
     """Controls under an answer (regenerate, copy, feedback): called inside its
     ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
     line, for each turn of the history and, once it has finished, for the live turn. ``last``: the
-    conversation's newest turn."""
+    conversation's newest turn; ``user_id``: the signed-in user."""
     chat_actions.answer_controls(run, last=last)
+    feedback_control(user_id, run, on_saved=forget_history)
 
 
 def live_turn_controls(turn: chat.Turn) -> None:
@@ -317,7 +319,7 @@ def _history(held: HeldChat, *, replacing: uuid.UUID | None = None, live: bool =
             if run.output:
                 st.markdown(held.answer(run))
             _status_notice(run, last=run.id == last)
-            answer_controls(run, last=run.id == last)
+            answer_controls(run, last=run.id == last, user_id=held.user_id)
             chat_actions.earlier_versions(turn.earlier)
             st.caption(meta_line(run))
     return replaced
@@ -367,7 +369,7 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                 run = _read_back(user, held, result.run_id, replaces=replaces)
                 with user_box:
                     user_message_controls(run, last=True)
-                answer_controls(run, last=True)
+                answer_controls(run, last=True, user_id=user.id)
                 if replaces is not None:
                     chat_actions.earlier_versions([*replaces.earlier, replaces.run])
                 st.caption(meta_line(run))
