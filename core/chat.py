@@ -76,6 +76,7 @@ _FRIENDLY = {
     "bad_request": "The AI provider rejected this request.",
     "circuit_open": "The AI providers are temporarily paused after repeated failures.",
     "cancelled": "The answer was stopped.",
+    run_leases.SHUTDOWN: "The server stopped while answering.",
     "internal": "Something went wrong while answering.",
 }
 
