@@ -34,16 +34,7 @@ def send_chat(s: BrowserSession, text: str) -> None:
 
 
 def sign_up(s: BrowserSession) -> None:
-    page = s.page
-    s.goto("/")
-    page.get_by_role("tab", name="Create account").click()
-    form = page.locator("[data-testid=stForm]").filter(
-        has=page.get_by_role("button", name="Create account", exact=True)
-    )
-    form.get_by_label("Email", exact=True).fill(f"search-{uuid.uuid4().hex[:8]}@example.com")
-    form.get_by_label("Password", exact=True).fill(PASSWORD)
-    form.get_by_label("Repeat password", exact=True).fill(PASSWORD)
-    s.click_button("Create account", within=form)
+    s.sign_up(f"search-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
     expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
 
 
