@@ -87,6 +87,7 @@ class HeldChat:
     has_earlier: bool = False
     limit: int = PAGE_SIZE
     answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
+    stale: bool = False  # a turn was cut short: the next run reads the list and history again
 
     def add_run(self, run: AgentRun) -> None:
         """A turn finished on this page: shown from now on as history (the oldest beyond ``limit``
@@ -254,7 +255,7 @@ def chat_area(user: SignedInUser) -> None:
 def _held(user: SignedInUser) -> HeldChat:
     """What the session holds, read from the database where it is missing or stale."""
     held: HeldChat | None = st.session_state.get(HELD_KEY)
-    if st.session_state.pop(RELOAD_KEY, False) or held is None or held.user_id != user.id:
+    if st.session_state.pop(RELOAD_KEY, False) or held is None or held.user_id != user.id or held.stale:
         held = _read_list(user)
     while True:
         open_id: uuid.UUID | None = st.session_state.get(OPEN_KEY)
@@ -375,9 +376,11 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                 st.caption(meta_line(run))
             finished = True
         finally:
-            turn.close()
             if not finished:
-                forget_history()
+                # not forget_history(): after the user's Stop every Streamlit call, session state too,
+                # raises again; the held object is marked instead, and the next run reads it all
+                held.stale = True
+            turn.close()
 
 
 def _read_back(user: SignedInUser, held: HeldChat, run_id: uuid.UUID, *,
