@@ -13,7 +13,7 @@ What is read from the database, and when:
 * a turn: ``core.chat.run_turn`` stores the message (committed before any provider is called) and
   the answer streams. Once the turn is closed (its row finished), that one run is read back by id and
   added to the held history, and the conversation list is read again for the title and the count. A
-  turn cut short (a rerun, a closed tab) forgets the held history instead: the next run reads it.
+  turn cut short (Stop, a rerun, a closed tab) marks the held history stale instead: the next run reads it.
 
 One run of the fragment, top to bottom: the header and the sidebar list get their places; the
 history is drawn, each turn as its latest version (earlier versions in an expander); the chat input
