@@ -1,35 +1,35 @@
-"""The chat page's working area: one ``st.fragment`` with the header, the sidebar's conversation
-list, the history and the live turn.
+"""The chat page's working area: two ``st.fragment``s, the history and the live area.
 
-A message sent, a conversation opened, a button pressed here reruns only this fragment: not the page
-router (boot, gate, navigation) and not the rest of the page.
+* ``chat_history`` (key ``chat_history``) draws the open conversation's turns as they were when it
+  last ran. It runs on the page's full run and when the conversation changes; a message does not
+  rerun it, so a long history costs a new turn nothing, on the server or in the browser.
+* ``chat_live`` (key ``chat_live``) holds the chat input (pinned to the bottom), the turns finished
+  since the history last ran, the live turn, and it fills the header (title, turn count) and the
+  sidebar's conversation list. A message reruns this fragment alone. When it shows ``LIVE_TURNS``
+  finished turns, the next message reruns the history too, which then takes them over.
 
-What is read from the database, and when:
+What is read from the database, and when: the conversation list and the open conversation's history
+on the page's full run and when the conversation changes; between those, both fragments draw from
+what the session holds (``HeldChat``, each answer's Markdown rendered once). A turn: its message is
+stored by ``core.chat.run_turn`` (committed before any provider is called) and its answer streams;
+then the turn is closed (its row finished) and that one run is read back by id, with the
+conversation list (title, count). A turn cut short (a click, a closed tab) is read back the same way
+by the next run of either fragment.
 
-* the conversation list and the open conversation's history are read on the page's full run (a page
-  load, a navigation to the chat) and when the conversation changes (``open_conversation``,
-  ``forget_history``). Between those, each run of the fragment draws them from what the session
-  holds (``HeldChat``), with every answer's Markdown rendered once;
-* a turn: ``core.chat.run_turn`` stores the message (committed before any provider is called) and
-  the answer streams. Once the turn is closed (its row finished), that one run is read back by id and
-  added to the held history, and the conversation list is read again for the title and the count. A
-  turn cut short (a rerun, a closed tab) forgets the held history instead: the next run reads it.
+Hook points for controls (other modules fill them in):
 
-One run of the fragment, top to bottom: the header and the sidebar list get their places; the
-history is drawn; the chat input (pinned to the bottom) or a Retry gives the text of a new turn,
-which is shown and streamed; last, the header and the sidebar list are filled, so that after a turn
-they show its title and count without another run.
-
-Hook points for controls. Each is called inside the fragment, so a widget placed there reruns only
-the fragment; state a control changes is read on that rerun. A control that changes stored runs or
-conversations calls ``forget_history()`` so that the rerun reads them again.
-
-* ``conversation_controls(summary)``: beside the title (Rename today; export, delete).
-* ``user_message_controls(run)``: under each shown user message (edit, copy).
-* ``answer_controls(run, last=...)``: under each shown answer (regenerate, copy, feedback).
+* ``conversation_controls(summary, user)``: in the header beside the title (live area).
+* ``user_message_controls(run)``: under each shown user message.
+* ``answer_controls(run, last=...)``: under each shown answer.
 * ``live_turn_controls(turn)``: beside the answer while it streams (Stop).
 * ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
 * ``forget_history()``: drop what the session holds; the next run reads the database.
+* ``rerun_chat()`` (widget callbacks only): rerun both fragments, after the callback changed what
+  the history shows (a conversation opened, runs edited or deleted, a message to send).
+* ``send_message(text)`` (widget callbacks only): the live area sends ``text`` as a new turn.
+
+A widget reruns only the fragment that drew it: past turns are drawn by either fragment, so a
+control on a past turn whose callback changes what is shown calls ``rerun_chat()``.
 
 The page calls ``core.chat`` and ``core.conversations`` through their modules (``chat.run_turn``),
 so a test that replaces one of their functions reaches this module as well.
@@ -41,6 +41,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core import chat, conversations
 from core.conversations import ConversationSummary
@@ -54,38 +55,49 @@ from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
 from ui.text import literal
 
-FRAGMENT_KEY = "chat_area"  # st.rerun("chat_area") from a widget callback reruns this fragment only
+HISTORY_KEY = "chat_history"  # fragment keys, for st.rerun([...]) from a widget callback
+LIVE_KEY = "chat_live"
 HELD_KEY = "chat_held"
 OPEN_KEY = "chat_open_conversation"
 FOCUS_KEY = "chat_focus_run"
 RELOAD_KEY = "chat_reload"
-RETRY_KEY = "chat_retry_text"
+SEND_KEY = "chat_send_text"
 RENAME_ERROR_KEY = "chat_rename_error"
+HISTORY_OK_KEY = "chat_history_ok"
 PAGE_SIZE = 50
+LIVE_TURNS = 10  # finished turns the live area shows before the history takes them over
+HINT = "Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your profile and vibe."
 
 
 @dataclass
 class HeldChat:
-    """What the session holds of the chat between runs of the fragment (the database is the truth:
+    """What the session holds of the chat between runs of its fragments (the database is the truth:
     this is what was last read from it, plus the turns finished since)."""
 
     user_id: uuid.UUID
     conversations: list[ConversationSummary]
     conversation_id: uuid.UUID | None = None
-    runs: list[AgentRun] = field(default_factory=list)  # oldest first, at most ``limit``
+    runs: list[AgentRun] = field(default_factory=list)  # oldest first
     has_earlier: bool = False
     limit: int = PAGE_SIZE
+    drawn: int | None = None  # runs[:drawn] are on the page through the history fragment
+    unread: list[uuid.UUID] = field(default_factory=list)  # turns stored here, not read back yet
+    list_stale: bool = False
     answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
 
     def add_run(self, run: AgentRun) -> None:
-        """A turn finished on this page: shown from now on as history (the oldest beyond ``limit``
-        move behind "Load earlier messages")."""
+        """A turn of this conversation finished on this page: shown from now on."""
         self.runs = [r for r in self.runs if r.id != run.id] + [run]
+
+    def take_over(self) -> None:
+        """The history fragment draws every held run now (at most ``limit``; older ones move
+        behind "Load earlier messages")."""
         if len(self.runs) > self.limit:
             for old in self.runs[: len(self.runs) - self.limit]:
                 self.answers.pop(old.id, None)
             self.runs = self.runs[-self.limit :]
             self.has_earlier = True
+        self.drawn = len(self.runs)
 
     def answer(self, run: AgentRun) -> str:
         """The Markdown shown for ``run``'s answer, rendered once (``ui.messages.answer_markdown``)."""
@@ -97,12 +109,13 @@ class HeldChat:
 
 # --- hook points ---------------------------------------------------------------------------------
 def open_conversation(conversation_id: uuid.UUID, run_id: uuid.UUID | None = None) -> None:
-    """Show ``conversation_id`` from the next run of the fragment on (its history is read then).
+    """Show ``conversation_id`` from the next run of the history on (its turns are read then).
 
     ``run_id``: the run the user came for (a search hit, a deep link ``?conversation=…&run=…``);
-    ``focused_run()`` returns it until another conversation is opened. Safe in a widget callback.
-    The id is checked against the user's conversations when the fragment runs: another user's id
-    shows the user's own newest conversation instead.
+    ``focused_run()`` returns it until another conversation is opened. In the page's body before
+    ``chat_page``, or in a widget callback followed by ``rerun_chat()``. The id is checked against
+    the user's conversations when the history runs: another user's id shows the user's own newest
+    conversation instead.
     """
     st.session_state[OPEN_KEY] = conversation_id
     st.session_state[FOCUS_KEY] = run_id
@@ -119,16 +132,29 @@ def focused_run() -> uuid.UUID | None:
 
 
 def forget_history() -> None:
-    """Drop what the session holds (conversation list and history): the next run of the fragment
-    reads both from the database. Call it after changing stored runs or conversations. Safe in a
-    widget callback."""
+    """Drop what the session holds (conversation list and history): the next run reads both from
+    the database. Call it after changing stored runs or conversations; in a widget callback, follow
+    it with ``rerun_chat()``."""
     st.session_state.pop(HELD_KEY, None)
 
 
+def rerun_chat() -> None:
+    """From a widget callback only: rerun the history and the live area (not only the fragment that
+    drew the widget), e.g. after ``open_conversation`` or ``forget_history``."""
+    st.rerun([HISTORY_KEY, LIVE_KEY])
+
+
+def send_message(text: str) -> None:
+    """From a widget callback only: the live area sends ``text`` as a new turn when it reruns (a
+    Retry, an edited message). Reruns both fragments."""
+    st.session_state[SEND_KEY] = text
+    rerun_chat()
+
+
 def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> None:
-    """Controls for the open conversation, in the header beside its title (called once per run of
-    the fragment, after the turn if there was one, so ``summary`` has its latest title and count).
-    Today: Rename."""
+    """Controls for the open conversation, in the header beside its title: drawn by the live area
+    at the end of each of its runs, after the turn if there was one, so ``summary`` has the latest
+    title and count. Today: Rename."""
     with st.popover("Rename", icon=":material/edit:"):
         # keyed by the stored title too: when it changes (the first message titles the conversation),
         # the box starts from the new title instead of keeping the one it was first drawn with
@@ -140,63 +166,86 @@ def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> N
             st.error(problem)
 
 
-def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
-    """Save title's callback: the title is stored before the fragment reruns and reads the list."""
-    try:
-        conversations.rename_conversation(
-            user_id=user_id, data=RenameIn(conversation_id=conversation_id, title=st.session_state[box]))
-    except ValueError as exc:
-        st.session_state[RENAME_ERROR_KEY] = field_errors(exc).get("title", "Invalid title")
-    else:
-        forget_history()
-
-
 def user_message_controls(run: AgentRun) -> None:
     """Controls under a user message (edit, copy): called inside its ``st.chat_message("user")``
-    after the text, for each turn of the history and, once it has finished, for the live turn."""
+    after the text, for each past turn and, once it has finished, for the live turn."""
 
 
 def answer_controls(run: AgentRun, *, last: bool) -> None:
     """Controls under an answer (regenerate, copy, feedback): called inside its
     ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
-    line, for each turn of the history and, once it has finished, for the live turn. ``last``: the
-    conversation's newest turn."""
+    line, for each past turn and, once it has finished, for the live turn. ``last``: the newest turn
+    when it was drawn (a turn drawn by the history stays drawn as it was while the live area adds
+    turns below it)."""
 
 
 def live_turn_controls(turn: chat.Turn) -> None:
     """Controls shown while an answer streams (Stop): called inside the live turn's
-    ``st.chat_message("assistant")`` just before the stream starts, in the same fragment as the
-    stream. A click on a widget placed here reruns the fragment, which ends the stream where it is:
-    the turn is closed and recorded as interrupted (``cancelled``) with the partial answer kept, and
-    the rerun reads it back from the database. So a Stop button needs no more than to exist (its
-    callback may note why it was pressed)."""
+    ``st.chat_message("assistant")`` just before the stream starts, in the live area, the same
+    fragment as the stream. A click on a widget placed here reruns that fragment, which ends the
+    stream where it is: the turn is closed and recorded as interrupted (``cancelled``) with the
+    partial answer kept, and the rerun reads it back. So a Stop button needs no more than to exist
+    (its callback may note why it was pressed)."""
 
 
-# --- the fragment --------------------------------------------------------------------------------
+# --- the fragments -------------------------------------------------------------------------------
 def chat_page(user: SignedInUser) -> None:
-    """The page's full run: what the session holds is read again, then the fragment runs."""
+    """The page's full run: what the session holds is read again, then both fragments run."""
     st.session_state[RELOAD_KEY] = True
-    chat_area(user)
+    header = st.container()
+    chat_history(user)
+    chat_live(user, header)
 
 
-@st.fragment(key=FRAGMENT_KEY)
-def chat_area(user: SignedInUser) -> None:
-    """Header, sidebar list, history and live turn; see the module docstring."""
+@st.fragment(key=HISTORY_KEY)
+def chat_history(user: SignedInUser) -> None:
+    """The open conversation's turns (see the module docstring)."""
     with guarded("chat"):  # a fragment rerun runs outside the page's frame: the same frame again
+        st.session_state[HISTORY_OK_KEY] = False
         held = _held(user)
-        current = next(c for c in held.conversations if c.id == held.conversation_id)
-        header = st.container()
-        side = st.sidebar.container()
-        _history(held)
+        _catch_up(user, held)
+        held.take_over()
+        if held.has_earlier:
+            st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
+        for i, run in enumerate(held.runs):
+            _past_turn(held, run, last=i == len(held.runs) - 1)
+        st.session_state[HISTORY_OK_KEY] = True
+
+
+@st.fragment(key=LIVE_KEY)
+def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
+    """Chat input, the turns finished since the history ran, the live turn, header and sidebar."""
+    with guarded("chat"):
+        if not st.session_state.get(HISTORY_OK_KEY):
+            return  # the history's last run failed and shows why
+        held: HeldChat | None = st.session_state.get(HELD_KEY)
+        if (held is None or held.drawn is None or held.user_id != user.id
+                or held.conversation_id != st.session_state.get(OPEN_KEY)):
+            st.rerun()  # the history has not drawn what the session holds (a control forgot rerun_chat)
+        assert held is not None and held.drawn is not None and held.conversation_id is not None
+        _catch_up(user, held)
         with st.bottom:
-            prompt = st.chat_input("Ask your advisor…", max_chars=get_settings().max_message_chars)
-        text = prompt or st.session_state.pop(RETRY_KEY, None)
+            prompt = st.chat_input("Ask your advisor…", max_chars=get_settings().max_message_chars,
+                                   on_submit=_submitted)
+        text = prompt or st.session_state.pop(SEND_KEY, None)
+        newer = held.runs[held.drawn :]
+        hint = not held.runs and not text
+        # Two slots, placed first: what this fragment drew before is replaced at once, not after
+        # the answer (a turn it showed live, or turns the history has taken over).
+        done = st.container() if newer or hint else st.empty()
+        live = st.empty()
+        with done:
+            for i, run in enumerate(newer):
+                _past_turn(held, run, last=i == len(newer) - 1 and not text)
+            if hint:
+                st.caption(HINT)
         if text:
-            _live_turn(user, held, text)
-            current = next((c for c in held.conversations if c.id == current.id), current)
+            with live.container():
+                _live_turn(user, held, text)
+        current = next(c for c in held.conversations if c.id == held.conversation_id)
         with header:
             _header(user, current)
-        with side:
+        with st.sidebar:
             _sidebar(user, held)
 
 
@@ -222,7 +271,7 @@ def _held(user: SignedInUser) -> HeldChat:
             held = _read_list(user)
             continue
         held.conversation_id, held.runs, held.has_earlier = open_id, past.runs, past.has_earlier
-        held.answers = {}
+        held.answers, held.unread, held.drawn = {}, [], None
         return held
 
 
@@ -232,9 +281,24 @@ def _read_list(user: SignedInUser) -> HeldChat:
     return held
 
 
-def _retry(text: str) -> None:
-    """Button callback (runs before the next run of the fragment): send ``text`` again."""
-    st.session_state[RETRY_KEY] = text
+def _catch_up(user: SignedInUser, held: HeldChat) -> None:
+    """Read back the turns stored on this page since the last read (finished by now: each was
+    closed), and the conversation list with their titles and counts."""
+    if not held.unread and not held.list_stale:
+        return
+    for run_id in list(held.unread):
+        held.add_run(conversations.get_run(user_id=user.id, run_id=run_id))
+        held.unread.remove(run_id)
+    held.conversations = conversations.list_conversations(user_id=user.id)
+    held.list_stale = False
+
+
+def _submitted() -> None:
+    """The chat input's callback: a live area that shows ``LIVE_TURNS`` finished turns hands them
+    to the history on this run (both fragments rerun); otherwise the live area reruns alone."""
+    held: HeldChat | None = st.session_state.get(HELD_KEY)
+    if held is not None and held.drawn is not None and len(held.runs) + len(held.unread) - held.drawn >= LIVE_TURNS:
+        rerun_chat()
 
 
 def _load_earlier() -> None:
@@ -242,25 +306,45 @@ def _load_earlier() -> None:
     if held is not None:
         held.limit += PAGE_SIZE
         held.conversation_id = None
+    rerun_chat()
 
 
-def _history(held: HeldChat) -> None:
-    if held.has_earlier:
-        st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
-    if not held.runs:
-        st.caption("Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your "
-                   "profile and vibe.")
-    last = held.runs[-1].id if held.runs else None
-    for run in held.runs:
-        with st.chat_message("user"):
-            render_user_text(run.user_message)
-            user_message_controls(run)
-        with st.chat_message("assistant"):
-            if run.output:
-                st.markdown(held.answer(run))
-            _status_notice(run, last=run.id == last)
-            answer_controls(run, last=run.id == last)
-            st.caption(meta_line(run))
+def _switch(conversation_id: uuid.UUID) -> None:
+    open_conversation(conversation_id)
+    rerun_chat()
+
+
+def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
+    """Save title's callback: the title is stored before the live area reruns and reads the list."""
+    try:
+        conversations.rename_conversation(
+            user_id=user_id, data=RenameIn(conversation_id=conversation_id, title=st.session_state[box]))
+    except ValueError as exc:
+        st.session_state[RENAME_ERROR_KEY] = field_errors(exc).get("title", "Invalid title")
+        return
+    held: HeldChat | None = st.session_state.get(HELD_KEY)
+    if held is not None:
+        held.list_stale = True
+
+
+def _start(user_id: uuid.UUID, agent_id: str) -> None:
+    """Start's callback: the new conversation is stored and opened before both fragments rerun."""
+    conv = conversations.create_conversation(user_id=user_id, data=ConversationIn(agent=agent_id))
+    forget_history()
+    open_conversation(conv.id)
+    rerun_chat()
+
+
+def _past_turn(held: HeldChat, run: AgentRun, *, last: bool) -> None:
+    with st.chat_message("user"):
+        render_user_text(run.user_message)
+        user_message_controls(run)
+    with st.chat_message("assistant"):
+        if run.output:
+            st.markdown(held.answer(run))
+        _status_notice(run, last=last)
+        answer_controls(run, last=last)
+        st.caption(meta_line(run))
 
 
 def _status_notice(run: AgentRun, *, last: bool) -> None:
@@ -270,12 +354,12 @@ def _status_notice(run: AgentRun, *, last: bool) -> None:
         st.warning(f"This answer did not complete ({run.error_code or run.status}). "
                    f"Reference {run.request_id}.", icon=":material/warning:")
         if last:
-            st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:", on_click=_retry,
+            st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:", on_click=send_message,
                       args=(run.user_message,))
 
 
 def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
-    """Store the message, stream the answer, then hold the finished run (see the module docstring)."""
+    """Store the message, stream the answer, then read the finished run back (module docstring)."""
     assert held.conversation_id is not None
     with request_context(page="chat") as rid:
         try:
@@ -284,7 +368,7 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
         except chat.TurnRejected as exc:
             st.warning(exc.message, icon=":material/block:")
             return
-        finished = False
+        held.unread.append(turn.result.run_id)  # read back when closed, by this run or the next
         try:  # a rerun can arrive at any Streamlit call below: close() records the turn then
             user_box = st.chat_message("user")
             with user_box:
@@ -296,27 +380,16 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
                 if result.status != "ok":
                     st.error(result.user_message, icon=":material/error:")
                     st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
-                              on_click=_retry, args=(text,))
+                              on_click=send_message, args=(text,))
                 turn.close()
-                run = _read_back(user, held, result.run_id)
+                _catch_up(user, held)
+                run = held.runs[-1]
                 with user_box:
                     user_message_controls(run)
                 answer_controls(run, last=True)
                 st.caption(meta_line(run))
-            finished = True
         finally:
             turn.close()
-            if not finished:
-                forget_history()
-
-
-def _read_back(user: SignedInUser, held: HeldChat, run_id: uuid.UUID) -> AgentRun:
-    """The finished run as stored, added to the held history; the conversation list read again
-    (title, count). Should a read fail, the caller forgets the held history."""
-    run = conversations.get_run(user_id=user.id, run_id=run_id)
-    held.conversations = conversations.list_conversations(user_id=user.id)
-    held.add_run(run)
-    return run
 
 
 def _header(user: SignedInUser, current: ConversationSummary) -> None:
@@ -327,13 +400,6 @@ def _header(user: SignedInUser, current: ConversationSummary) -> None:
     head.caption(f"Advisor mode: {agents.get(current.agent, (current.agent, ''))[0]} · {turns}")
     with tools:
         conversation_controls(current, user)
-
-
-def _start(user_id: uuid.UUID, agent_id: str) -> None:
-    """Start's callback: the new conversation is stored and opened before the fragment reruns."""
-    conv = conversations.create_conversation(user_id=user_id, data=ConversationIn(agent=agent_id))
-    forget_history()
-    open_conversation(conv.id)
 
 
 def _sidebar(user: SignedInUser, held: HeldChat) -> None:
@@ -349,4 +415,4 @@ def _sidebar(user: SignedInUser, held: HeldChat) -> None:
         label = f"{literal(summary.title)}  ·  {summary.turns}"
         st.button(label, key=f"conv_{summary.id}", width="stretch",
                   type="primary" if summary.id == held.conversation_id else "secondary",
-                  on_click=open_conversation, args=(summary.id,))
+                  on_click=_switch, args=(summary.id,))
