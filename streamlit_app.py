@@ -9,7 +9,9 @@ process concerns, each delegating to ``core/`` or ``ui/``:
   single sign-on configuration (OIDC mode; one clear line when it cannot work), installs the
   read-only guard and boots the process (migrations, recovery sweep, providers, atoms). A boot that
   fails (a database that is down) is logged with a reference and tried again by the page router on
-  the next page view, which shows visitors that reference meanwhile.
+  the next page view, which shows visitors that reference meanwhile. Then, while the server runs,
+  ``core.server_tasks`` sweeps runs left pending by a stopped process (any replica's); when it stops
+  (SIGTERM), this process's live turns get a grace period and are then closed as interrupted.
 * ``RefuseForeignOrigins``: a websocket handshake from another site's page is refused before
   Streamlit sees it (``core.origins``), so Streamlit never looks up the machine's external IP.
 * ``SecurityHeaders``: every HTTP response carries a Content-Security-Policy and the other security
@@ -35,6 +37,7 @@ from core.error_reports import log_exception
 from core.origins import websocket_origin_allowed
 from core.request_context import request_context
 from core.security_headers import SecurityHeaders
+from core.server_tasks import server_tasks
 from core.settings import Settings, SettingsError, get_settings
 from core.startup import boot
 from ui.auth_view import auth_secrets
@@ -65,7 +68,8 @@ def start_process(settings: Settings) -> None:
 @asynccontextmanager
 async def lifespan(_app: st.App) -> AsyncIterator[None]:
     await anyio.to_thread.run_sync(start_process, settings)
-    yield
+    async with server_tasks(settings):  # the periodic sweep; live turns closed when the server stops
+        yield
 
 
 class RefuseForeignOrigins:

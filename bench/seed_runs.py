@@ -386,12 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         from sqlalchemy import update
 
         from core import db as core_db
-        from core.accounts import hasher
+        from core.passwords import hash_password
         from models import User
 
         with core_db.system_session(engine=core_db.engine_for(url)) as s:
             s.execute(update(User).where(User.id == result.admin_id)  # type: ignore[arg-type]
-                      .values(password_hash=hasher().hash(args.demo_password)))
+                      .values(password_hash=hash_password(args.demo_password)))
     print(
         f"seeded {len(result.user_ids)} users (admin: seed{args.seed}-user00000@example.com), "
         f"{result.conversations} conversations, {result.runs} runs in {result.seconds:.1f} s"

@@ -2,91 +2,69 @@
 
 ``run_turn(...)`` follows the design's flow:
 
-1. validate the message (``models.schemas.ChatIn`` + ``settings.max_message_chars``) — a bad one
+1. validate the message (``models.schemas.ChatIn`` + ``settings.max_message_chars``) -- a bad one
    raises ``TurnRejected`` and nothing is stored or sent;
 2. limits: the per-minute rate limit (``core.limits.consume_chat_turn``), then the quotas, read in
-   the same transaction that stores the message — a hit raises ``TurnRejected`` with the limit's
+   the transaction that stores the message -- a hit raises ``TurnRejected`` with the limit's
    message, nothing stored or sent;
-3. the ``agent_runs`` row with the user's message and status ``pending`` is inserted and
-   **committed before any provider is called**: nothing a user typed is ever lost. On PostgreSQL
-   steps 2 (quotas) and 3 are one statement — context, quota figures, the INSERT only when the
-   conversation is the user's and no quota is reached, and the title — run as raw psycopg through
-   ``core.db.pg_user_batch`` (same identity switch and row-level security as every session);
-   elsewhere (SQLite) the same as SQLAlchemy Core statements;
-4. the prompt is assembled (``core.assembler``) from the user's profile and active vibe (memoised:
-   the assembler is pure, so a user's next turns reuse the byte-identical prompt);
+3. one ``user_session`` transaction: the conversation (must be the user's), the profile and active
+   vibe, the quotas, the history, the ``agent_runs`` row with the user's message and status
+   ``pending`` (``core.agent_runs``), the title of a new conversation. It is **committed before any
+   provider is called**: nothing a user typed is ever lost;
+4. the prompt is assembled (``core.assembler``) from the user's profile and active vibe;
 5. the answer streams through the provider router (fallback chain, circuit breakers);
 6. text deltas are yielded to the caller as they arrive (``st.write_stream``);
-7. the row is finished: output, tokens, cost, ttft/latency, prompt hash, atoms, status. This
-   last write runs on a background thread (``core.finishing``) once the stream has ended, so the
-   caller is not held for it; ``Turn.close()`` waits for it (the chat page closes every turn before
-   it reruns), the user's next turn waits for it before it reads its history and quotas, and the
-   interpreter waits for it at exit.
+7. the row is finished in the stream's own ``finally``: output, tokens, cost, ttft/latency, prompt
+   hash, atoms, status. When the iteration ends, the row holds the answer.
 
 While streaming, the partial output is checkpointed to the row every ``CHECKPOINT_S`` seconds, so a
 process killed mid-answer leaves the user's message and most of the answer behind; the recovery
-sweep (``recover_stale_runs``, run at start) marks such rows ``interrupted``.
+sweep of ``core.run_leases`` (every app process, periodically) closes such rows ``interrupted`` once
+their heartbeat has gone stale. While the answer streams the process holds the run's lease.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Table, Uuid, bindparam, update
-from sqlalchemy import text as sql_text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import col
+from sqlalchemy import and_
+from sqlmodel import Session, col, select
 
-from core import finishing
+from core import run_leases
+from core.agent_runs import (
+    ANSWERED,
+    RunFinish,
+    checkpoint_output,
+    finish_run,
+    insert_pending_run,
+    recent_exchanges,
+)
 from core.assembler import AssembledPrompt, assemble_prompt, run_record
 from core.atoms import AtomLibrary, app_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
-from core.db import (
-    NotFound,
-    Statement,
-    get_engine,
-    is_database_error,
-    pg_user_batch,
-    system_session,
-    user_connection,
-)
+from core.db import NotFound, user_session
 from core.error_reports import log_exception
-from core.limits import (
-    LimitExceeded,
-    QuotaPeriods,
-    consume_chat_turn,
-    quota_periods,
-    quota_refusal,
-    quota_usage,
-    usage_columns,
-)
+from core.limits import LimitExceeded, consume_chat_turn, quota_periods, quota_refusal, quota_usage
 from core.pricing import cost_usd
-from core.profiles import profile_in, vibe_from_values
+from core.profiles import profile_in, vibe_in
 from core.providers.base import ChatMessage, Done, InputUsage, ProviderError, TextDelta, Usage
 from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
 from core.request_context import current_request_id, new_request_id
 from core.settings import Settings, get_settings
-from models import SLIDERS, AgentRun
+from models import AgentRun, Conversation, UserProfile, VibeConfig
 from models.schemas import ChatIn, ProfileIn, VibeIn, field_errors
 from models.types import utcnow
 
 log = logging.getLogger("advisor.chat")
 
 CHECKPOINT_S = 2.0
-FINISH_RETRIES = 6  # the final write survives a database restart of a few seconds
 
 _FRIENDLY = {
     "rate_limited": "The AI providers are rate limiting us right now.",
@@ -140,28 +118,24 @@ class TurnResult:
         return f"{reason} Your message is saved — retry when ready. (reference {self.request_id})"
 
 
-# The profile and vibe columns of the context row, as one hashable key: the prompt they assemble to
-# (with the agent and the atom library) is memoised, since the assembler is pure.
-PromptKey = tuple[Any, ...]
-
-
 @dataclass
 class _Context:
-    prompt_key: PromptKey  # its first item is the conversation's agent
+    agent: str
+    profile: ProfileIn
+    vibe: VibeIn
     history: list[ChatMessage]
 
 
 @dataclass
 class Turn:
-    """An accepted turn: iterate it for text deltas; ``result`` is complete when iteration ends.
+    """An accepted turn: iterate it for text deltas; ``result`` is complete when iteration ends,
+    and so is the run's row in the database.
 
-    The run's row is finished (output, usage, cost, status) on a background thread once the stream
-    has ended. Call ``close()`` when done with the turn (the chat page does, in a ``finally``): it
-    waits until the row is finished, so what is read from the database next shows the answer. A
-    turn whose stream was never started -- the page was rerun between accepting the message and
-    showing the answer -- is then recorded as ``interrupted`` / ``cancelled`` instead of staying
-    ``pending`` until the next recovery sweep. Closing a started stream finishes it the same way;
-    an ended one is left as it is.
+    Call ``close()`` when done with the turn (the chat page does, in a ``finally``). A turn whose
+    stream was never started -- the page was rerun between accepting the message and showing the
+    answer -- is then recorded as ``interrupted`` / ``cancelled`` instead of staying ``pending``
+    until the next recovery sweep. Closing a started stream finishes it the same way; an ended one
+    is left as it is.
     """
 
     result: TurnResult
@@ -172,29 +146,11 @@ class Turn:
         return self._stream
 
     def close(self) -> None:
-        if inspect.getgeneratorstate(self._stream) == inspect.GEN_CREATED:
-            self._stream.close()  # never started: its finally will not run, so finish here
+        never_started = inspect.getgeneratorstate(self._stream) == inspect.GEN_CREATED
+        self._stream.close()  # a started stream: GeneratorExit -> interrupted/cancelled, finished in its finally
+        if never_started:  # its finally never runs: finish here
             self.result.status, self.result.error_code = "interrupted", "cancelled"
-            _finish_later(self._user_id, self.result, None)
-        else:
-            self._stream.close()  # started: GeneratorExit → interrupted/cancelled, finished in its finally
-        self.wait_finished()
-
-    def wait_finished(self, timeout: float | None = None) -> bool:
-        """Wait until the run's row is finished in the database; False if ``timeout`` ran out first."""
-        return finishing.wait_run(self.result.run_id, timeout)
-
-
-def _finish_later(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | None) -> None:
-    """``_finish`` on a background thread (``core.finishing``); a non-database error is logged."""
-
-    def write() -> None:
-        try:
-            _finish(user_id, result, prompt)
-        except Exception as exc:  # database errors are retried in _finish, then left to the sweep
-            log_exception(exc, where="chat.finish")
-
-    finishing.submit(user_id, result.run_id, write)
+            _finish(self._user_id, self.result, None)
 
 
 def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings) -> ChatIn:
@@ -215,212 +171,50 @@ def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings
     return data
 
 
-# --- accepting a turn: one transaction (ownership + context, quotas, the pending row, the title) ---
-# Portable statements (SQLite; SQLAlchemy Core, no ORM unit of work).
-_CONTEXT_SQL = sql_text(
-    """
-    SELECT c.agent, p.role, p.stack, p.vertical,
-           v.name, v.playfulness, v.revenue_focus, v.technical_depth, v.brevity, v.formality
-    FROM conversations c
-    LEFT JOIN user_profiles p ON p.user_id = c.user_id
-    LEFT JOIN vibe_configs v ON v.user_id = c.user_id AND v.is_active
-    WHERE c.id = :cid AND c.user_id = :uid
-    """
-).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
-_HISTORY_SQL = sql_text(
-    """
-    SELECT user_message, output FROM agent_runs
-    WHERE conversation_id = :cid AND user_id = :uid AND status IN ('ok', 'interrupted')
-    ORDER BY created_at DESC LIMIT :n
-    """
-).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
-# A conversation is titled from its first message: while it has its default title and no answered run.
-_TITLE_SQL = sql_text(
-    """
-    UPDATE conversations SET title = :t
-    WHERE id = :cid AND user_id = :uid AND title = :d
-      AND NOT EXISTS (SELECT 1 FROM agent_runs r
-                      WHERE r.conversation_id = :cid AND r.user_id = :uid AND r.status IN ('ok', 'interrupted'))
-    """
-).bindparams(bindparam("cid", type_=Uuid()), bindparam("uid", type_=Uuid()))
-_RUNS: Table = AgentRun.__table__  # type: ignore[attr-defined]
-_INSERT_RUN = _RUNS.insert()
-# The SET clause is the keys of the parameters given at execution (compiled once per key set).
-_FINISH_RUN = _RUNS.update().where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.user_id == bindparam("owner_id"))
-
-# PostgreSQL: the same in one statement (psycopg, no SQLAlchemy on this path): the context row with
-# the quota figures (``core.limits.usage_columns``, as the quota check reads them) and whether it
-# has an answered run, the INSERT only when the conversation is the user's and no quota is reached,
-# and the title; "stored" says whether the run is stored. It goes out with the history query in one
-# round trip (core.db.pg_user_batch): the history of a conversation without answered runs is empty,
-# so asking for it costs little. The batch may be sent twice (a connection found dead), so the
-# INSERT is idempotent: a run with this id stored by the first try counts as stored (the statement's
-# snapshot does not see its own INSERT).
-_PG_ACCEPT = f"""
-WITH ctx AS (
-    SELECT c.agent, p.role, p.stack, p.vertical,
-           v.name, v.playfulness, v.revenue_focus, v.technical_depth, v.brevity, v.formality,
-           u.quota_tokens_per_day AS quota_tokens, u.quota_cost_per_month_usd AS quota_cost,
-           {usage_columns(lambda name: f"%({name})s")},
-           EXISTS (SELECT 1 FROM agent_runs r WHERE r.conversation_id = c.id AND r.user_id = c.user_id
-                   AND r.status IN ('ok', 'interrupted')) AS answered
-    FROM conversations c
-    JOIN users u ON u.id = c.user_id
-    LEFT JOIN user_profiles p ON p.user_id = c.user_id
-    LEFT JOIN vibe_configs v ON v.user_id = c.user_id AND v.is_active
-    WHERE c.id = %(cid)s AND c.user_id = %(uid)s
-), ins AS (
-    INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, user_message, output, status,
-                            request_id)
-    SELECT %(id)s, %(uid)s, %(cid)s, ctx.agent, %(created_at)s, %(message)s, '', 'pending', %(request_id)s
-    FROM ctx
-    WHERE ctx.tokens_today < coalesce(ctx.quota_tokens, %(tokens_default)s)
-      AND ctx.cost_month < coalesce(ctx.quota_cost, %(cost_default)s)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING 1
-), titled AS (
-    UPDATE conversations SET title = %(title)s
-    WHERE id = %(cid)s AND user_id = %(uid)s AND title = %(default_title)s AND EXISTS (SELECT 1 FROM ins)
-      AND NOT (SELECT answered FROM ctx)
-    RETURNING 1
-)
-SELECT ctx.*, EXISTS (SELECT 1 FROM ins)
-              OR EXISTS (SELECT 1 FROM agent_runs r WHERE r.id = %(id)s AND r.user_id = %(uid)s) AS stored
-FROM ctx
-"""
-_PG_HISTORY = """
-SELECT user_message, output FROM agent_runs
-WHERE conversation_id = %(cid)s AND user_id = %(uid)s AND status IN ('ok', 'interrupted')
-ORDER BY created_at DESC LIMIT %(n)s
-"""
-_PG_FINISH = """
-UPDATE agent_runs SET status = %(status)s, output = %(output)s, provider = %(provider)s, model = %(model)s,
-    fallback_from = %(fallback_from)s, input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
-    cached_input_tokens = %(cached_input_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
-    cost_usd = %(cost_usd)s, ttft_ms = %(ttft_ms)s, latency_ms = %(latency_ms)s,
-    prompt_sha256 = %(prompt_sha256)s, atom_versions = %(atom_versions)s::jsonb, error_code = %(error_code)s
-WHERE id = %(run_id)s AND user_id = %(owner_id)s
-"""
-
-
-@dataclass(frozen=True)
-class _NewRun:
-    id: uuid.UUID
-    user_id: uuid.UUID
-    conversation_id: uuid.UUID
-    message: str
-    request_id: str
-    created_at: datetime
-
-
-def _context(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> _Context:
-    """From the context row (agent, profile and vibe columns) and the history, newest first."""
-    stack = row[2] if isinstance(row[2], list) else json.loads(row[2]) if row[2] else []
-    hist: list[ChatMessage] = []
-    for user_message, output in reversed(history):
-        if output:
-            hist.append(ChatMessage("user", user_message))
-            hist.append(ChatMessage("assistant", output))
-    key = (row[0], row[1], tuple(stack), row[3], *row[4:10])
-    return _Context(prompt_key=key, history=hist)
-
-
-def _accept(new: _NewRun, turns: int) -> _Context:
-    """Rate limit, then one transaction: ownership + context, quotas, the pending row, the title.
+def _accept(
+    *, run_id: uuid.UUID, user_id: uuid.UUID, data: ChatIn, request_id: str, history_turns: int
+) -> _Context:
+    """Rate limit, then one transaction: ownership + context, quotas, history, the pending row, the title.
 
     Raises ``LimitExceeded`` or ``NotFound`` with nothing stored; on return the message is committed.
     """
-    consume_chat_turn(new.user_id)  # attempts count: a turn refused below still used its slot
+    consume_chat_turn(user_id)  # attempts count: a turn refused below still used its slot
     periods = quota_periods()
-    engine = get_engine()
-    if engine.dialect.name == "postgresql":
-        return _accept_pg(new, periods, turns, engine)
-    return _accept_portable(new, periods, turns, engine)
-
-
-def _accept_pg(new: _NewRun, periods: QuotaPeriods, turns: int, engine: Engine) -> _Context:
-    params: dict[str, Any] = {
-        "uid": new.user_id, "cid": new.conversation_id, "id": new.id, "created_at": new.created_at,
-        "message": new.message, "request_id": new.request_id, "title": title_from_message(new.message),
-        "default_title": DEFAULT_TITLE, "n": turns, **periods.params,
-    }
-    statements: list[Statement] = [(_PG_ACCEPT, params)]
-    if turns:
-        statements.append((_PG_HISTORY, params))
-    rows, *more = pg_user_batch(new.user_id, statements, engine=engine)
-    if not rows:
-        raise NotFound("conversation not found")
-    row = rows[0]
-    if not row[-1]:  # the conversation is the user's, so a quota held the INSERT back
-        refusal = quota_refusal(periods.usage(*row[10:14]), periods.now)
-        if refusal is None:  # pragma: no cover - the SQL and core.limits compare the same figures
-            raise RuntimeError("the database refused the turn but no quota is reached")
-        raise refusal
-    history = more[0] if more else []
-    return _context(row, history)
-
-
-def _accept_portable(new: _NewRun, periods: QuotaPeriods, turns: int, engine: Engine) -> _Context:
-    ids = {"cid": new.conversation_id, "uid": new.user_id}
-    with user_connection(new.user_id, engine=engine) as conn:
-        row = conn.execute(_CONTEXT_SQL, ids).first()
+    with user_session(user_id) as s:
+        row = s.exec(
+            select(Conversation, UserProfile, VibeConfig)
+            .outerjoin(UserProfile, col(UserProfile.user_id) == col(Conversation.user_id))
+            .outerjoin(VibeConfig, and_(col(VibeConfig.user_id) == col(Conversation.user_id),
+                                        col(VibeConfig.is_active)))
+            .where(col(Conversation.id) == data.conversation_id, col(Conversation.user_id) == user_id)
+        ).first()
         if row is None:
             raise NotFound("conversation not found")
-        refusal = quota_refusal(quota_usage(new.user_id, periods, conn), periods.now)
+        conversation, profile, vibe = row
+        refusal = quota_refusal(quota_usage(user_id, periods, s), periods.now)
         if refusal is not None:
             raise refusal
-        history = conn.execute(_HISTORY_SQL, {**ids, "n": turns}).all() if turns else []
-        conn.execute(
-            _INSERT_RUN,
-            {"id": new.id, "user_id": new.user_id, "conversation_id": new.conversation_id, "agent": row[0],
-             "created_at": new.created_at, "user_message": new.message, "output": "", "status": "pending",
-             "request_id": new.request_id},
-        )
-        conn.execute(_TITLE_SQL, {**ids, "t": title_from_message(new.message), "d": DEFAULT_TITLE})
-    return _context(row, history)
-
-
-def _profile_and_vibe(key: PromptKey) -> tuple[ProfileIn, VibeIn]:
+        history = recent_exchanges(s, user_id=user_id, conversation_id=conversation.id, turns=history_turns)
+        if conversation.title == DEFAULT_TITLE and not _answered(s, conversation):
+            conversation.title = title_from_message(data.text)  # titled from its first message
+        insert_pending_run(s, run_id=run_id, user_id=user_id, conversation_id=conversation.id,
+                           agent=conversation.agent, message=data.text, request_id=request_id,
+                           created_at=utcnow())
     # Built as the prompt preview builds them (core.profiles), so the preview shows the prompt a
     # turn sends even for values stored before a validation rule tightened.
-    _agent, role, stack, vertical, name, *sliders = key
-    profile = profile_in(role=role or "Other", stack=list(stack), vertical=vertical or "")
-    if name is None:
-        return profile, VibeIn()
-    return profile, vibe_from_values({"name": name, **dict(zip(SLIDERS, sliders, strict=True))})
+    role, stack, vertical = (profile.role, list(profile.stack or []), profile.vertical) if profile else ("", [], "")
+    return _Context(agent=conversation.agent,
+                    profile=profile_in(role=role or "Other", stack=stack, vertical=vertical or ""),
+                    vibe=vibe_in(vibe) if vibe is not None else VibeIn(), history=history)
 
 
-_PROMPT_CACHE_SIZE = 1024
-_prompt_cache: OrderedDict[tuple[str, PromptKey], AssembledPrompt] = OrderedDict()
-_prompt_cache_lock = threading.Lock()
-
-
-def clear_prompt_cache() -> None:
-    """Forget memoised prompts (tests that replace the assembler)."""
-    with _prompt_cache_lock:
-        _prompt_cache.clear()
-
-
-def _prompt_for(key: PromptKey, atoms: AtomLibrary) -> AssembledPrompt:
-    """``assemble_prompt`` for this context, memoised by (atom library content hash, key).
-
-    The assembler is a pure function of the atoms, profile, vibe and agent, so a cached prompt is
-    byte-identical to a fresh one; the cache only saves the assembly on a user's next turns.
-    """
-    cache_key = (atoms.content_hash, key)
-    with _prompt_cache_lock:
-        hit = _prompt_cache.get(cache_key)
-        if hit is not None:
-            _prompt_cache.move_to_end(cache_key)
-            return hit
-    profile, vibe = _profile_and_vibe(key)
-    prompt = assemble_prompt(profile, vibe, atoms, agent=key[0])
-    with _prompt_cache_lock:
-        _prompt_cache[cache_key] = prompt
-        if len(_prompt_cache) > _PROMPT_CACHE_SIZE:
-            _prompt_cache.popitem(last=False)
-    return prompt
-
+def _answered(session: Session, conversation: Conversation) -> bool:
+    """Whether the conversation has an answered run (then it keeps the title it has)."""
+    return session.exec(
+        select(AgentRun.id).where(col(AgentRun.conversation_id) == conversation.id,
+                                  col(AgentRun.user_id) == conversation.user_id,
+                                  col(AgentRun.status).in_(ANSWERED)).limit(1)
+    ).first() is not None
 
 
 def run_turn(
@@ -445,20 +239,16 @@ def run_turn(
     t0 = clock()
     request_id = request_id or current_request_id() or new_request_id()
     data = _validate(conversation_id, text, settings)
-    new = _NewRun(id=uuid.uuid4(), user_id=user_id, conversation_id=data.conversation_id, message=data.text,
-                  request_id=request_id, created_at=utcnow())
-    # the user's previous answer may still be being written: its history and usage come first
-    finishing.wait_user(user_id)
+    run_id = uuid.uuid4()
     try:
-        ctx = _accept(new, settings.history_turns_in_prompt)
+        ctx = _accept(run_id=run_id, user_id=user_id, data=data, request_id=request_id,
+                      history_turns=settings.history_turns_in_prompt)
     except LimitExceeded as exc:
         raise TurnRejected(exc.message, reason=exc.limit, retry_after_s=exc.retry_after_s) from None
     # committed: the user's message is durable before any provider is called
-    result = TurnResult(run_id=new.id, request_id=request_id)
-    stream = _stream(
-        result=result, user_id=user_id, ctx=ctx, message=data.text, settings=settings,
-        router=router, atoms=atoms, t0=t0, clock=clock,
-    )
+    result = TurnResult(run_id=run_id, request_id=request_id)
+    stream = _stream(result=result, user_id=user_id, ctx=ctx, message=data.text, router=router, atoms=atoms,
+                     t0=t0, clock=clock)
     return Turn(result=result, _stream=stream, _user_id=user_id)
 
 
@@ -468,7 +258,6 @@ def _stream(
     user_id: uuid.UUID,
     ctx: _Context,
     message: str,
-    settings: Settings,
     router: ProviderRouter,
     atoms: AtomLibrary,
     t0: float,
@@ -477,10 +266,12 @@ def _stream(
     parts: list[str] = []
     prompt: AssembledPrompt | None = None
     next_checkpoint = clock() + CHECKPOINT_S
+    # the run's lease: this process heartbeats it until the stream ends (core.run_leases)
+    lease = run_leases.acquire(result.run_id, user_id, partial=lambda: "".join(parts))
     # The caller binds the request id (the page wraps each turn in request_context); a context
     # variable is not re-bound here because a generator may be finalised in another context.
     try:
-        prompt = _prompt_for(ctx.prompt_key, atoms)
+        prompt = assemble_prompt(ctx.profile, ctx.vibe, atoms, agent=ctx.agent)
         result.prompt_sha256 = prompt.sha256
         messages = [*ctx.history, ChatMessage("user", message)]
         for event in router.stream(messages, system=prompt.text, request_id=result.request_id):
@@ -490,7 +281,8 @@ def _stream(
                 parts.append(event.text)
                 yield event.text
                 if clock() >= next_checkpoint:
-                    _checkpoint(user_id, result.run_id, "".join(parts))
+                    checkpoint_output(user_id=user_id, run_id=result.run_id, output="".join(parts),
+                                      provider=result.provider, model=result.model)
                     next_checkpoint = clock() + CHECKPOINT_S
             elif isinstance(event, Started):
                 result.provider, result.model = event.provider, event.model
@@ -530,100 +322,44 @@ def _stream(
             result.status, result.error_code = ("interrupted" if parts else "error"), "internal"
             log_exception(exc, where="chat.run_turn")
     finally:
+        lease.release()
+        if lease.closed_by_shutdown and result.status != "ok":  # a graceful stop closed it meanwhile
+            result.status, result.error_code = "interrupted", run_leases.SHUTDOWN
         result.output = "".join(parts)
         result.latency_ms = _ms(clock() - t0)
         if result.usage is not None and result.model is not None and result.status != "error":
             result.cost_usd = cost_usd(result.model, result.usage)
-        _finish_later(user_id, result, prompt)  # the row is finished in the background
+        _finish(user_id, result, prompt)
 
 
 def _ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
 
-def _checkpoint(user_id: uuid.UUID, run_id: uuid.UUID, output: str) -> None:
-    try:
-        with user_connection(user_id) as conn:
-            conn.execute(
-                update(AgentRun).where(col(AgentRun.id) == run_id, col(AgentRun.user_id) == user_id,
-                                       col(AgentRun.status) == "pending").values(output=output)
-            )
-    except (OperationalError, DBAPIError):
-        log.warning("could not checkpoint partial output; will retry at the end")
-
-
 def _finish(user_id: uuid.UUID, result: TurnResult, prompt: AssembledPrompt | None) -> None:
+    """Record the turn's end on its row. Without a final usage report, an interrupted answer keeps
+    the input counts the provider sent at the start (they are billed); its output count and so its
+    cost stay unknown (NULL), never guessed."""
     usage = result.usage
-    sha, atoms = run_record(prompt) if prompt is not None else (None, None)
-    # Without a final usage report, an interrupted answer keeps the input counts the provider sent at
-    # the start (they are billed); its output count and so its cost stay unknown (NULL), never guessed.
     inputs: Usage | InputUsage | None = usage if usage is not None else result.input_usage
-    values: dict[str, Any] = {
-        "run_id": result.run_id,
-        "owner_id": user_id,
-        "status": result.status,
-        "output": result.output,
-        "provider": result.provider,
-        "model": result.model,
-        "fallback_from": ",".join(result.fallback_from) or None,
-        "input_tokens": inputs.input_tokens if inputs else None,
-        "output_tokens": usage.output_tokens if usage else None,
-        "cached_input_tokens": inputs.cached_input_tokens if inputs else None,
-        "cache_write_tokens": inputs.cache_write_tokens if inputs else None,
-        "cost_usd": result.cost_usd,
-        "ttft_ms": result.ttft_ms,
-        "latency_ms": result.latency_ms,
-        "prompt_sha256": sha,
-        "atom_versions": atoms,
-        "error_code": result.error_code,
-    }
-    engine = get_engine()
-    delay = 0.25
-    for attempt in range(FINISH_RETRIES):
-        try:
-            if engine.dialect.name == "postgresql":
-                finish = {**values, "atom_versions": None if atoms is None else json.dumps(atoms)}
-                pg_user_batch(user_id, [(_PG_FINISH, finish)], engine=engine)  # idempotent: may be sent twice
-            else:
-                with user_connection(user_id, engine=engine) as conn:
-                    conn.execute(_FINISH_RUN, values)
-            return
-        except Exception as exc:
-            if not is_database_error(exc):
-                raise
-            if attempt == FINISH_RETRIES - 1:
-                log.error("could not record the end of run %s (%s); the recovery sweep will close it",
-                          result.run_id, type(exc).__name__)
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, 4.0)
-
-
-def longest_turn(settings: Settings) -> timedelta:
-    """An upper bound on how long a live turn can take: every provider of the fallback chain tried
-    in turn, each attempt (and each SDK retry) within the total timeout, plus a minute of slack for
-    the writes. The recovery sweep leaves younger pending runs alone."""
-    attempts = len(settings.provider_order) * (settings.provider_max_retries + 1)
-    return timedelta(seconds=attempts * settings.provider_total_timeout_s + 60)
-
-
-def recover_stale_runs(*, older_than: timedelta | None = None, now: datetime | None = None) -> int:
-    """Mark runs left ``pending`` by a dead process as ``interrupted`` (partial output kept).
-
-    Safe with several replicas: only runs older than the longest a live turn can take
-    (``longest_turn``) are touched. (Were a live turn swept anyway, its final write would still
-    record its answer: the finish does not depend on the status.)
-    """
-    settings = get_settings()
-    age = older_than if older_than is not None else longest_turn(settings)
-    cutoff = (now or datetime.now(UTC)) - age
-    with system_session() as s:
-        res = s.execute(
-            update(AgentRun)
-            .where(col(AgentRun.status) == "pending", col(AgentRun.created_at) < cutoff)
-            .values(status="interrupted", error_code="abandoned")
-        )
-        count = int(getattr(res, "rowcount", 0) or 0)
-    if count:
-        log.warning("recovery sweep: %d run(s) left pending by a stopped process marked interrupted", count)
-    return count
+    sha, atoms = run_record(prompt) if prompt is not None else (None, None)
+    try:
+        finish_run(user_id=user_id, run_id=result.run_id, finish=RunFinish(
+            status=result.status,
+            output=result.output,
+            provider=result.provider,
+            model=result.model,
+            fallback_from=",".join(result.fallback_from) or None,
+            input_tokens=inputs.input_tokens if inputs else None,
+            output_tokens=usage.output_tokens if usage else None,
+            cached_input_tokens=inputs.cached_input_tokens if inputs else None,
+            cache_write_tokens=inputs.cache_write_tokens if inputs else None,
+            cost_usd=result.cost_usd,
+            ttft_ms=result.ttft_ms,
+            latency_ms=result.latency_ms,
+            prompt_sha256=sha,
+            atom_versions=atoms,
+            error_code=result.error_code,
+        ))
+    except Exception as exc:  # database errors are retried in finish_run, then left to the sweep
+        log_exception(exc, where="chat.finish")

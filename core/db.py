@@ -3,9 +3,6 @@
 ``user_session(user_id)`` is how app code reads or writes a user's rows. On PostgreSQL it opens a
 transaction, switches to the NOLOGIN role ``advisor_app`` and sets ``app.user_id``, both
 transaction-local, so row-level security applies and a pooled connection never keeps an identity.
-``user_connection(user_id)`` (a Core connection) does the same without the ORM, and
-``pg_user_batch(user_id, statements)`` sends a few raw psycopg statements as that user in one round
-trip and one transaction: the chat turn's two writes.
 ``system_session()`` is for what has no user yet (sign-in lookups, sign-up) and for maintenance.
 """
 
@@ -13,24 +10,18 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from core.settings import ROOT, Settings, get_settings
-
-if TYPE_CHECKING:  # imported where used: a SQLite-only process never loads the PostgreSQL driver
-    import psycopg
 
 log = logging.getLogger("advisor.db")
 
@@ -38,9 +29,7 @@ APP_ROLE = "advisor_app"
 SYSTEM_ROLE = "advisor_system"
 _SET_ROLE = text("SELECT set_config('role', :role, true)")
 # One round trip: the transaction-local role switch and the user id (set_config(..., true) is SET LOCAL).
-_PG_SET_IDENTITY = "SELECT set_config('role', %s, true), set_config('app.user_id', %s, true)"
-# Off only while pg_user_batch checks a connection out: its own statements are its liveness check.
-_PRE_PING: ContextVar[bool] = ContextVar("advisor_pre_ping", default=True)
+_SET_IDENTITY = text("SELECT set_config('role', :role, true), set_config('app.user_id', :uid, true)")
 # Arbitrary constant: the advisory lock that serialises `alembic upgrade` across app processes.
 MIGRATION_LOCK_ID = 7_362_001
 
@@ -62,39 +51,19 @@ _engines_lock = threading.Lock()
 
 
 def _make_engine(url: str, pool_size: int) -> Engine:
-    kwargs: dict[str, Any] = {}
+    # pool_pre_ping: a pooled connection that died (a database restart, a killed backend) is found
+    # on checkout and replaced, so a turn's writes after a restart go to a live connection.
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        kwargs.update(pool_pre_ping=True, connect_args={"check_same_thread": False, "timeout": 30})
+        kwargs.update(connect_args={"check_same_thread": False, "timeout": 30})
     else:
-        # LIFO: the connection used last is handed out next, so a turn's writes find a backend whose
-        # caches and prepared statements are warm (psycopg prepares a statement on its 5th use on a
-        # connection), not the pool's least recently used one; connections left idle are recycled.
+        # LIFO: the connection used last is handed out next (its backend's caches are warm);
+        # connections left idle are recycled.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800, pool_use_lifo=True)
     engine = create_engine(url, **kwargs)
-    if not url.startswith("sqlite"):
-        # Pre-ping as SQLAlchemy's pool_pre_ping does (not a connection just made; a dead one found on
-        # checkout is replaced and the pool invalidated), but from a checkout listener, so that
-        # pg_user_batch can skip it: its own round trip finds a dead connection just as well.
-        @event.listens_for(engine, "connect")
-        def _mark_fresh(_dbapi_conn: Any, record: Any) -> None:
-            record.info["advisor_fresh"] = True
-
-        @event.listens_for(engine, "checkout")
-        def _pre_ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-            fresh = record.info.pop("advisor_fresh", False)
-            if fresh or not _PRE_PING.get():
-                return
-            dialect = engine.dialect
-            try:
-                dialect.do_ping(dbapi_conn)
-            except dialect.loaded_dbapi.Error as exc:
-                if dialect.is_disconnect(exc, dbapi_conn, None):
-                    raise sa_exc.InvalidatePoolError() from exc
-                raise
-
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -133,15 +102,9 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def _set_identity(conn: Connection, role: str, user_id: uuid.UUID) -> None:
-    """The transaction-local role and user id, straight on the driver's cursor: it is one fixed
-    statement per transaction, and SQLAlchemy's statement machinery would cost more than the round
-    trip. The connection's transaction is already begun (psycopg opens it with this statement)."""
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(_PG_SET_IDENTITY, (role, str(user_id)))
-    finally:
-        cursor.close()
+def _set_identity(conn: Connection | Session, role: str, user_id: uuid.UUID) -> None:
+    """PostgreSQL: act as ``role`` with ``app.user_id`` until the transaction ends (``SET LOCAL``)."""
+    conn.execute(_SET_IDENTITY, {"role": role, "uid": str(user_id)})
 
 
 @contextmanager
@@ -156,106 +119,8 @@ def user_session(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iterato
     engine = engine or get_engine()
     with Session(engine, expire_on_commit=False) as session, session.begin():
         if engine.dialect.name == "postgresql":
-            _set_identity(session.connection(), APP_ROLE, user_id)
+            _set_identity(session, APP_ROLE, user_id)
         yield session
-
-
-@contextmanager
-def user_connection(user_id: uuid.UUID, *, engine: Engine | None = None) -> Iterator[Connection]:
-    """``user_session`` without the ORM: a Core connection in a transaction acting as ``user_id``.
-
-    For the hot path of a chat turn (a handful of cached statements, no unit of work to flush):
-    the same identity switch, the same commit-on-success / rollback-on-error.
-    """
-    if not isinstance(user_id, uuid.UUID):
-        raise TypeError("user_connection needs a uuid.UUID")
-    engine = engine or get_engine()
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            _set_identity(conn, APP_ROLE, user_id)
-        yield conn
-
-
-Statement = tuple[str, Mapping[str, Any]]
-
-
-def is_database_error(exc: BaseException) -> bool:
-    """An error of the database or the connection: SQLAlchemy's ``DBAPIError``, or a ``psycopg.Error``
-    raised by ``pg_user_batch`` (checked without importing psycopg where it was never loaded)."""
-    if isinstance(exc, sa_exc.DBAPIError):
-        return True
-    psycopg_module = sys.modules.get("psycopg")
-    return psycopg_module is not None and isinstance(exc, psycopg_module.Error)
-
-
-def pg_user_batch(
-    user_id: uuid.UUID, statements: Sequence[Statement], *, engine: Engine | None = None
-) -> list[list[tuple[Any, ...]]]:
-    """PostgreSQL only: run raw psycopg ``statements`` as ``user_id`` in one round trip and one
-    transaction; return each statement's rows (``[]`` for one that returns none).
-
-    The chat turn's two writes go through this. The identity switch (role + ``app.user_id``,
-    transaction-local: RLS on, nothing left on the pooled connection) and the statements go out
-    as one pipeline ending in a single Sync, so they run in one implicit transaction: all of it
-    commits, or an error rolls all of it back and is raised (a ``psycopg.Error``).
-
-    No pre-ping round trip: this batch is the liveness check. A connection found dead is replaced
-    and the batch sent once more on a pre-pinged one (which also invalidates a stale pool), so
-    **the statements must be safe to run twice** -- the first try may have committed just before
-    the connection died.
-    """
-    import psycopg
-
-    if not isinstance(user_id, uuid.UUID):
-        raise TypeError("pg_user_batch needs a uuid.UUID")
-    engine = engine or get_engine()
-    if engine.dialect.name != "postgresql":
-        raise ValueError("pg_user_batch is for PostgreSQL")
-    for attempt in (1, 2):
-        token = _PRE_PING.set(attempt == 2)
-        try:
-            # the pool's connection itself (no Connection facade: nothing here goes through SQLAlchemy)
-            pooled = engine.raw_connection()
-        finally:
-            _PRE_PING.reset(token)
-        try:
-            pg = pooled.driver_connection
-            if not isinstance(pg, psycopg.Connection):
-                raise TypeError("the PostgreSQL driver is not psycopg 3")
-            try:
-                return _run_batch(pg, user_id, statements)
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                if not pg.broken and not pg.closed:
-                    raise  # an error of the statements (e.g. cancelled), not of the connection
-                pooled.invalidate()
-                if attempt == 2:
-                    raise
-                log.warning("pooled PostgreSQL connection found dead; sending the batch again")
-        finally:
-            pooled.close()  # back to the pool (or discarded, when invalidated)
-    raise AssertionError("unreachable")
-
-
-def _run_batch(
-    pg: psycopg.Connection[Any], user_id: uuid.UUID, statements: Sequence[Statement]
-) -> list[list[tuple[Any, ...]]]:
-    # Autocommit + pipeline: no BEGIN/COMMIT round trips; the Sync sent when the pipeline block
-    # ends commits the implicit transaction the statements ran in (or rolls it back on an error).
-    from psycopg.pq import ExecStatus
-
-    pg.autocommit = True  # the pool hands out idle connections (its pre-ping runs in autocommit too)
-    try:
-        with pg.pipeline():
-            pg.execute(_PG_SET_IDENTITY, (APP_ROLE, str(user_id)))
-            cursors = [pg.execute(sql, params) for sql, params in statements]  # type: ignore[call-overload]
-        # (the result status, not cursor.description, which would build a Column per column)
-        return [
-            cur.fetchall() if cur.pgresult is not None and cur.pgresult.status == ExecStatus.TUPLES_OK else []
-            for cur in cursors
-        ]
-    finally:
-        if not pg.broken and not pg.closed:
-            pg.autocommit = False
 
 
 def set_local_role(conn: Connection | Session, role: str) -> None:

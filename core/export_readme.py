@@ -91,6 +91,17 @@ FIELD_DOCS: Final[dict[str, dict[str, str]]] = {
         "last_seen": "your last successful sign-in from that address (UTC); forgotten after "
         "ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS days",
     },
+    "user_sessions": {
+        "id": "the session's id",
+        "user_id": "your account id",
+        "token_hash": "the SHA-256 of the random token your browser holds in a cookie while you are "
+        "signed in (the token itself is not stored, and cannot be derived from this hash)",
+        "created_at": "when you signed in on that browser (UTC)",
+        "last_seen_at": "when that browser last used the session (UTC, to within a minute)",
+        "expires_at": "when the session ends unless used again (UTC); each use moves it to "
+        "ADVISOR_SESSION_DAYS days later. Signing out deletes the session at once",
+        "user_agent": "how that browser described itself (trimmed), so you can tell your sessions apart",
+    },
 }
 
 _README_HEAD = """\
@@ -120,8 +131,9 @@ agent_runs.csv      the same rows as agent_runs.jsonl as a spreadsheet: CSV (RFC
                     (') in front, so that a spreadsheet shows it as text instead of running it as a
                     formula; agent_runs.jsonl holds the exact text.
 extra/<table>.jsonl any other table holding rows of yours (JSON Lines), e.g. extra/usage_counters.jsonl:
-                    your usage per UTC day, kept for your quotas, and extra/signin_addresses.jsonl:
-                    hashes of the addresses you signed in from
+                    your usage per UTC day, kept for your quotas, extra/signin_addresses.jsonl:
+                    hashes of the addresses you signed in from, and extra/user_sessions.jsonl:
+                    the browsers where you are signed in
 README.txt          this file
 manifest.json       format and schema version, export time, number of rows per table, and for each
                     file its size in bytes, its number of rows and its SHA-256 (to check the archive

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # auth
     auth_mode: Literal["local", "oidc"] = "local"
     min_password_length: int = Field(default=10, ge=8, le=128)
+    # a local sign-in lasts this many days after its last use (sliding; core.sessions)
+    session_days: int = Field(default=14, ge=1, le=365)
 
     # observability and trust
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from models.conversation import RUN_STATUSES, AgentRun, Conversation
 from models.deletion import DeletionRecord
+from models.session import UserSession
 from models.signin import SigninAddress
 from models.usage import UsageCounter
 from models.user import User, UserProfile
@@ -14,6 +15,7 @@ metadata = SQLModel.metadata
 # Tables that carry a user's data, in the order they must be emptied (children first).
 USER_OWNED_TABLES = (
     "agent_runs", "conversations", "vibe_configs", "user_profiles", "usage_counters", "signin_addresses",
+    "user_sessions",
 )
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "UsageCounter",
     "User",
     "UserProfile",
+    "UserSession",
     "VibeConfig",
     "metadata",
 ]

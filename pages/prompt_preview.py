@@ -13,8 +13,9 @@ from core import profiles
 from core.assembler import AssembledPrompt, assemble_prompt, diff_prompts
 from core.atoms import AtomLibrary, app_atoms
 from models import SLIDERS
-from models.schemas import MAX_ROLE, ROLES, STACK_SUGGESTIONS, VERTICALS, ProfileIn, VibeIn, field_errors
+from models.schemas import MAX_ROLE, ROLES, STACK_SUGGESTIONS, VERTICALS, ProfileIn, VibeIn, error_lines
 from ui.frame import page
+from ui.text import typing_limit
 
 OTHER_ROLE = "Other"
 NO_VERTICAL = ""
@@ -81,7 +82,7 @@ def _what_if(current: AssembledPrompt, profile: ProfileIn, vibe: VibeIn, library
         role = st.selectbox("Role", [*ROLES, OTHER_ROLE], key="pp_wi_role")
         other = ""
         if role == OTHER_ROLE:
-            other = st.text_input("Your role", key="pp_wi_role_other", max_chars=MAX_ROLE + 20)
+            other = st.text_input("Your role", key="pp_wi_role_other", max_chars=typing_limit(MAX_ROLE))
         stack_now = st.session_state.get("pp_wi_stack", [])
         custom = [s for s in stack_now if s not in STACK_SUGGESTIONS]
         stack = st.multiselect(
@@ -105,8 +106,8 @@ def _what_if(current: AssembledPrompt, profile: ProfileIn, vibe: VibeIn, library
         )
         alt_vibe = VibeIn(name=vibe.name, **sliders)
     except ValidationError as exc:
-        for field, message in field_errors(exc).items():
-            st.error(f"{field}: {message}" if field else message)
+        for line in error_lines(exc):
+            st.error(line)
         return
     alternative = assemble_prompt(alt_profile, alt_vibe, library, agent=agent)
     diff = diff_prompts(current, alternative)

@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from core import db as core_db
-from core import finishing
 from core.settings import reset_settings_cache
 
 pytest_plugins = ["tests.chat_fixtures"]
@@ -42,7 +41,6 @@ def create_pg_database(template: str | None = None) -> str:
 
 
 def drop_pg_database(name: str) -> None:
-    finishing.wait_all(30)  # no run's last write still on its way to the database being dropped
     core_db.dispose_engines()
     _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -58,7 +56,6 @@ def _clean_advisor_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("ADVISOR_GUARD", "off")
     reset_settings_cache()
     yield
-    finishing.wait_all(30)
     core_db.dispose_engines()
     reset_settings_cache()
 

@@ -22,9 +22,9 @@ from core import accounts, limits
 from core.limits import LimitExceeded
 from core.oidc_config import oidc_config_problem
 from core.settings import Settings, get_settings
-from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, field_errors
+from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, error_lines, field_errors
 from ui.frame import SignedInUser, guarded, set_signed_in_user, signed_in_user
-from ui.text import literal
+from ui.text import literal, typing_limit
 
 SIGNIN_KEY = "advisor_signin_key"
 OIDC_IDENTITY_KEY = "advisor_oidc_identity"
@@ -152,15 +152,18 @@ def resolve_user(settings: Settings) -> SignedInUser | None:
 # ------------------------------------------------------------------------------------------------
 def _sign_in_form() -> None:
     with st.form("sign_in_form", clear_on_submit=True):
-        email = st.text_input("Email", key="signin_email", max_chars=MAX_EMAIL)
-        password = st.text_input("Password", type="password", key="signin_password", max_chars=MAX_PASSWORD)
+        email = st.text_input("Email", key="signin_email", max_chars=typing_limit(MAX_EMAIL))
+        password = st.text_input(
+            "Password", type="password", key="signin_password", max_chars=typing_limit(MAX_PASSWORD)
+        )
         submitted = st.form_submit_button("Sign in", type="primary")
     if not submitted:
         return
     try:
         data = SignInIn(email=email, password=password)
-    except ValidationError:
-        st.error(accounts.GENERIC_SIGNIN_ERROR, icon=":material/error:")
+    except ValidationError as exc:  # the form of what was typed (says nothing about any account)
+        for line in error_lines(exc):
+            st.error(line, icon=":material/error:")
         return
     try:
         user = accounts.sign_in(data, session_key=_session_key(), client=_client_address())
@@ -177,32 +180,29 @@ def _sign_in_form() -> None:
 def _sign_up_form() -> None:
     minimum = get_settings().min_password_length
     with st.form("sign_up_form"):
-        email = st.text_input("Email", key="signup_email", max_chars=MAX_EMAIL)
+        email = st.text_input("Email", key="signup_email", max_chars=typing_limit(MAX_EMAIL))
         email_error = st.empty()
         password = st.text_input(
             "Password",
             type="password",
             key="signup_password",
-            max_chars=MAX_PASSWORD,
+            max_chars=typing_limit(MAX_PASSWORD),
             help=f"At least {minimum} characters, mixing letters, digits or symbols.",
         )
         password_error = st.empty()
         confirm = st.text_input(
-            "Repeat password", type="password", key="signup_confirm", max_chars=MAX_PASSWORD
+            "Repeat password", type="password", key="signup_confirm", max_chars=typing_limit(MAX_PASSWORD)
         )
         confirm_error = st.empty()
         submitted = st.form_submit_button("Create account", type="primary")
     if not submitted:
         return
-    slots = {"email": email_error, "password": password_error, "confirm": confirm_error}
+    slots = {"email": email_error, "password": password_error, "confirm_password": confirm_error}
     try:
-        data = SignUpIn(email=email, password=password)
+        data = SignUpIn(email=email, password=password, confirm_password=confirm)
     except ValidationError as exc:
         for field, message in field_errors(exc).items():
             slots.get(field, email_error).error(message)
-        return
-    if confirm != password:
-        confirm_error.error("The two passwords differ.")
         return
     try:
         user = accounts.sign_up(data, session_key=_session_key(), client=_client_address())

@@ -49,11 +49,11 @@ from core.db import NotFound
 from core.request_context import request_context
 from core.settings import get_settings
 from models import AgentRun
-from models.schemas import ConversationIn, RenameIn, field_errors
-from ui.chat_view import agent_choices, meta_line
+from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
+from ui.chat_view import agent_choices, meta_line, run_notice
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
-from ui.text import literal
+from ui.text import literal, typing_limit
 
 HISTORY_KEY = "chat_history"  # fragment keys, for st.rerun([...]) from a widget callback
 LIVE_KEY = "chat_live"
@@ -159,7 +159,7 @@ def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> N
         # keyed by the stored title too: when it changes (the first message titles the conversation),
         # the box starts from the new title instead of keeping the one it was first drawn with
         box = f"rename_{summary.id}_{summary.title}"
-        st.text_input("Title", value=summary.title, max_chars=120, key=box)
+        st.text_input("Title", value=summary.title, max_chars=typing_limit(MAX_TITLE), key=box)
         st.button("Save title", key=f"rename_save_{summary.id}", on_click=_rename,
                   args=(user.id, summary.id, box))
         if problem := st.session_state.pop(RENAME_ERROR_KEY, None):
@@ -225,7 +225,7 @@ def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
         assert held is not None and held.drawn is not None and held.conversation_id is not None
         _catch_up(user, held)
         with st.bottom:
-            prompt = st.chat_input("Ask your advisor…", max_chars=get_settings().max_message_chars,
+            prompt = st.chat_input("Ask your advisor…", max_chars=typing_limit(get_settings().max_message_chars),
                                    on_submit=_submitted)
         text = prompt or st.session_state.pop(SEND_KEY, None)
         newer = held.runs[held.drawn :]
@@ -320,7 +320,7 @@ def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
         conversations.rename_conversation(
             user_id=user_id, data=RenameIn(conversation_id=conversation_id, title=st.session_state[box]))
     except ValueError as exc:
-        st.session_state[RENAME_ERROR_KEY] = field_errors(exc).get("title", "Invalid title")
+        st.session_state[RENAME_ERROR_KEY] = next(iter(field_errors(exc).values()))
         return
     held: HeldChat | None = st.session_state.get(HELD_KEY)
     if held is not None:
@@ -348,11 +348,13 @@ def _past_turn(held: HeldChat, run: AgentRun, *, last: bool) -> None:
 
 
 def _status_notice(run: AgentRun, *, last: bool) -> None:
-    if run.status == "pending":
-        st.caption("Answer in progress…")
-    elif run.status != "ok":
-        st.warning(f"This answer did not complete ({run.error_code or run.status}). "
-                   f"Reference {run.request_id}.", icon=":material/warning:")
+    notice = run_notice(run)  # interrupted by a stopped server, still in progress, or failed
+    if notice is None:
+        return
+    if notice.kind == "progress":
+        st.caption(notice.text)
+    else:
+        st.warning(notice.text, icon=":material/warning:")
         if last:
             st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:", on_click=send_message,
                       args=(run.user_message,))

@@ -55,10 +55,12 @@ if user is None:
 
 pages = [
     st.Page(PAGES_DIR / "chat.py", title="Chat", icon=":material/chat:", default=True),
+    st.Page(PAGES_DIR / "search.py", title="Search", icon=":material/search:"),
     st.Page(PAGES_DIR / "vibe.py", title="Profile & vibe", icon=":material/tune:"),
     st.Page(PAGES_DIR / "prompt_preview.py", title="Prompt preview", icon=":material/visibility:"),
     st.Page(PAGES_DIR / "analytics.py", title="Usage analytics", icon=":material/monitoring:"),
     st.Page(PAGES_DIR / "privacy.py", title="Privacy", icon=":material/shield_person:"),
+    st.Page(PAGES_DIR / "account.py", title="Account", icon=":material/manage_accounts:"),
     st.Page(PAGES_DIR / "status.py", title="Status", icon=":material/health_and_safety:"),
 ]
 if user.is_admin:

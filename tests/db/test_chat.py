@@ -17,14 +17,16 @@ from sqlmodel import col, select
 
 from core.assembler import assemble_prompt
 from core.atoms import load_atoms
-from core.chat import TurnRejected, recover_stale_runs, run_turn
+from core.chat import TurnRejected, run_turn
 from core.conversations import DEFAULT_TITLE, get_conversation, history
 from core.db import NotFound, engine_for, system_session, user_session
 from core.pricing import cost_usd
 from core.profiles import save_profile
 from core.providers.base import Usage
+from core.run_leases import sweep_stale_runs
 from models import AgentRun
 from models.schemas import ProfileIn, VibeIn
+from models.types import utcnow
 from tests.chat_fixtures import BOTH_DATABASES, ChatEnv
 from tests.factories import make_user
 from tests.stubs.provider_server import Fault, Reply
@@ -39,7 +41,7 @@ def _turn(env: ChatEnv, message: str = "Should we adopt Kafka?", **kw):
     turn = run_turn(user_id=env.user_id, conversation_id=env.conversation_id, text=message,
                     settings=env.settings, router=env.router, **kw)
     streamed = "".join(turn)
-    turn.close()  # as the page does: waits until the run's row is finished
+    turn.close()  # as the page does
     return turn.result, streamed
 
 
@@ -250,46 +252,17 @@ def test_no_loss_when_the_consumer_dies_at_random_points(chat_env: ChatEnv):
             # "abandon": the generator is left unfinished, as if the process had died
         if mode == "abandon":
             del stream, turn
-    recover_stale_runs(older_than=timedelta(0))
+    sweep_stale_runs(now=utcnow() + timedelta(hours=1))  # every run still pending counts as stale
     runs = _runs(chat_env.user_id)
     assert sorted(r.user_message for r in runs) == sorted(messages)
     assert not [r for r in runs if r.status == "pending"]
     assert {r.status for r in runs} <= {"ok", "interrupted"}
 
 
-def test_recovery_sweep_waits_for_the_longest_turn_the_fallback_chain_allows(any_db_url: str, set_env):
-    """A turn may try every provider of the chain, each attempt and SDK retry within the total
-    timeout: the sweep leaves a pending run alone for that long (it used to wait one total timeout
-    plus a minute, less than two slow providers can take)."""
-    from datetime import UTC, datetime
-
-    from core.chat import longest_turn
-    from core.settings import get_settings
-    from models import Conversation
-
-    set_env(PROVIDERS="openai,anthropic", OPENAI_API_KEY="sk-test-0000000000", ANTHROPIC_API_KEY="sk-ant-0000000000",
-            PROVIDER_TOTAL_TIMEOUT_S="100", PROVIDER_MAX_RETRIES="1")
-    assert longest_turn(get_settings()) == timedelta(seconds=2 * 2 * 100 + 60)
-    user = make_user()
-    started = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-    with user_session(user) as s:
-        conv = Conversation(user_id=user)
-        s.add(conv)
-        s.flush()
-        s.add(AgentRun(user_id=user, conversation_id=conv.id, created_at=started, user_message="in flight",
-                       output="", status="pending", request_id="r"))
-    # three attempts of 100 s have gone by: the turn may still be on its fourth
-    assert recover_stale_runs(now=started + timedelta(seconds=400)) == 0
-    assert recover_stale_runs(now=started + timedelta(seconds=461)) == 1
-    with user_session(user) as s:
-        [run] = s.exec(select(AgentRun).where(AgentRun.user_id == user)).all()
-    assert (run.status, run.error_code) == ("interrupted", "abandoned")
-
-
 def test_recovery_sweep_spares_fresh_pending_runs(chat_env: ChatEnv):
     turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="in flight",
                     settings=chat_env.settings, router=chat_env.router)
-    assert recover_stale_runs() == 0  # default age: longer than any live turn
+    assert sweep_stale_runs() == []  # its heartbeat is fresh: inserted with the run
     assert _runs(chat_env.user_id)[0].status == "pending"
     "".join(turn)
     turn.close()
@@ -356,8 +329,8 @@ def test_ownership_of_history(chat_env: ChatEnv):
 
 @BOTH_DATABASES
 def test_quota_reached_rejects_before_storing(chat_env: ChatEnv, set_env):
-    """The quota is read in the same transaction that stores the message (one statement on
-    PostgreSQL): a reached quota stores nothing, calls no provider, leaves the title alone."""
+    """The quota is read in the same transaction that stores the message: a reached quota stores
+    nothing, calls no provider, leaves the title alone."""
     set_env(TOKENS_PER_DAY="1000", PROVIDERS="openai,anthropic")
     chat_env.stub.set_reply("openai", Reply(text="fine", input_tokens=900, output_tokens=100))
     first, _ = _turn(chat_env, "first question")
@@ -379,25 +352,6 @@ def test_title_comes_from_the_first_message_only(chat_env: ChatEnv):
     _turn(chat_env, "And Pulsar?")
     assert get_conversation(user_id=chat_env.user_id,
                             conversation_id=chat_env.conversation_id).title == "What about Kafka?"
-
-
-def test_accepting_statement_can_be_sent_twice(chat_env: ChatEnv):
-    """PostgreSQL's accepting batch is sent again when its connection is found dead, and the first
-    try may have committed before it died: the same run then counts as stored, once, titled once."""
-    from core.chat import _accept, _NewRun
-    from models.types import utcnow
-
-    _turn(chat_env, "An earlier question")  # answered: the history is part of the batch
-    new = _NewRun(id=uuid.uuid4(), user_id=chat_env.user_id, conversation_id=chat_env.conversation_id,
-                  message="Sent twice", request_id="req-twice", created_at=utcnow())
-    first = _accept(new, 20)
-    second = _accept(new, 20)
-    assert first == second and [m.role for m in first.history] == ["user", "assistant"]
-    assert first.history[0].content == "An earlier question"
-    runs = _runs(chat_env.user_id)
-    assert sorted(r.user_message for r in runs) == ["An earlier question", "Sent twice"]
-    assert get_conversation(user_id=chat_env.user_id,
-                            conversation_id=chat_env.conversation_id).title == "An earlier question"
 
 
 @BOTH_DATABASES
@@ -464,7 +418,7 @@ def test_a_turn_closed_before_its_stream_started_is_recorded_not_left_pending(ch
     assert (run.user_message, run.status, run.error_code, run.output) == ("Never shown?", "interrupted",
                                                                           "cancelled", "")
     assert chat_env.stub.requests() == []  # no provider was called
-    assert recover_stale_runs() == 0
+    assert sweep_stale_runs(now=utcnow() + timedelta(hours=1)) == []  # nothing left pending
     turn.close()  # twice: nothing more happens
     assert [(r.status, r.error_code) for r in _runs(chat_env.user_id)] == [("interrupted", "cancelled")]
 
@@ -495,10 +449,8 @@ def test_values_stored_before_a_rule_tightened_give_the_previewed_prompt(chat_en
     """A role longer than today's limit (the column allows it) and a vibe name with a character the
     rules now refuse: the turn sends the prompt the preview shows (it used to replace the profile
     with role "Other", and the vibe name made every turn fail with an internal error)."""
-    from core.chat import clear_prompt_cache
     from models import UserProfile, VibeConfig
 
-    clear_prompt_cache()
     with system_session() as s:
         s.add(UserProfile(user_id=chat_env.user_id, role="Head of Platform " + "x" * 53,
                           stack=["Go", "Kafka"], vertical="Fintech"))
@@ -511,121 +463,15 @@ def test_values_stored_before_a_rule_tightened_give_the_previewed_prompt(chat_en
     assert run.prompt_sha256 == preview.sha256
 
 
-def _lock_run(pg_url: str, run_id: uuid.UUID):  # type: ignore[no-untyped-def]
-    """Another session holding the run's row (FOR UPDATE) until it rolls back: its last write waits."""
-    import psycopg
-
-    from tests.conftest import PG_ADMIN_DSN
-
-    locker = psycopg.connect(PG_ADMIN_DSN, dbname=pg_url.rsplit("/", 1)[1])
-    locker.execute("SELECT 1 FROM agent_runs WHERE id = %s FOR UPDATE", (run_id,))
-    return locker
-
-
-def _ends(turn) -> bool:  # type: ignore[no-untyped-def]
-    """Consume the turn's stream on a thread; whether it ends within 10 s."""
-    ended = threading.Event()
-
-    def consume() -> None:
-        "".join(turn)
-        ended.set()
-
-    threading.Thread(target=consume, daemon=True).start()
-    return ended.wait(10)
-
-
-def _status(run_id: uuid.UUID) -> str:
-    with system_session() as s:
-        return s.exec(select(AgentRun.status).where(AgentRun.id == run_id)).one()
-
-
-def test_the_answer_ends_without_waiting_for_the_runs_last_write(chat_env: ChatEnv, pg_url: str):
-    """The stream ends as soon as the answer has: the row's last write (a commit) goes on in the
-    background, and ``close()`` waits for it. The row is held by another session, so a stream that
-    still ended on that write could not end."""
+@BOTH_DATABASES
+def test_the_row_is_finished_when_the_stream_ends(chat_env: ChatEnv):
+    """The run's row is finished in the stream's own ``finally``: once the iteration has ended,
+    another connection reads the answer, its usage and status, with no ``close()`` in between."""
     chat_env.stub.set_reply("openai", Reply(text="Measure first."))
     turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Split it?",
                     settings=chat_env.settings, router=chat_env.router)
-    locker = _lock_run(pg_url, turn.result.run_id)
-    try:
-        assert _ends(turn), "the stream waited for the run's last write"
-        assert turn.result.status == "ok" and turn.result.output == "Measure first."
-        assert not turn.wait_finished(timeout=0.3)  # the write is waiting for the row
-        assert _status(turn.result.run_id) == "pending"
-    finally:
-        locker.rollback()
-        locker.close()
-    turn.close()
-    [run] = _runs(chat_env.user_id)
-    assert (run.status, run.output) == ("ok", "Measure first.") and run.output_tokens is not None
-
-
-def test_the_next_turn_waits_for_the_previous_answer_to_be_written(chat_env: ChatEnv, pg_url: str):
-    """The user's next turn sends the previous answer in its history, and counts its tokens in the
-    quotas, even while that answer's row is still being written: it waits for the write first."""
-    chat_env.stub.set_reply("openai", Reply(text="Start with one topic."))
-    first = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Kafka?",
-                     settings=chat_env.settings, router=chat_env.router)
-    locker = _lock_run(pg_url, first.result.run_id)
-    done = threading.Event()
-    try:
-        assert _ends(first) and first.result.output == "Start with one topic."
-
-        def second() -> None:
-            nxt = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="Then?",
-                           settings=chat_env.settings, router=chat_env.router)
-            "".join(nxt)
-            nxt.close()
-            done.set()
-
-        threading.Thread(target=second, daemon=True).start()
-        assert not done.wait(0.5)  # held until the first answer is written
-        assert len(chat_env.stub.requests("openai")) == 1
-    finally:
-        locker.rollback()
-        locker.close()
-    assert done.wait(10)
-    first.close()
-    sent = chat_env.stub.requests("openai")[-1].body["messages"]
-    assert [m["content"] for m in sent if m["role"] != "system"] == ["Kafka?", "Start with one topic.", "Then?"]
-    assert sorted(r.status for r in _runs(chat_env.user_id)) == ["ok", "ok"]
-
-
-EXITING_PROCESS = """
-import time
-import core.chat as chat
-from core.chat import run_turn
-from core.conversations import create_conversation
-from core.db import migrate
-from models.schemas import ConversationIn
-from tests.factories import make_user
-
-slow = chat._finish
-def _slow_finish(*a, **kw):
-    time.sleep(0.5)  # a slow database: the process reaches its end before the write is done
-    slow(*a, **kw)
-chat._finish = _slow_finish
-migrate()
-user = make_user()
-conv = create_conversation(user_id=user, data=ConversationIn(agent="general")).id
-turn = run_turn(user_id=user, conversation_id=conv, text="Answer, then exit")
-assert "".join(turn) and turn.result.status == "ok", turn.result
-print(turn.result.run_id)
-"""
-
-
-def test_a_process_that_exits_right_after_an_answer_still_writes_it(tmp_path):
-    """The run's last write is in the background: a process ending normally waits for it."""
-    db = tmp_path / "advisor.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
-    env.update(ADVISOR_DATABASE_URL=f"sqlite:///{db}", ADVISOR_PROVIDERS="demo", ADVISOR_DEMO_DELAY_MS="0",
-               ADVISOR_GUARD="off")
-    out = subprocess.run([sys.executable, "-c", EXITING_PROCESS], env=env, capture_output=True, text=True,
-                         timeout=120, check=False, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert out.returncode == 0, out.stderr[-2000:]
-    run_id = out.stdout.strip().splitlines()[-1]
-    import sqlite3
-
-    with sqlite3.connect(db) as conn:
-        status, output = conn.execute("SELECT status, output FROM agent_runs").fetchone()
-    assert status == "ok" and output, (run_id, status)
+    assert "".join(turn) == "Measure first."
+    with engine_for(chat_env.settings.database_url).connect() as conn:
+        status, output, tokens = conn.execute(select(AgentRun.status, AgentRun.output, AgentRun.output_tokens)
+                                              .where(AgentRun.id == turn.result.run_id)).one()
+    assert (status, output) == ("ok", "Measure first.") and tokens is not None

@@ -16,6 +16,7 @@ from sqlalchemy import inspect, text
 import models
 from core import db as core_db
 from core.settings import ROOT
+from models.search import include_in_schema_comparison, is_search_object
 
 
 def _head() -> str:
@@ -25,17 +26,20 @@ def _head() -> str:
 
 
 TABLES = {"users", "user_profiles", "vibe_configs", "conversations", "agent_runs", "deletion_records",
-          "usage_counters", "signin_addresses"}
+          "usage_counters", "signin_addresses", "user_sessions"}
 
 
 def _tables(url: str) -> set[str]:
     with core_db.engine_for(url).connect() as conn:
-        return set(inspect(conn).get_table_names()) - {"alembic_version"}
+        names = set(inspect(conn).get_table_names()) - {"alembic_version"}
+    return {name for name in names if not is_search_object(name, "table")}  # SQLite's FTS5 tables
 
 
 def _diff(url: str) -> list[object]:
     with core_db.engine_for(url).connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_in_schema_comparison}
+        )
         return list(compare_metadata(ctx, models.metadata))
 
 
@@ -174,13 +178,13 @@ def test_usage_is_counted_when_a_non_superuser_owns_the_schema(pg_template):
             s.add(models.User(id=uid, email=f"{uid.hex}@example.com"))
             s.flush()
             s.add(models.Conversation(id=cid, user_id=uid))
-        core_db.pg_user_batch(uid, [
-            ("INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, user_message, output, "
-             "status, request_id) VALUES (%(r)s, %(u)s, %(c)s, 'general', now(), 'q', '', 'pending', 'x')",
-             {"r": run, "u": uid, "c": cid}),
-            ("UPDATE agent_runs SET status = 'ok', input_tokens = 30, output_tokens = 12, cost_usd = 0.5 "
-             "WHERE id = %(r)s", {"r": run}),
-        ], engine=engine)
+        with core_db.user_session(uid, engine=engine) as s:
+            s.execute(text(
+                "INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, user_message, output, "
+                "status, request_id) VALUES (:r, :u, :c, 'general', now(), 'q', '', 'pending', 'x')"),
+                {"r": run, "u": uid, "c": cid})
+            s.execute(text("UPDATE agent_runs SET status = 'ok', input_tokens = 30, output_tokens = 12, "
+                           "cost_usd = 0.5 WHERE id = :r"), {"r": run})
         with core_db.user_session(uid, engine=engine) as s:
             assert s.execute(text("SELECT tokens, cost_usd FROM usage_counters")).one() == (42, Decimal("0.5"))
     finally:

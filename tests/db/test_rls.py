@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core import db as core_db
 from core.admin import NotAllowed, grant_admin, set_quota_override
-from core.db import pg_user_batch, system_session, user_connection, user_session
+from core.db import system_session, user_session
 from models import AgentRun, Conversation, User, UserProfile, VibeConfig
 from models.schemas import QuotaOverrideIn
 from tests.conftest import PG_ADMIN_DSN
@@ -22,10 +22,11 @@ from tests.factories import fill_user, make_user
 
 OWNED = {"users": "id", "user_profiles": "user_id", "vibe_configs": "user_id",
          "conversations": "user_id", "agent_runs": "user_id", "usage_counters": "user_id",
-         "signin_addresses": "user_id"}
+         "signin_addresses": "user_id", "user_sessions": "user_id"}
 # a column of each table that a write aimed at another user's rows sets to itself
 UPDATE_PROBE = {"users": "is_admin", "user_profiles": "role", "vibe_configs": "name", "conversations": "title",
-                "agent_runs": "output", "usage_counters": "tokens", "signin_addresses": "last_seen"}
+                "agent_runs": "output", "usage_counters": "tokens", "signin_addresses": "last_seen",
+                "user_sessions": "expires_at"}
 
 
 @pytest.fixture
@@ -166,8 +167,7 @@ def test_rls_enabled_forced_with_policies_on_every_table_with_user_id(pg_url):
             assert {"SELECT", "INSERT", "UPDATE", "DELETE"} <= cmds, f"{table}: policies {cmds}"
 
 
-@pytest.mark.parametrize("opener", [user_session, user_connection], ids=["orm", "core"])
-def test_pooled_connection_does_not_leak_identity(pg_url, opener):
+def test_pooled_connection_does_not_leak_identity(pg_url):
     """Many interleaved sessions over a pool of one connection: each sees only its own rows."""
     users = [make_user() for _ in range(3)]
     for u in users:
@@ -176,7 +176,7 @@ def test_pooled_connection_does_not_leak_identity(pg_url, opener):
     pids = set()
     for i in range(60):
         u = users[i % 3]
-        with opener(u, engine=engine) as s:
+        with user_session(u, engine=engine) as s:
             pids.add(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
             assert _owner_ids(s, "agent_runs") == {u}
             assert s.execute(text("SELECT current_user")).scalar_one() == "advisor_app"
@@ -186,57 +186,19 @@ def test_pooled_connection_does_not_leak_identity(pg_url, opener):
     assert len(pids) == 1
 
 
-@pytest.mark.parametrize("opener", [user_session, user_connection], ids=["orm", "core"])
-def test_identity_does_not_survive_an_error(pg_url, opener):
+def test_identity_does_not_survive_an_error(pg_url):
     a = make_user()
     fill_user(a, runs=1)
     engine = core_db.engine_for(pg_url, pool_size=1)
-    with pytest.raises(RuntimeError), opener(a, engine=engine):
+    with pytest.raises(RuntimeError), user_session(a, engine=engine):
         raise RuntimeError("boom")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT current_setting('app.user_id', true)")).scalar() in (None, "")
 
 
-@pytest.mark.parametrize("opener", [user_session, user_connection], ids=["orm", "core"])
-def test_user_session_requires_uuid(pg_url, opener):
-    with pytest.raises(TypeError), opener("not-a-uuid"):
+def test_user_session_requires_uuid(pg_url):
+    with pytest.raises(TypeError), user_session("not-a-uuid"):  # type: ignore[arg-type]
         pass
-
-
-def test_pg_user_batch_sees_own_rows_and_leaves_no_identity(pg_url):
-    """The chat turn's raw psycopg path: same identity switch, same RLS, one transaction, nothing left."""
-    users = [make_user() for _ in range(3)]
-    for u in users:
-        fill_user(u, runs=1)
-    engine = core_db.engine_for(pg_url, pool_size=1)
-    for i in range(30):
-        u = users[i % 3]
-        runs, me, xacts = pg_user_batch(u, [
-            ("SELECT user_id FROM agent_runs", {}),
-            ("SELECT current_user, current_setting('app.user_id')", {}),
-            ("SELECT count(DISTINCT txid) FROM (VALUES (txid_current()), (txid_current())) t(txid)", {}),
-        ], engine=engine)
-        assert {r[0] for r in runs} == {u}
-        assert me == [("advisor_app", str(u))]
-        assert xacts == [(1,)]
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT current_user")).scalar_one() != "advisor_app"
-            assert conn.execute(text("SELECT current_setting('app.user_id', true)")).scalar() in (None, "")
-    # one transaction: an error in a later statement rolls back an earlier one
-    with pytest.raises(psycopg.errors.DivisionByZero):
-        pg_user_batch(users[0], [("UPDATE conversations SET title = 'rolled back'", {}),
-                                 ("SELECT 1 / 0", {})], engine=engine)
-    with user_session(users[0], engine=engine) as s:
-        assert s.execute(text("SELECT title FROM conversations")).scalar_one() != "rolled back"
-    # and the connection is fine afterwards
-    assert pg_user_batch(users[0], [("SELECT 1", {})], engine=engine) == [[(1,)]]
-    # a statement that returns no rows gives an empty list; RLS still refuses other users' rows
-    assert pg_user_batch(users[0], [("UPDATE conversations SET title = 'x' WHERE user_id = %(u)s",
-                                     {"u": users[1]})], engine=engine) == [[]]
-    with user_session(users[1], engine=engine) as s:
-        assert s.execute(text("SELECT title FROM conversations")).scalar_one() != "x"
-    with pytest.raises(TypeError):
-        pg_user_batch("not-a-uuid", [], engine=engine)  # type: ignore[arg-type]
 
 
 def _terminate(pid: int) -> None:
@@ -244,56 +206,20 @@ def _terminate(pid: int) -> None:
         assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
 
 
-def _count_pings(engine: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    pings: list[int] = []
-    real = engine.dialect.do_ping
-
-    def counting(dbapi_conn: Any) -> bool:
-        pings.append(1)
-        return bool(real(dbapi_conn))
-
-    monkeypatch.setattr(engine.dialect, "do_ping", counting)
-    return pings
-
-
 def _pid(u: uuid.UUID, engine: Any) -> int:
-    rows = pg_user_batch(u, [("SELECT pg_backend_pid()", {})], engine=engine)[0]
-    return int(rows[0][0])
+    with user_session(u, engine=engine) as s:
+        return int(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def test_pg_user_batch_replaces_a_dead_pooled_connection(pg_url, monkeypatch):
-    """No pre-ping round trip on this path: the batch itself finds a dead connection, which is
-    replaced, and the batch is sent once more (pinged); the SQLAlchemy paths still ping on checkout."""
+def test_a_dead_pooled_connection_is_replaced_on_checkout(pg_url):
+    """A pooled connection whose backend died is found on checkout (SQLAlchemy's pool_pre_ping) and
+    replaced: the user's next transaction runs, on a new backend."""
     u = make_user()
     engine = core_db.engine_for(pg_url, pool_size=1)
-    pings = _count_pings(engine, monkeypatch)
     pid = _pid(u, engine)
-    assert _pid(u, engine) == pid and len(pings) == 0  # a live connection: no ping
+    assert _pid(u, engine) == pid
     _terminate(pid)
-    pid2 = _pid(u, engine)
-    assert pid2 != pid and len(pings) == 0  # found dead by the batch, replaced (a new one needs no ping)
-    with user_session(u, engine=engine) as s:
-        s.execute(text("SELECT 1"))
-    assert len(pings) == 1  # user_session pings on checkout
-    _terminate(pid2)
-    with user_session(u, engine=engine) as s:  # the ping finds it and the pool reconnects
-        assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() not in (pid, pid2)
-
-
-def test_pg_user_batch_second_try_on_a_new_connection(pg_url, monkeypatch):
-    """The second try takes the dead connection's replacement (a new one: not pinged) and runs there."""
-    u = make_user()
-    engine = core_db.engine_for(pg_url, pool_size=2)
-    first, second = engine.connect(), engine.connect()
-    pid_a = first.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    pid_b = second.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    second.close()
-    first.close()  # last in, first out: the pool hands out A, then B
-    pings = _count_pings(engine, monkeypatch)
-    _terminate(pid_a)
-    replacement = _pid(u, engine)
-    assert replacement not in (pid_a, pid_b) and len(pings) == 0
-    assert _pid(u, engine) == replacement and len(pings) == 0  # the one used last again, live: no ping
+    assert _pid(u, engine) != pid
 
 
 def test_the_pool_hands_out_the_connection_used_last(pg_url):
@@ -306,22 +232,6 @@ def test_the_pool_hands_out_the_connection_used_last(pg_url):
     for c in held:
         c.close()
     assert [_pid(u, engine) for _ in range(6)] == [pids[-1]] * 6
-
-
-def test_pg_user_batch_does_not_retry_a_statement_error(pg_url):
-    """Only a dead connection is sent the batch again: a cancelled statement is raised as it is,
-    the whole batch rolled back, and the connection kept."""
-    u = make_user()
-    fill_user(u, runs=1)
-    engine = core_db.engine_for(pg_url, pool_size=1)
-    pid = _pid(u, engine)
-    with pytest.raises(psycopg.errors.QueryCanceled):
-        pg_user_batch(u, [("UPDATE conversations SET title = title || '+'", {}),
-                          ("SET LOCAL statement_timeout = 1", {}),
-                          ("SELECT pg_sleep(0.2)", {})], engine=engine)
-    assert _pid(u, engine) == pid  # not invalidated, not retried on another connection
-    with user_session(u, engine=engine) as s:
-        assert not s.execute(text("SELECT title FROM conversations")).scalar_one().endswith("+")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -344,6 +254,7 @@ APP_WRITES: dict[str, tuple[bool, set[str], bool]] = {
     "agent_runs": (True, _RUN_FINISH | _RUN_USER, True),
     "usage_counters": (False, set(), False),
     "signin_addresses": (False, set(), False),
+    "user_sessions": (False, set(), True),  # 0014: a user may see and end their sessions, never mint one
     "deletion_records": (False, set(), False),
 }
 
@@ -375,6 +286,13 @@ def _account(user_id: uuid.UUID) -> tuple[Any, ...]:
             "auth_provider, oidc_subject FROM users WHERE id = :u"), {"u": user_id}).one())
 
 
+def _sessions(user_id: uuid.UUID) -> tuple[Any, ...]:
+    """The user's sign-in sessions, as the system sees them."""
+    with system_session() as s:
+        return tuple(s.execute(text("SELECT id, token_hash, expires_at FROM user_sessions WHERE user_id = :u "
+                                    "ORDER BY id"), {"u": user_id}).all())
+
+
 def _usage(user_id: uuid.UUID) -> tuple[Any, ...]:
     """The user's usage counters and the usage columns of each of their runs, as the system sees them."""
     with system_session() as s:
@@ -400,6 +318,11 @@ ACCOUNT_WRITES = {
     "record-a-known-sign-in-address": "INSERT INTO signin_addresses (user_id, address_hash, last_seen) "
                                       "VALUES (:a, 'attacker-address', now())",
     "refresh-A-sign-in-addresses": "UPDATE signin_addresses SET last_seen = now() WHERE user_id = :a",
+    "mint-a-session-for-A": "INSERT INTO user_sessions (id, user_id, token_hash, created_at, last_seen_at, "
+                            "expires_at, user_agent) VALUES (gen_random_uuid(), :a, 'known-token-hash', now(), "
+                            "now(), now() + interval '10 years', 'attacker')",
+    "extend-A-sessions": "UPDATE user_sessions SET expires_at = now() + interval '10 years' WHERE user_id = :a",
+    "swap-A-session-token": "UPDATE user_sessions SET token_hash = 'known-token-hash' WHERE user_id = :a",
     "insert-a-deletion-record": "INSERT INTO deletion_records (id, subject_hash, deleted_at, row_counts) "
                                 "VALUES (gen_random_uuid(), 'forged', now(), '{}')",
 }
@@ -408,23 +331,15 @@ ACCOUNT_WRITES = {
 @pytest.mark.parametrize("sql", ACCOUNT_WRITES.values(), ids=ACCOUNT_WRITES.keys())
 def test_user_session_cannot_change_its_privileges_quotas_or_sign_in(two_users, sql):
     """As advisor_app with A's id: each write to A's privileges, quota overrides, authentication
-    fields or sign-in records, or to the deletion records, is refused and changes nothing."""
+    fields, sign-in records or sessions (mint one, extend one, swap its token), or to the deletion
+    records, is refused and changes nothing."""
     a, _b = two_users
-    before = _account(a)
+    before = _account(a), _sessions(a)
     with user_session(a) as s:
         _assert_refused(s, sql, {"a": a})
         assert s.execute(text("SELECT count(*) FROM signin_addresses")).scalar_one() == 1
-    assert _account(a) == before
-    assert before[0] is False  # still no admin
-
-
-def test_the_chat_turns_raw_path_cannot_make_its_user_admin(two_users):
-    """The same refusal on the psycopg pipeline the chat turn writes through."""
-    a, _b = two_users
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        pg_user_batch(a, [("UPDATE users SET is_admin = true, quota_tokens_per_day = NULL WHERE id = %(a)s",
-                           {"a": a})])
-    assert _account(a)[0] is False
+    assert (_account(a), _sessions(a)) == before
+    assert before[0][0] is False  # still no admin
 
 
 @pytest.fixture
@@ -484,40 +399,48 @@ def _finish(run_id: uuid.UUID, **usage: Any) -> dict[str, Any]:
             "cached_input_tokens": None, "cache_write_tokens": None, "cost_usd": None, **usage}
 
 
-_FINISH_SQL = (
-    "UPDATE agent_runs SET status = %(status)s, output = %(output)s, input_tokens = %(input_tokens)s, "
-    "output_tokens = %(output_tokens)s, cached_input_tokens = %(cached_input_tokens)s, "
-    "cache_write_tokens = %(cache_write_tokens)s, cost_usd = %(cost_usd)s WHERE id = %(run_id)s"
+_FINISH_SQL = text(
+    "UPDATE agent_runs SET status = :status, output = :output, input_tokens = :input_tokens, "
+    "output_tokens = :output_tokens, cached_input_tokens = :cached_input_tokens, "
+    "cache_write_tokens = :cache_write_tokens, cost_usd = :cost_usd WHERE id = :run_id"
 )
-_START_SQL = (
+_START_SQL = text(
     "INSERT INTO agent_runs (id, user_id, conversation_id, agent, created_at, user_message, output, status, "
-    "request_id) VALUES (%(id)s, %(uid)s, %(cid)s, 'general', %(at)s, 'q', '', 'pending', 'r')"
+    "request_id) VALUES (:id, :uid, :cid, 'general', :at, 'q', '', 'pending', 'r')"
 )
+
+
+def _as_user(user_id: uuid.UUID, *statements: tuple[Any, dict[str, Any]]) -> None:
+    """Run ``statements`` in one ``user_session`` transaction (what the chat turn writes through)."""
+    with user_session(user_id) as s:
+        for statement, params in statements:
+            s.execute(statement, params)
 
 
 def test_a_user_session_still_runs_and_counts_its_turns(metered_user):
     """What the chat turn writes as the user still works, and is counted by the database: a pending
-    run, its checkpoints, its finish (sent twice: the batch may be resent), the late finish of a run
-    the recovery sweep closed; deleting the conversation keeps the usage."""
-    from core.chat import recover_stale_runs
+    run, its checkpoints, its finish (sent twice: a retried finish may repeat one that committed),
+    the late finish of a run the recovery sweep closed; deleting the conversation keeps the usage."""
+    from core.run_leases import sweep_stale_runs
 
     a, conversation = metered_user
     live, swept = uuid.uuid4(), uuid.uuid4()
     old = datetime.now(UTC) - timedelta(days=1)
-    pg_user_batch(a, [(_START_SQL, {"id": live, "uid": a, "cid": conversation, "at": datetime.now(UTC)}),
-                      (_START_SQL, {"id": swept, "uid": a, "cid": conversation, "at": old}),
-                      ("UPDATE agent_runs SET output = 'partial' WHERE id = %(id)s", {"id": live})])
-    with pytest.raises(psycopg.errors.CheckViolation):  # a live run's figures are never negative either
-        pg_user_batch(a, [(_FINISH_SQL, _finish(live, input_tokens=-5))])
+    _as_user(a, (_START_SQL, {"id": live, "uid": a, "cid": conversation, "at": datetime.now(UTC)}),
+             (_START_SQL, {"id": swept, "uid": a, "cid": conversation, "at": old}),
+             (text("UPDATE agent_runs SET output = 'partial' WHERE id = :id"), {"id": live}))
+    with pytest.raises(DBAPIError) as info:  # a live run's figures are never negative either
+        _as_user(a, (_FINISH_SQL, _finish(live, input_tokens=-5)))
+    assert isinstance(info.value.orig, psycopg.errors.CheckViolation)
     finish = _finish(live, input_tokens=40, output_tokens=3, cached_input_tokens=5, cache_write_tokens=2,
                      cost_usd=Decimal("0.25"))
     for _ in range(2):
-        pg_user_batch(a, [(_FINISH_SQL, finish)])
+        _as_user(a, (_FINISH_SQL, finish))
     counters, _runs = _usage(a)
     assert [row[1:] for row in counters] == [(230, Decimal("0.75"))]
     # the sweep marks the day-old pending run interrupted; the turn's own finish still records its usage
-    assert recover_stale_runs(older_than=timedelta(hours=1)) == 1
-    pg_user_batch(a, [(_FINISH_SQL, _finish(swept, input_tokens=7, output_tokens=1, cost_usd=Decimal("0.01")))])
+    assert len(sweep_stale_runs()) == 1  # no heartbeat, created a day ago: stale
+    _as_user(a, (_FINISH_SQL, _finish(swept, input_tokens=7, output_tokens=1, cost_usd=Decimal("0.01"))))
     counters, _runs = _usage(a)
     assert {row[0]: row[1:] for row in counters} == {
         old.date(): (8, Decimal("0.01")), datetime.now(UTC).date(): (230, Decimal("0.75"))}

@@ -235,7 +235,6 @@ def test_crash_mid_turn_logs_and_reports_no_secret(
         )
 
     monkeypatch.setattr(core_chat, "assemble_prompt", broken_assembler)
-    core_chat.clear_prompt_cache()  # a memoised prompt would not reach the broken assembler
     result = turn(env, text)
     assert result.status == "error" and result.error_code == "internal"
 

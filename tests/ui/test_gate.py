@@ -20,9 +20,11 @@ PASSWORD = "Gate-canary-pw-42"
 DATA_PAGES = [
     "pages/chat.py",
     "pages/vibe.py",
+    "pages/search.py",
     "pages/prompt_preview.py",
     "pages/analytics.py",
     "pages/privacy.py",
+    "pages/account.py",
     "pages/status.py",
     "pages/admin.py",
 ]
@@ -146,7 +148,7 @@ def test_sign_up_errors_are_shown_next_to_fields(app) -> None:
     at.text_input(key="signup_password").input(PASSWORD)
     at.text_input(key="signup_confirm").input(PASSWORD)
     at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
-    assert [e.value for e in at.error] == ["is not a valid email address"]
+    assert [e.value for e in at.error] == ["Enter an email address like name@example.com (at most 254 characters)."]
     at.text_input(key="signup_email").input(random_email())
     at.text_input(key="signup_password").input("onlylowercaseletters")
     at.text_input(key="signup_confirm").input("onlylowercaseletters")
