@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from core.db import user_session
 from core.providers.base import ChatMessage
+from core.run_versions import LATEST
 from models import AgentRun
 from models.types import utcnow
 
@@ -91,13 +92,14 @@ def recent_exchanges(
     session: Session, *, user_id: uuid.UUID, conversation_id: uuid.UUID, turns: int
 ) -> list[ChatMessage]:
     """The last ``turns`` answered exchanges of the conversation, oldest first, as chat messages
-    (a turn without output -- an error, or cut before its first token -- is left out)."""
+    (a turn without output -- an error, or cut before its first token -- is left out; of an edited or
+    regenerated turn, only its latest version: ``core.run_versions.LATEST``)."""
     if turns <= 0:
         return []
     rows = session.exec(
         select(AgentRun.user_message, AgentRun.output)
         .where(col(AgentRun.conversation_id) == conversation_id, col(AgentRun.user_id) == user_id,
-               col(AgentRun.status).in_(ANSWERED))
+               col(AgentRun.status).in_(ANSWERED), LATEST)
         .order_by(col(AgentRun.created_at).desc())
         .limit(turns)
     ).all()

@@ -1,35 +1,43 @@
 """The chat page's working area: two ``st.fragment``s, the history and the live area.
 
-* ``chat_history`` (key ``chat_history``) draws the open conversation's turns as they were when it
-  last ran. It runs on the page's full run and when the conversation changes; a message does not
-  rerun it, so a long history costs a new turn nothing, on the server or in the browser.
-* ``chat_live`` (key ``chat_live``) holds the chat input (pinned to the bottom), the turns finished
-  since the history last ran, the live turn, and it fills the header (title, turn count) and the
-  sidebar's conversation list. A message reruns this fragment alone. When it shows ``LIVE_TURNS``
-  finished turns, the next message reruns the history too, which then takes them over.
+* ``chat_history`` (key ``chat_history``) draws the open conversation's turns, all but the last, as
+  they were when it last ran. It runs on the page's full run and when the conversation changes; a
+  message does not rerun it, so a long history costs a new turn nothing, on the server or in the
+  browser.
+* ``chat_live`` (key ``chat_live``) holds the chat input (pinned to the bottom), the turns after
+  those (always the last one, so the controls of the last turn live here), the live turn, and it
+  fills the header (title, turn count) and the sidebar's conversation list. A message, an edit, a
+  regeneration or a Retry reruns this fragment alone. When it shows ``LIVE_TURNS`` finished turns,
+  the next message reruns the history too, which then takes them over.
+
+Each turn is shown as its latest version, earlier versions (edits, regenerations, Retries: a new
+version of the last turn, ``ui.chat_actions``) in an expander.
 
 What is read from the database, and when: the conversation list and the open conversation's history
 on the page's full run and when the conversation changes; between those, both fragments draw from
 what the session holds (``HeldChat``, each answer's Markdown rendered once). A turn: its message is
 stored by ``core.chat.run_turn`` (committed before any provider is called) and its answer streams;
 then the turn is closed (its row finished) and that one run is read back by id, with the
-conversation list (title, count). A turn cut short (a click, a closed tab) is read back the same way
-by the next run of either fragment.
+conversation list (title, count). A turn cut short (Stop, a click, a closed tab) is read back the
+same way by the next run of either fragment.
 
-Hook points for controls (other modules fill them in):
+Stop is the chat input's own stop control (``submit_mode="stop"``): it stops the script run, and
+the live turn's ``finally`` closes the turn (``interrupted`` / ``cancelled``, the partial answer kept).
 
-* ``conversation_controls(summary, user)``: in the header beside the title (live area).
-* ``user_message_controls(run)``: under each shown user message.
-* ``answer_controls(run, last=...)``: under each shown answer.
-* ``live_turn_controls(turn)``: beside the answer while it streams (Stop).
+Hook points for controls:
+
+* ``conversation_controls(summary, user)``: in the header beside the title (rename, export, delete).
+* ``user_message_controls(run, last=...)``: under each shown user message (edit).
+* ``answer_controls(run, last=...)``: under each shown answer (regenerate, copy, feedback).
+* ``live_turn_controls(turn)``: beside the answer while it streams.
 * ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
 * ``forget_history()``: drop what the session holds; the next run reads the database.
 * ``rerun_chat()`` (widget callbacks only): rerun both fragments, after the callback changed what
-  the history shows (a conversation opened, runs edited or deleted, a message to send).
-* ``send_message(text)`` (widget callbacks only): the live area sends ``text`` as a new turn.
+  the history shows (a conversation opened or deleted, earlier runs changed).
 
-A widget reruns only the fragment that drew it: past turns are drawn by either fragment, so a
-control on a past turn whose callback changes what is shown calls ``rerun_chat()``.
+A widget reruns only the fragment that drew it. A control on the last turn or in the header is in
+the live area; a control on an earlier turn is in the history, and its callback calls
+``rerun_chat()`` if what it changed must be drawn again.
 
 The page calls ``core.chat`` and ``core.conversations`` through their modules (``chat.run_turn``),
 so a test that replaces one of their functions reaches this module as well.
@@ -47,9 +55,11 @@ from core import chat, conversations
 from core.conversations import ConversationSummary
 from core.db import NotFound
 from core.request_context import request_context
+from core.run_versions import NotReplaceable, TurnVersions, group_versions
 from core.settings import get_settings
 from models import AgentRun
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
+from ui import chat_actions
 from ui.chat_view import agent_choices, meta_line, run_notice
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
@@ -61,7 +71,6 @@ HELD_KEY = "chat_held"
 OPEN_KEY = "chat_open_conversation"
 FOCUS_KEY = "chat_focus_run"
 RELOAD_KEY = "chat_reload"
-SEND_KEY = "chat_send_text"
 RENAME_ERROR_KEY = "chat_rename_error"
 HISTORY_OK_KEY = "chat_history_ok"
 PAGE_SIZE = 50
@@ -80,7 +89,7 @@ class HeldChat:
     runs: list[AgentRun] = field(default_factory=list)  # oldest first
     has_earlier: bool = False
     limit: int = PAGE_SIZE
-    drawn: int | None = None  # runs[:drawn] are on the page through the history fragment
+    drawn: int | None = None  # the first ``drawn`` turns are on the page through the history fragment
     unread: list[uuid.UUID] = field(default_factory=list)  # turns stored here, not read back yet
     list_stale: bool = False
     answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
@@ -89,15 +98,21 @@ class HeldChat:
         """A turn of this conversation finished on this page: shown from now on."""
         self.runs = [r for r in self.runs if r.id != run.id] + [run]
 
-    def take_over(self) -> None:
-        """The history fragment draws every held run now (at most ``limit``; older ones move
-        behind "Load earlier messages")."""
+    def turns(self) -> list[TurnVersions]:
+        """The held runs as turns: each latest version with its earlier ones (``core.run_versions``)."""
+        return group_versions(self.runs)
+
+    def take_over(self) -> list[TurnVersions]:
+        """The turns the history fragment draws now: all but the last (the held runs kept to the
+        newest ``limit``; older ones move behind "Load earlier messages")."""
         if len(self.runs) > self.limit:
             for old in self.runs[: len(self.runs) - self.limit]:
                 self.answers.pop(old.id, None)
             self.runs = self.runs[-self.limit :]
             self.has_earlier = True
-        self.drawn = len(self.runs)
+        turns = self.turns()
+        self.drawn = max(len(turns) - 1, 0)
+        return turns[: self.drawn]
 
     def answer(self, run: AgentRun) -> str:
         """The Markdown shown for ``run``'s answer, rendered once (``ui.messages.answer_markdown``)."""
@@ -144,17 +159,10 @@ def rerun_chat() -> None:
     st.rerun([HISTORY_KEY, LIVE_KEY])
 
 
-def send_message(text: str) -> None:
-    """From a widget callback only: the live area sends ``text`` as a new turn when it reruns (a
-    Retry, an edited message). Reruns both fragments."""
-    st.session_state[SEND_KEY] = text
-    rerun_chat()
-
-
 def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> None:
     """Controls for the open conversation, in the header beside its title: drawn by the live area
     at the end of each of its runs, after the turn if there was one, so ``summary`` has the latest
-    title and count. Today: Rename."""
+    title and count. Rename, then Export and Delete (``ui.chat_actions``)."""
     with st.popover("Rename", icon=":material/edit:"):
         # keyed by the stored title too: when it changes (the first message titles the conversation),
         # the box starts from the new title instead of keeping the one it was first drawn with
@@ -164,34 +172,40 @@ def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> N
                   args=(user.id, summary.id, box))
         if problem := st.session_state.pop(RENAME_ERROR_KEY, None):
             st.error(problem)
+    chat_actions.conversation_controls(summary, user.id, _forget_and_rerun)
 
 
-def user_message_controls(run: AgentRun) -> None:
-    """Controls under a user message (edit, copy): called inside its ``st.chat_message("user")``
-    after the text, for each past turn and, once it has finished, for the live turn."""
+def user_message_controls(run: AgentRun, *, last: bool) -> None:
+    """Controls under a user message (edit): called inside its ``st.chat_message("user")`` after
+    the text, for each shown turn and, once it has finished, for the live turn. ``last``: the
+    conversation's newest turn (drawn by the live area)."""
+    chat_actions.user_message_controls(run, last=last)
 
 
 def answer_controls(run: AgentRun, *, last: bool) -> None:
     """Controls under an answer (regenerate, copy, feedback): called inside its
     ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
-    line, for each past turn and, once it has finished, for the live turn. ``last``: the newest turn
-    when it was drawn (a turn drawn by the history stays drawn as it was while the live area adds
-    turns below it)."""
+    line, for each shown turn and, once it has finished, for the live turn. ``last``: the
+    conversation's newest turn (drawn by the live area)."""
+    chat_actions.answer_controls(run, last=last)
 
 
 def live_turn_controls(turn: chat.Turn) -> None:
-    """Controls shown while an answer streams (Stop): called inside the live turn's
-    ``st.chat_message("assistant")`` just before the stream starts, in the live area, the same
-    fragment as the stream. A click on a widget placed here reruns that fragment, which ends the
-    stream where it is: the turn is closed and recorded as interrupted (``cancelled``) with the
-    partial answer kept, and the rerun reads it back. So a Stop button needs no more than to exist
-    (its callback may note why it was pressed)."""
+    """Controls shown while an answer streams: called inside the live turn's
+    ``st.chat_message("assistant")`` just before the stream starts, in the live area. None today.
+    Stop is not here: a click on a widget inside a running fragment is queued until the run ends,
+    so it cannot end the stream; the chat input's stop control does (it stops the script run)."""
 
 
 # --- the fragments -------------------------------------------------------------------------------
 def chat_page(user: SignedInUser) -> None:
-    """The page's full run: what the session holds is read again, then both fragments run."""
+    """The page's full run: what the session holds is read again, then the chat area is drawn."""
     st.session_state[RELOAD_KEY] = True
+    chat_area(user)
+
+
+def chat_area(user: SignedInUser) -> None:
+    """The header's place, then the history and the live area (which fills the header)."""
     header = st.container()
     chat_history(user)
     chat_live(user, header)
@@ -204,11 +218,11 @@ def chat_history(user: SignedInUser) -> None:
         st.session_state[HISTORY_OK_KEY] = False
         held = _held(user)
         _catch_up(user, held)
-        held.take_over()
+        earlier_turns = held.take_over()
         if held.has_earlier:
             st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
-        for i, run in enumerate(held.runs):
-            _past_turn(held, run, last=i == len(held.runs) - 1)
+        for turn in earlier_turns:
+            _past_turn(held, turn, last=False)
         st.session_state[HISTORY_OK_KEY] = True
 
 
@@ -224,28 +238,41 @@ def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
             st.rerun()  # the history has not drawn what the session holds (a control forgot rerun_chat)
         assert held is not None and held.drawn is not None and held.conversation_id is not None
         _catch_up(user, held)
-        with st.bottom:
+        chat_actions.deleted_notice()
+        with st.bottom:  # read first (it is drawn at the bottom wherever it is called)
             prompt = st.chat_input("Ask your advisor…", max_chars=typing_limit(get_settings().max_message_chars),
-                                   on_submit=_submitted)
-        text = prompt or st.session_state.pop(SEND_KEY, None)
-        newer = held.runs[held.drawn :]
-        hint = not held.runs and not text
+                                   submit_mode="stop", on_submit=_submitted)
+        replacement = chat_actions.take_replacement()
+        if prompt:
+            replacement = None  # a message typed meanwhile goes first; the edit or regeneration is dropped
+        newer = held.turns()[held.drawn :]
+        replaced = None
+        if replacement is not None and newer and newer[-1].run.id == replacement.run_id:
+            replaced = newer.pop()  # drawn again below as the live turn's new version
+        live = bool(prompt) or replacement is not None
+        hint = not newer and replaced is None and not held.drawn and not live
         # Two slots, placed first: what this fragment drew before is replaced at once, not after
         # the answer (a turn it showed live, or turns the history has taken over).
         done = st.container() if newer or hint else st.empty()
-        live = st.empty()
+        slot = st.empty()
         with done:
-            for i, run in enumerate(newer):
-                _past_turn(held, run, last=i == len(newer) - 1 and not text)
+            for i, turn in enumerate(newer):
+                _past_turn(held, turn, last=i == len(newer) - 1 and not live)
             if hint:
                 st.caption(HINT)
-        if text:
-            with live.container():
-                _live_turn(user, held, text)
+        if prompt:
+            with slot.container():
+                _live_turn(user, held, prompt)
+        elif replacement is not None:
+            with slot.container():
+                if replaced is None:  # not the last turn (any more): nothing is sent
+                    st.warning(NotReplaceable().message, icon=":material/block:")
+                else:
+                    _live_turn(user, held, replacement.text, replaces=replaced)
         current = next(c for c in held.conversations if c.id == held.conversation_id)
         with header:
             _header(user, current)
-        with st.sidebar:
+        with st.sidebar.container():
             _sidebar(user, held)
 
 
@@ -297,7 +324,7 @@ def _submitted() -> None:
     """The chat input's callback: a live area that shows ``LIVE_TURNS`` finished turns hands them
     to the history on this run (both fragments rerun); otherwise the live area reruns alone."""
     held: HeldChat | None = st.session_state.get(HELD_KEY)
-    if held is not None and held.drawn is not None and len(held.runs) + len(held.unread) - held.drawn >= LIVE_TURNS:
+    if held is not None and held.drawn is not None and len(held.turns()) + len(held.unread) - held.drawn >= LIVE_TURNS:
         rerun_chat()
 
 
@@ -306,6 +333,12 @@ def _load_earlier() -> None:
     if held is not None:
         held.limit += PAGE_SIZE
         held.conversation_id = None
+    rerun_chat()
+
+
+def _forget_and_rerun() -> None:
+    """For a callback that changed the conversations (Delete): read again, both fragments rerun."""
+    forget_history()
     rerun_chat()
 
 
@@ -335,15 +368,17 @@ def _start(user_id: uuid.UUID, agent_id: str) -> None:
     rerun_chat()
 
 
-def _past_turn(held: HeldChat, run: AgentRun, *, last: bool) -> None:
+def _past_turn(held: HeldChat, turn: TurnVersions, *, last: bool) -> None:
+    run = turn.run
     with st.chat_message("user"):
         render_user_text(run.user_message)
-        user_message_controls(run)
+        user_message_controls(run, last=last)
     with st.chat_message("assistant"):
         if run.output:
             st.markdown(held.answer(run))
         _status_notice(run, last=last)
         answer_controls(run, last=last)
+        chat_actions.earlier_versions(turn.earlier)
         st.caption(meta_line(run))
 
 
@@ -356,20 +391,25 @@ def _status_notice(run: AgentRun, *, last: bool) -> None:
     else:
         st.warning(notice.text, icon=":material/warning:")
         if last:
-            st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:", on_click=send_message,
-                      args=(run.user_message,))
+            # a new version of this turn (the failed run stays under Earlier versions)
+            st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:",
+                      on_click=chat_actions.request_replacement, args=(run.id, run.user_message))
 
 
-def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
-    """Store the message, stream the answer, then read the finished run back (module docstring)."""
+def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnVersions | None = None) -> None:
+    """Store the message, stream the answer, then read the finished run back (module docstring).
+
+    ``replaces``: the last turn this one is a new version of (its runs are then earlier versions)."""
     assert held.conversation_id is not None
     with request_context(page="chat") as rid:
         try:
             turn = chat.run_turn(user_id=user.id, conversation_id=held.conversation_id, text=text,
-                                 request_id=rid)
+                                 request_id=rid, replaces=replaces.run.id if replaces else None)
         except chat.TurnRejected as exc:
             st.warning(exc.message, icon=":material/block:")
             return
+        if replaces is not None:  # as stored with the new run: superseded by it
+            replaces.run.superseded_by = turn.result.run_id
         held.unread.append(turn.result.run_id)  # read back when closed, by this run or the next
         try:  # a rerun can arrive at any Streamlit call below: close() records the turn then
             user_box = st.chat_message("user")
@@ -382,13 +422,15 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
                 if result.status != "ok":
                     st.error(result.user_message, icon=":material/error:")
                     st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
-                              on_click=send_message, args=(text,))
+                              on_click=chat_actions.request_replacement, args=(result.run_id, text))
                 turn.close()
                 _catch_up(user, held)
-                run = held.runs[-1]
+                run = next(r for r in held.runs if r.id == result.run_id)
                 with user_box:
-                    user_message_controls(run)
+                    user_message_controls(run, last=True)
                 answer_controls(run, last=True)
+                if replaces is not None:
+                    chat_actions.earlier_versions([*replaces.earlier, replaces.run])
                 st.caption(meta_line(run))
         finally:
             turn.close()

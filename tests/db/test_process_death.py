@@ -27,7 +27,7 @@ from models import AgentRun
 from models.schemas import ConversationIn
 from tests.chat_fixtures import OPENAI_KEY
 from tests.factories import make_user
-from tests.stubs.provider_server import ProviderStubServer, Reply
+from tests.stubs.provider_server import Fault, ProviderStubServer, Reply
 
 HEARTBEAT_S = 1.0
 ANSWER = " ".join(f"word{i}" for i in range(120))  # 120 chunks, 0.1 s apart: a 12 s answer
@@ -89,7 +89,9 @@ def _run(run_id: uuid.UUID) -> AgentRun:
         return run
 
 
-def test_a_run_killed_mid_answer_is_closed_by_another_process_which_spares_its_own_live_turn(app_env):
+def test_a_run_killed_mid_answer_is_closed_by_another_process_which_spares_its_own_live_turn(
+    app_env, stub_server: ProviderStubServer
+):
     user = make_user()
     conversation = create_conversation(user_id=user, data=ConversationIn(agent="general")).id
     args = ("--user", str(user), "--conversation", str(conversation))
@@ -107,10 +109,15 @@ def test_a_run_killed_mid_answer_is_closed_by_another_process_which_spares_its_o
         before = _run(killed_run)
         assert before.status == "pending" and before.output and before.heartbeat_at is not None
 
+        # the sweeping process's own turn first waits for its provider, streaming nothing, for longer
+        # than three heartbeats: only the heartbeat thread keeps its lease
+        stub_server.queue_faults("openai", Fault("slow_first_byte", delay_s=3 * HEARTBEAT_S + 2))
         sweeper = AppProcess(app_env, *args, "--text", "a live question in the sweeping process", "--sweep")
         live_run = uuid.UUID(sweeper.wait_for("run ").split()[1])
+        live_statuses: set[str] = set()
         while (run := _run(killed_run)).status == "pending":
             assert time.monotonic() - killed_at < 60, "the run was not closed within a minute"
+            live_statuses.add(_run(live_run).status)
             time.sleep(0.2)
         closed_after = time.monotonic() - killed_at
         print(f"\nfigure sigkill_to_closed: {closed_after:.1f} s (heartbeat {HEARTBEAT_S} s, sweep every 1 s)")
@@ -122,6 +129,10 @@ def test_a_run_killed_mid_answer_is_closed_by_another_process_which_spares_its_o
         assert closed_after < 60
 
         # the sweeping process's own turn outlives three heartbeats, swept all along, never closed
+        while (status := _run(live_run).status) == "pending" and sweeper.proc.poll() is None:
+            live_statuses.add(status)
+            time.sleep(0.1)
+        assert live_statuses == {"pending"} and status == "ok"  # never closed while it was live
         assert sweeper.wait_for("finished", timeout=60) == "finished ok None"
         live = _run(live_run)
         assert (live.status, live.error_code, live.output) == ("ok", None, ANSWER)

@@ -57,11 +57,13 @@ class App:
         return self.log.read_text(errors="replace") if self.log else ""
 
     def run(self, message: str) -> tuple[Any, ...]:
-        """(status, error_code, output, provider) of the run of ``message``, read as the database owner."""
+        """(status, error_code, output, provider) of the first run of ``message`` (a retry may add a
+        newer version), read as the database owner."""
         dsn = _pg_url(self.database).replace("postgresql+psycopg://", "postgresql://", 1)
         with psycopg.connect(dsn) as conn:
             row = conn.execute(
-                "SELECT status, error_code, output, provider FROM agent_runs WHERE user_message = %s", (message,)
+                "SELECT status, error_code, output, provider FROM agent_runs WHERE user_message = %s "
+                "ORDER BY created_at LIMIT 1", (message,)
             ).fetchone()
         assert row is not None, f"no run for {message!r}"
         return tuple(row)

@@ -28,15 +28,10 @@ TIMEOUT = 60.0
 def _area(user_id: str) -> None:
     import uuid
 
-    import streamlit as st
-
-    from ui.chat_area import chat_history, chat_live
+    from ui.chat_area import chat_area
     from ui.frame import SignedInUser
 
-    user = SignedInUser(id=uuid.UUID(user_id), email="area@example.com", is_admin=False)
-    header = st.container()
-    chat_history(user)
-    chat_live(user, header)
+    chat_area(SignedInUser(id=uuid.UUID(user_id), email="area@example.com", is_admin=False))
 
 
 @pytest.fixture
@@ -153,7 +148,8 @@ def test_the_history_takes_over_at_most_its_limit() -> None:
         held.answer(run)
     held.add_run(runs[4])  # the same run again replaces it
     assert [r.user_message for r in held.runs] == ["q0", "q1", "q2", "q3", "q4"]
-    held.take_over()
+    drawn = held.take_over()  # all but the last turn: that one stays with the live area
+    assert [t.run.user_message for t in drawn] == ["q2", "q3"]
     assert [r.user_message for r in held.runs] == ["q2", "q3", "q4"]
-    assert held.has_earlier and held.drawn == 3
+    assert held.has_earlier and held.drawn == 2
     assert set(held.answers) == {r.id for r in runs[2:]}
