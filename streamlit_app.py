@@ -16,6 +16,9 @@ process concerns, each delegating to ``core/`` or ``ui/``:
   Streamlit sees it (``core.origins``), so Streamlit never looks up the machine's external IP.
 * ``SecurityHeaders``: every HTTP response carries a Content-Security-Policy and the other security
   headers (``core.security_headers``).
+* Local sign-in (local mode only): the sign-in and create-account routes (``core.auth_routes``), which
+  set the HttpOnly session cookie, and ``SessionGate``, which sends a page load without a valid
+  session to the sign-in form. OIDC mode signs in through Streamlit's ``st.login`` instead.
 * ``on_script_error``: an error outside any page frame shows a reference id, never a trace.
 """
 
@@ -33,6 +36,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
+from core.auth_routes import SessionGate, auth_routes
 from core.error_reports import log_exception
 from core.origins import websocket_origin_allowed
 from core.request_context import request_context
@@ -94,9 +98,17 @@ class RefuseForeignOrigins:
 
 
 settings = settings_or_exit()  # when the server imports this module, before it starts
+local_sign_in = settings.auth_mode == "local"
 app = st.App(
     PAGE_ROUTER,
     lifespan=lifespan,
-    middleware=[Middleware(SecurityHeaders), Middleware(RefuseForeignOrigins)],
+    routes=auth_routes() if local_sign_in else [],
+    # outermost first: every response, the gate's redirects and the sign-in pages too, carries the
+    # security headers
+    middleware=[
+        Middleware(SecurityHeaders),
+        Middleware(RefuseForeignOrigins),
+        *([Middleware(SessionGate)] if local_sign_in else []),
+    ],
     on_script_error=report_uncaught_error,
 )

@@ -76,7 +76,7 @@ def render_account(user: SignedInUser) -> None:
     if isinstance(flash, str):
         st.success(flash, icon=":material/check:")
     st.write(f"Signed in as **{literal(user.email)}**" + (" (admin)" if user.is_admin else "") + ".")
-    st.subheader("Change password")
+    st.header("Change password")
     if get_settings().auth_mode != "local":
         st.info(credentials.NOT_LOCAL, icon=":material/badge:")
         return

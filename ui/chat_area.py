@@ -31,6 +31,8 @@ Hook points for controls:
 * ``answer_controls(run, last=...)``: under each shown answer (regenerate, copy, feedback).
 * ``live_turn_controls(turn)``: beside the answer while it streams.
 * ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
+  ``open_linked_conversation()`` does it for the page's link ``?conversation=<id>&run=<id>``
+  (``link_params``); the run asked for is loaded into the history and marked.
 * ``forget_history()``: drop what the session holds; the next run reads the database.
 * ``rerun_chat()`` (widget callbacks only): rerun both fragments, after the callback changed what
   the history shows (a conversation opened or deleted, earlier runs changed).
@@ -74,6 +76,8 @@ RELOAD_KEY = "chat_reload"
 RENAME_ERROR_KEY = "chat_rename_error"
 HISTORY_OK_KEY = "chat_history_ok"
 PAGE_SIZE = 50
+CONVERSATION_PARAM = "conversation"
+RUN_PARAM = "run"
 LIVE_TURNS = 10  # finished turns the live area shows before the history takes them over
 HINT = "Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your profile and vibe."
 
@@ -138,6 +142,34 @@ def open_conversation(conversation_id: uuid.UUID, run_id: uuid.UUID | None = Non
     if held is not None:
         held.conversation_id = None
         held.limit = PAGE_SIZE
+
+
+def link_params(conversation_id: uuid.UUID, run_id: uuid.UUID | None = None) -> dict[str, str]:
+    """The chat page's query parameters that open ``conversation_id`` (at ``run_id``)."""
+    params = {CONVERSATION_PARAM: str(conversation_id)}
+    if run_id is not None:
+        params[RUN_PARAM] = str(run_id)
+    return params
+
+
+def _uuid_param(name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(st.query_params.get(name, ""))
+    except ValueError:
+        return None
+
+
+def open_linked_conversation() -> None:
+    """Open what the page's link names (``link_params``), then drop the parameters: a later full run
+    of the page (a navigation back) shows the conversation the user moved on to. A malformed id, or
+    another user's, opens the user's own newest conversation instead (``open_conversation``)."""
+    if CONVERSATION_PARAM not in st.query_params:
+        return
+    conversation_id = _uuid_param(CONVERSATION_PARAM)
+    if conversation_id is not None:
+        open_conversation(conversation_id, _uuid_param(RUN_PARAM))
+    for name in (CONVERSATION_PARAM, RUN_PARAM):
+        st.query_params.pop(name, None)
 
 
 def focused_run() -> uuid.UUID | None:
@@ -293,6 +325,10 @@ def _held(user: SignedInUser) -> HeldChat:
             return held
         try:
             past = conversations.history(user_id=user.id, conversation_id=open_id, limit=held.limit)
+            focus = focused_run()
+            while focus is not None and past.has_earlier and all(r.id != focus for r in past.runs):
+                held.limit += PAGE_SIZE  # the run asked for is older: load back to it
+                past = conversations.history(user_id=user.id, conversation_id=open_id, limit=held.limit)
         except NotFound:  # deleted meanwhile (in another tab): start again from the list
             st.session_state.pop(OPEN_KEY, None)
             held = _read_list(user)
@@ -370,6 +406,8 @@ def _start(user_id: uuid.UUID, agent_id: str) -> None:
 
 def _past_turn(held: HeldChat, turn: TurnVersions, *, last: bool) -> None:
     run = turn.run
+    if run.id == focused_run():
+        st.caption("Found by your search:")
     with st.chat_message("user"):
         render_user_text(run.user_message)
         user_message_controls(run, last=last)
@@ -432,7 +470,7 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                 if replaces is not None:
                     chat_actions.earlier_versions([*replaces.earlier, replaces.run])
                 st.caption(meta_line(run))
-        finally:
+        finally:  # no Streamlit call here: after the user's Stop every one, session state too, raises
             turn.close()
 
 

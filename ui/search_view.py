@@ -1,8 +1,8 @@
 """The search page's view: the search box, and each result as a link into the chat at that turn.
 
-A result links to the chat page with ``?conversation=<id>&run=<id>`` (only ``conversation`` when a
-title matched); the chat page opens that conversation there. Titles and snippets are user and model
-text: shown through ``ui.text`` as typed, never as Markdown.
+A result links to the chat page with ``?conversation=<id>&run=<id>`` (``ui.chat_area.link_params``;
+only ``conversation`` when a title matched); the chat page opens that conversation at that turn.
+Titles and snippets are user and model text: shown through ``ui.text`` as typed, never as Markdown.
 """
 
 from __future__ import annotations
@@ -15,29 +15,20 @@ from pydantic import ValidationError
 
 from core.search import SearchHit, SearchResults, search_conversations
 from models.schemas import MAX_SEARCH_CHARS, SearchIn, field_errors
+from ui.chat_area import link_params
 from ui.text import literal, literal_highlighted, typing_limit
 
 QUERY_KEY = "search_query"
-CONVERSATION_PARAM = "conversation"
-RUN_PARAM = "run"
 WHERE = {"title": "Conversation title", "message": "Your message", "answer": "Answer"}
 
 
-def chat_link_params(hit: SearchHit) -> dict[str, str]:
-    """The chat page's query parameters that open ``hit``: its conversation, at its turn."""
-    params = {CONVERSATION_PARAM: str(hit.conversation_id)}
-    if hit.run_id is not None:
-        params[RUN_PARAM] = str(hit.run_id)
-    return params
-
-
-def _result(hit: SearchHit, chat_page: Path) -> None:
-    with st.container(border=True):
+def _result(hit: SearchHit, chat_page: Path, index: int) -> None:
+    with st.container(border=True, key=f"search_hit_{index}"):
         st.page_link(
             chat_page,
             label=literal(hit.conversation_title),
             icon=":material/forum:",
-            query_params=chat_link_params(hit),
+            query_params=link_params(hit.conversation_id, hit.run_id),
         )
         st.caption(f"{WHERE[hit.matched_in]} · {hit.created_at:%Y-%m-%d %H:%M} UTC")
         if hit.matched_in != "title":
@@ -77,5 +68,5 @@ def render_search(user_id: uuid.UUID, *, chat_page: Path) -> None:
         st.info("Nothing in your conversations matches all of these words.", icon=":material/search_off:")
         return
     st.caption(_summary(results))
-    for hit in results.hits:
-        _result(hit, chat_page)
+    for index, hit in enumerate(results.hits):
+        _result(hit, chat_page, index)

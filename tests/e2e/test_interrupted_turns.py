@@ -107,26 +107,16 @@ def browser_session(browser: Any, tmp_path: Path) -> Iterator[Any]:
 
 
 def sign_up(s: BrowserSession, email: str) -> None:
-    page = s.page
-    s.goto("/")
-    page.get_by_role("tab", name="Create account").click()
-    form = page.locator("[data-testid=stForm]").filter(
-        has=page.get_by_role("button", name="Create account", exact=True)
-    )
-    form.get_by_label("Email", exact=True).fill(email)
-    form.get_by_label("Password", exact=True).fill(PASSWORD)
-    form.get_by_label("Repeat password", exact=True).fill(PASSWORD)
-    s.click_button("Create account", within=form)
+    s.sign_up(email, PASSWORD)
     expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
 
 
 def sign_in(s: BrowserSession, email: str) -> None:
-    page = s.page
+    """Open the app; sign in when the browser's session did not carry over (it is kept in the
+    database, so a restarted server still knows it)."""
     s.goto("/")
-    form = page.locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Sign in", exact=True))
-    form.get_by_label("Email", exact=True).fill(email)
-    form.get_by_label("Password", exact=True).fill(PASSWORD)
-    s.click_button("Sign in", within=form)
+    if s.on_sign_in_pages():
+        s.sign_in(email, PASSWORD)
     expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
 
 

@@ -34,16 +34,7 @@ def send_chat(s: BrowserSession, text: str) -> None:
 
 
 def sign_up(s: BrowserSession) -> None:
-    page = s.page
-    s.goto("/")
-    page.get_by_role("tab", name="Create account").click()
-    form = page.locator("[data-testid=stForm]").filter(
-        has=page.get_by_role("button", name="Create account", exact=True)
-    )
-    form.get_by_label("Email", exact=True).fill(f"search-{uuid.uuid4().hex[:8]}@example.com")
-    form.get_by_label("Password", exact=True).fill(PASSWORD)
-    form.get_by_label("Repeat password", exact=True).fill(PASSWORD)
-    s.click_button("Create account", within=form)
+    s.sign_up(f"search-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
     expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
 
 
@@ -57,7 +48,7 @@ def test_search_finds_a_word_from_an_old_answer_and_opens_it(session: BrowserSes
     send_chat(s, "Where should the leadership offsite be?")
     expect(s.main.locator("[data-testid=stChatMessage]").filter(has_text=OLD_ANSWER)).to_have_count(1)
     # ... then a newer conversation, which the chat opens by default
-    page.get_by_role("button", name="New conversation", exact=True).click()  # opens; no rerun
+    s.sidebar.get_by_role("button", name="New conversation").click()  # opens the popover: no rerun
     s.click_button("Start")
     stub.reply("*", {"text": NEW_ANSWER, "input_tokens": 50, "output_tokens": 8})
     send_chat(s, "What should the roadmap hold?")
@@ -69,7 +60,7 @@ def test_search_finds_a_word_from_an_old_answer_and_opens_it(session: BrowserSes
     box = s.main.get_by_role("textbox", name="Search your conversations")
     box.fill("zanzibar")
     s.act(lambda: box.press("Enter"))
-    result = s.main.locator("[data-testid=stVerticalBlockBorderWrapper]").filter(has_text="Answer ·")
+    result = s.main.locator("[class*=st-key-search_hit_]").filter(has_text="Answer ·")
     expect(result).to_have_count(1)
     expect(result.locator("strong", has_text=re.compile("^Zanzibar$"))).to_be_visible()  # the word, in bold
     link = result.locator("[data-testid=stPageLink] a")
@@ -83,5 +74,6 @@ def test_search_finds_a_word_from_an_old_answer_and_opens_it(session: BrowserSes
     expect(opened).to_have_count(1)
     expect(opened).to_be_in_viewport()
     expect(s.main.get_by_text(NEW_ANSWER)).to_have_count(0)
-    assert "run=" in page.url
+    expect(s.main.get_by_text("Found by your search:")).to_be_visible()
+    assert "run=" not in page.url  # the link's parameters are consumed: a later visit shows the chat as left
     s.shot("chat-opened-at-the-old-answer")
