@@ -28,7 +28,7 @@ Hook points for controls:
 
 * ``conversation_controls(summary, user)``: in the header beside the title (rename, export, delete).
 * ``user_message_controls(run, last=...)``: under each shown user message (edit).
-* ``answer_controls(run, last=...)``: under each shown answer (regenerate, copy, feedback).
+* ``answer_controls(run, last=..., user_id=...)``: under each shown answer (regenerate, copy, feedback).
 * ``live_turn_controls(turn)``: beside the answer while it streams.
 * ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
   ``open_linked_conversation()`` does it for the page's link ``?conversation=<id>&run=<id>``
@@ -63,6 +63,7 @@ from models import AgentRun
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
 from ui import chat_actions
 from ui.chat_view import agent_choices, meta_line, run_notice
+from ui.feedback import feedback_control
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
 from ui.text import literal, typing_limit
@@ -214,12 +215,14 @@ def user_message_controls(run: AgentRun, *, last: bool) -> None:
     chat_actions.user_message_controls(run, last=last)
 
 
-def answer_controls(run: AgentRun, *, last: bool) -> None:
+def answer_controls(run: AgentRun, *, last: bool, user_id: uuid.UUID) -> None:
     """Controls under an answer (regenerate, copy, feedback): called inside its
     ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
     line, for each shown turn and, once it has finished, for the live turn. ``last``: the
-    conversation's newest turn (drawn by the live area)."""
+    conversation's newest turn (drawn by the live area); ``user_id``: the signed-in user. A stored
+    rating or comment reads the history again (both fragments rerun)."""
     chat_actions.answer_controls(run, last=last)
+    feedback_control(user_id, run, on_saved=_forget_and_rerun)
 
 
 def live_turn_controls(turn: chat.Turn) -> None:
@@ -373,7 +376,8 @@ def _load_earlier() -> None:
 
 
 def _forget_and_rerun() -> None:
-    """For a callback that changed the conversations (Delete): read again, both fragments rerun."""
+    """For a callback that changed stored runs or conversations (Delete, feedback): read again, both
+    fragments rerun."""
     forget_history()
     rerun_chat()
 
@@ -415,7 +419,7 @@ def _past_turn(held: HeldChat, turn: TurnVersions, *, last: bool) -> None:
         if run.output:
             st.markdown(held.answer(run))
         _status_notice(run, last=last)
-        answer_controls(run, last=last)
+        answer_controls(run, last=last, user_id=held.user_id)
         chat_actions.earlier_versions(turn.earlier)
         st.caption(meta_line(run))
 
@@ -466,7 +470,7 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                 run = next(r for r in held.runs if r.id == result.run_id)
                 with user_box:
                     user_message_controls(run, last=True)
-                answer_controls(run, last=True)
+                answer_controls(run, last=True, user_id=user.id)
                 if replaces is not None:
                     chat_actions.earlier_versions([*replaces.earlier, replaces.run])
                 st.caption(meta_line(run))
