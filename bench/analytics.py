@@ -10,7 +10,7 @@ Creates its own PostgreSQL database ``advisor_bench_analytics``, migrates it, se
 ``bench.seed_runs`` (COPY, in a child process so the seeding's memory does not count against this
 one), runs ``VACUUM (ANALYZE)``, then times the queries of one analytics page load (the default
 view: the last 30 days by day) — for the busiest non-admin user (``load_dashboard`` +
-``filter_options`` + ``recent_runs`` + ``core.limits.usage_summary``) and for the admin view
+``filter_options`` + ``recent_runs`` + ``core.quotas.usage_summary``) and for the admin view
 (``load_admin_dashboard``: the SECURITY DEFINER function ``app.analytics_admin_dashboard``) — with
 ``--reps`` repetitions after two warm-up runs, and prints p50/p95, the load average, the peak RSS
 of this process, and an ``EXPLAIN (ANALYZE, BUFFERS)`` summary of the main user query and of the
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.analytics import Filters, filter_options, load_admin_dashboard, load_dashboard, recent_runs
     from core.analytics.dashboard import DASHBOARD_PARTS
     from core.analytics.statements import bound_figures_statement, filtering_lists, query_parameters
-    from core.limits import usage_summary
+    from core.quotas import usage_summary
     from core.settings import reset_settings_cache
 
     reset_settings_cache()

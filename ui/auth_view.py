@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import streamlit as st
 from pydantic import ValidationError
 
-from core import accounts, limits
-from core.limits import LimitExceeded
+from core import accounts, rate_limits
 from core.oidc_config import oidc_config_problem
+from core.rate_limits import LimitExceeded
 from core.settings import Settings, get_settings
 from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, field_errors
 from ui.frame import SignedInUser, guarded, set_signed_in_user, signed_in_user
@@ -66,7 +66,7 @@ def _client_address() -> str | None:
     hops = get_settings().trusted_proxy_hops
     peer = st.context.ip_address
     forwarded = st.context.headers.get_all("X-Forwarded-For") if hops else []
-    return limits.client_address(  # (type checks: AppTest's client context is a mock object)
+    return rate_limits.client_address(  # (type checks: AppTest's client context is a mock object)
         peer if isinstance(peer, str) else None,
         [h for h in forwarded if isinstance(h, str)] if isinstance(forwarded, list) else [],
         hops,

@@ -193,6 +193,38 @@ def test_sign_in_attempts_are_counted_per_client_address(app, set_env, monkeypat
     assert [e.value for e in at.error] == ["Email or password is incorrect"]
 
 
+def _fill_sign_up(at: AppTest, email: str, password: str) -> AppTest:
+    at.text_input(key="signup_email").input(email)
+    at.text_input(key="signup_password").input(password)
+    at.text_input(key="signup_confirm").input(password)
+    at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
+    return at
+
+
+def test_sign_ups_are_limited_per_client_address(app, set_env, monkeypatch) -> None:
+    """The sign-up form passes the client's address (``st.context.ip_address``) to
+    ``accounts.sign_up``: an address that has created its accounts for the hour is refused, with
+    the reason beside the email field; another address is not."""
+    import ui.auth_view
+
+    set_env(SIGNUPS_PER_CLIENT_PER_HOUR="2")
+    address = {"value": "203.0.113.9"}
+    monkeypatch.setattr(ui.auth_view, "_client_address", lambda: address["value"])
+    for _ in range(2):  # a new browser session (a new AppTest) for every account
+        at = _fill_sign_up(app(signed_in=False), random_email(), PASSWORD)
+        assert _is_signed_in(at) and not at.error
+    refused = random_email()
+    at = _fill_sign_up(app(signed_in=False), refused, PASSWORD)
+    assert not _is_signed_in(at)
+    [error] = [e.value for e in at.error]
+    assert error.startswith("Too many accounts have been created from your network address: at most 2 per hour. "
+                            "Try again in "), error
+    with system_session() as s:
+        assert s.exec(select(User).where(User.email == refused)).first() is None
+    address["value"] = "198.51.100.4"
+    assert _is_signed_in(_fill_sign_up(app(signed_in=False), random_email(), PASSWORD))
+
+
 def test_unknown_email_same_message(app) -> None:
     at = app(signed_in=False)
     email = random_email()
