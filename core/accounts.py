@@ -1,11 +1,13 @@
 """Accounts: local sign-up / sign-in (argon2id hashes), OIDC identity → user row, sign-in addresses.
 
 Local mode
-    ``sign_up`` checks the password rules, hashes with argon2id and inserts the row; the first
+    ``sign_up`` checks the password rules, hashes with argon2id (``core.passwords``: over the
+    password's NFKC form) and inserts the row; the first
     account ever created becomes admin (decided under a lock: a PostgreSQL advisory lock, or the
     SQLite write lock, so two simultaneous first sign-ups cannot both become admin).
     ``sign_in`` answers every failure with the same message, verifies against a dummy hash when the
-    email is unknown (similar timing), rehashes when the parameters changed, and counts failed
+    email is unknown (similar timing), rehashes when the parameters changed or the stored hash
+    predates normalisation, and counts failed
     attempts per email and per session (``core.rate_limits``).
 OIDC mode
     ``user_for_oidc`` maps a verified identity (email + subject) to a user row, created on first
@@ -15,7 +17,8 @@ Sign-in addresses
     address the account signed in from recently is not held to the per-email attempt total, so
     guessers elsewhere cannot lock the owner out. ``forget_stale_signin_addresses`` drops the old.
 
-Admin actions on accounts (grant admin, list users, quota overrides) live in ``core.admin``.
+Admin actions on accounts (grant admin, list users, quota overrides) live in ``core.admin``; a
+user's own password change in ``core.credentials``.
 
 Passwords are never logged: log lines name a user id or a short hash of the email only.
 """
@@ -24,13 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Delete, delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -39,6 +39,7 @@ from sqlmodel import Session, col, select
 
 from core import rate_limits
 from core.db import system_session, user_session
+from core.passwords import hash_password, normalise_password, verify_password
 from core.settings import get_settings, secret_hmac
 from models import SigninAddress, User
 from models.schemas import MAX_EMAIL, SignInIn, SignUpIn, clean_line
@@ -55,7 +56,6 @@ __all__ = [
     "check_password_rules",
     "forget_stale_signin_addresses",
     "get_user",
-    "hasher",
     "sign_in",
     "sign_up",
     "user_for_oidc",
@@ -103,23 +103,6 @@ class AuthUser:
 
 
 SignedUp = AuthUser
-
-
-_hasher = PasswordHasher()
-_dummy_lock = threading.Lock()
-_dummy_hash: str | None = None
-
-
-def hasher() -> PasswordHasher:
-    return _hasher
-
-
-def _dummy() -> str:
-    global _dummy_hash
-    with _dummy_lock:
-        if _dummy_hash is None:
-            _dummy_hash = _hasher.hash(uuid.uuid4().hex)
-        return _dummy_hash
 
 
 def _email_ref(email: str) -> str:
@@ -202,7 +185,9 @@ def _char_class(ch: str) -> str:
 
 
 def check_password_rules(password: str, *, email: str) -> None:
-    """Raise ``PasswordRuleError`` (field ``password``) when the password breaks a rule."""
+    """Raise ``PasswordRuleError`` (field ``password``) when the password (as it is hashed: NFKC)
+    breaks a rule."""
+    password = normalise_password(password)
     minimum = get_settings().min_password_length
     if len(password) < minimum:
         raise PasswordRuleError(f"Use at least {minimum} characters.", field="password")
@@ -281,20 +266,13 @@ def sign_up(data: SignUpIn, *, session_key: str | None = None, client: str | Non
     except rate_limits.LimitExceeded as exc:
         log.info("sign-up refused: the client address has used its sign-ups for the hour")
         raise SignUpLimitReached(exc.message, retry_after_s=exc.retry_after_s) from None
-    password_hash = _hasher.hash(password)  # before the lookup: the same work either way
+    password_hash = hash_password(password)  # before the lookup: the same work either way
     try:
         return _create_user(email=data.email, password_hash=password_hash, provider="local", subject=None)
     except AuthError:
         log.info("sign-up refused email_ref=%s", _email_ref(data.email))
         rate_limits.record_signin_failure(client=client)
         raise
-
-
-def _verify(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> AuthUser:
@@ -311,14 +289,13 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
     with system_session() as s:
         user = s.exec(select(User).where(User.email == data.email)).first()
     stored = user.password_hash if user is not None and user.auth_provider == "local" else None
-    verified = _verify(stored, data.password)  # always runs (dummy hash when unknown): similar timing
-    if user is None or not verified:
+    check = verify_password(stored, data.password)  # always runs (dummy hash when unknown): similar timing
+    if user is None or not check.ok:
         log.info("sign-in failed email_ref=%s", _email_ref(data.email))
         rate_limits.record_signin_failure(client=client)
         raise AuthError(GENERIC_SIGNIN_ERROR)
-    assert stored is not None
-    if _hasher.check_needs_rehash(stored):
-        new_hash = _hasher.hash(data.password)
+    if check.needs_rehash:  # outdated parameters, or a hash made before passwords were normalised
+        new_hash = hash_password(data.password)
         with system_session() as s:  # authentication fields are written by the system role only
             s.execute(update(User).where(col(User.id) == user.id).values(password_hash=new_hash))
         log.info("password rehashed id=%s", user.id)

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from pydantic import ValidationError
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from core.accounts import AuthError, AuthUser
 from core.db import NotFound, system_session
 from models import User
-from models.schemas import QuotaOverrideIn, clean_line
+from models.schemas import EmailIn, QuotaOverrideIn, field_errors
 
 __all__ = [
     "NotAllowed",
@@ -58,9 +59,9 @@ def _require_admin(session: Session, acting_user_id: uuid.UUID) -> None:
 def grant_admin(*, acting_user_id: uuid.UUID, target_email: str) -> AuthUser:
     """Make the user with ``target_email`` an admin. Raises ``NotAllowed`` / ``NotFound``."""
     try:
-        address = clean_line(target_email).lower()
-    except ValueError:
-        raise AuthError("That is not a valid email address.") from None
+        address = EmailIn(email=target_email).email
+    except ValidationError as exc:
+        raise AuthError(field_errors(exc)["email"], field="email") from None
     with system_session() as s:
         _require_admin(s, acting_user_id)
         target = s.exec(select(User).where(User.email == address)).first()

@@ -57,7 +57,7 @@ from core.atom_parsing import (
 )
 from core.atoms import AtomLibrary, load_atoms
 from core.stack_categories import KNOWN_STACK
-from models.schemas import ROLES, VERTICALS, ProfileIn, VibeIn
+from models.schemas import ROLES, VERTICALS, ProfileIn, VibeIn, error_lines
 from models.vibe import SLIDERS
 
 FENCE_OPEN: Final = "<<<BEGIN PROFILE DATA>>>"
@@ -328,10 +328,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(x) for x in e['loc']) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
-        for e in exc.errors()
-    )
+    return " ".join(error_lines(exc))
 
 
 def _build_inputs(ns: argparse.Namespace) -> tuple[ProfileIn, VibeIn]:

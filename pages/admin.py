@@ -16,7 +16,7 @@ from core.db import NotFound
 from core.settings import get_settings
 from models.schemas import MAX_EMAIL, QuotaOverrideIn, field_errors
 from ui.frame import page
-from ui.text import literal
+from ui.text import literal, typing_limit
 
 FLASH_KEY = "admin_flash"
 
@@ -59,7 +59,7 @@ with page("admin") as user:
 
     st.header("Grant admin")
     with st.form("grant_admin_form", clear_on_submit=True):
-        email = st.text_input("Email of the user", key="grant_email", max_chars=MAX_EMAIL)
+        email = st.text_input("Email of the user", key="grant_email", max_chars=typing_limit(MAX_EMAIL))
         grant = st.form_submit_button("Grant admin")
     if grant:
         try:

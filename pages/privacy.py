@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import streamlit as st
+from pydantic import ValidationError
 
 from core.deletion import LastAdmin, delete_user
 from core.export_files import EXPORT_FILE_LIFETIME, ExportFile, exports_dir, remove_export_files, write_export_file
+from models.schemas import MAX_EMAIL, EmailIn, field_errors
 from ui.auth_view import SIGNED_OUT_NOTICE_KEY, AccountDeletedNotice, sign_out
 from ui.frame import page
+from ui.text import typing_limit
 
 EXPORT_KEY = "privacy_export"  # the ExportFile of the last prepared export: its path, never its bytes
 
@@ -78,13 +81,21 @@ with page("privacy") as user:
         "rows were removed — nothing that identifies you. Download your data first if you want a copy."
     )
     with st.form("delete_account", clear_on_submit=True):
-        typed = st.text_input(f"To confirm, type your email address ({user.email})", max_chars=254)
+        typed = st.text_input(
+            f"To confirm, type your email address ({user.email})", max_chars=typing_limit(MAX_EMAIL)
+        )
         confirmed = st.form_submit_button("Delete my account permanently", type="primary")
 
     if confirmed:
-        if typed.strip().casefold() != user.email.casefold():
+        address: str | None
+        try:
+            address = EmailIn(email=typed).email
+        except ValidationError as exc:
+            address = None
+            st.error(f"{field_errors(exc)['email']} Nothing was deleted.")
+        if address is not None and address != user.email.casefold():
             st.error("That is not the email address of this account. Nothing was deleted.")
-        else:
+        elif address is not None:
             try:
                 receipt = delete_user(user_id=user.id)
             except LastAdmin as exc:

@@ -26,7 +26,7 @@ from models.schemas import (
     field_errors,
 )
 from ui.frame import page
-from ui.text import literal
+from ui.text import literal, typing_limit
 
 OTHER_ROLE = "Other"
 NEW = "new"
@@ -83,7 +83,7 @@ def _profile_form(user_id: uuid.UUID) -> None:
     role_error = st.empty()
     other = ""
     if role == OTHER_ROLE:
-        other = st.text_input("Your role", key="profile_role_other", max_chars=MAX_ROLE + 20)
+        other = st.text_input("Your role", key="profile_role_other", max_chars=typing_limit(MAX_ROLE))
     custom = [s for s in st.session_state.get("profile_stack", []) if s not in STACK_SUGGESTIONS]
     stack = st.multiselect(
         "Stack",
@@ -157,7 +157,7 @@ def _vibe_editor(user_id: uuid.UUID) -> None:
         placeholder="Presets",
         on_change=_on_preset,
     )
-    name = st.text_input("Name", key="vibe_name", max_chars=MAX_VIBE_NAME + 20)
+    name = st.text_input("Name", key="vibe_name", max_chars=typing_limit(MAX_VIBE_NAME))
     slots: dict[str, Any] = {"name": st.empty()}
     values: dict[str, int] = {}
     for slider in SLIDERS:

@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from core import accounts
+from core import accounts, passwords
 from core.db import system_session
 from core.rate_limits import LimitExceeded, reset_limiter_cache
 from core.settings import get_settings
@@ -125,7 +125,7 @@ def test_sign_in_ok_and_one_generic_error(any_db_url: str) -> None:
 
 def test_unknown_email_is_checked_against_a_dummy_hash(any_db_url: str, monkeypatch) -> None:
     calls: list[str] = []
-    real = accounts._hasher
+    real = passwords.hasher()
 
     class Spy:
         def verify(self, hash_: str, password: str) -> bool:
@@ -135,7 +135,7 @@ def test_unknown_email_is_checked_against_a_dummy_hash(any_db_url: str, monkeypa
         def __getattr__(self, name: str):
             return getattr(real, name)
 
-    monkeypatch.setattr(accounts, "_hasher", Spy())
+    monkeypatch.setattr(passwords, "_hasher", Spy())
     with pytest.raises(accounts.AuthError):
         accounts.sign_in(SignInIn(email=random_email(), password=PASSWORD), session_key="s")
     assert len(calls) == 1 and calls[0].startswith("$argon2id$")
@@ -157,8 +157,8 @@ def test_sign_in_rehashes_outdated_hash(any_db_url: str) -> None:
     accounts.sign_in(SignInIn(email=email, password=PASSWORD), session_key="s")
     stored = _row(email).password_hash
     assert stored is not None and stored != weak
-    assert not accounts.hasher().check_needs_rehash(stored)
-    accounts.hasher().verify(stored, PASSWORD)
+    assert not passwords.hasher().check_needs_rehash(stored)
+    passwords.hasher().verify(stored, PASSWORD)
 
 
 def test_failed_sign_ins_lock_per_email(any_db_url: str, set_env) -> None:

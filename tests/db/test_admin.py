@@ -45,7 +45,7 @@ def test_admin_actions_need_an_admin(any_db_url: str) -> None:
     with pytest.raises(NotFound):
         grant_admin(acting_user_id=admin, target_email=random_email())
     # a pasted address with an invisible character: a clear message, not an unexpected error
-    with pytest.raises(AuthError, match="not a valid email address"):
+    with pytest.raises(AuthError, match="U\\+200E"):
         grant_admin(acting_user_id=admin, target_email="\u200e" + member_email)
 
 

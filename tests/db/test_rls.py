@@ -279,6 +279,26 @@ def test_the_app_roles_write_privileges_are_the_product_matrix(pg_url):
                                 {"t": table}).scalar_one() is deletes, table
 
 
+def test_feedback_reaches_only_the_users_own_answers(two_users):
+    """Feedback (0011's columns): a user session rates its own answers; aimed at another user's runs
+    it touches none; a rating other than +1/-1 is refused."""
+    a, b = two_users
+    forged = "UPDATE agent_runs SET feedback = 1, feedback_comment = 'forged', feedback_at = now() "
+    with user_session(a) as s:
+        assert _rows(s.execute(text(forged + "WHERE user_id = :b"), {"b": b})) == 0
+        assert _rows(s.execute(text(forged))) == 3  # unfiltered: A's own three runs only
+        with pytest.raises(DBAPIError) as info, s.begin_nested():
+            s.execute(text("UPDATE agent_runs SET feedback = 5"))
+        assert isinstance(info.value.orig, psycopg.errors.CheckViolation)
+    with user_session(b) as s:  # and B, aiming at A's runs, rates none of them
+        assert _rows(s.execute(text(forged.replace("= 1", "= -1", 1) + "WHERE user_id = :a"), {"a": a})) == 0
+    with system_session() as s:
+        rated = dict(s.execute(text("SELECT user_id, count(feedback) FROM agent_runs GROUP BY user_id")).all())
+        ratings = s.execute(text("SELECT DISTINCT feedback FROM agent_runs WHERE user_id = :a"), {"a": a}).all()
+    assert rated == {a: 3, b: 0}
+    assert ratings == [(1,)]
+
+
 def _account(user_id: uuid.UUID) -> tuple[Any, ...]:
     with system_session() as s:
         return tuple(s.execute(text(
@@ -421,7 +441,7 @@ def test_a_user_session_still_runs_and_counts_its_turns(metered_user):
     """What the chat turn writes as the user still works, and is counted by the database: a pending
     run, its checkpoints, its finish (sent twice: a retried finish may repeat one that committed),
     the late finish of a run the recovery sweep closed; deleting the conversation keeps the usage."""
-    from core.agent_runs import recover_stale_runs
+    from core.run_leases import sweep_stale_runs
 
     a, conversation = metered_user
     live, swept = uuid.uuid4(), uuid.uuid4()
@@ -439,7 +459,7 @@ def test_a_user_session_still_runs_and_counts_its_turns(metered_user):
     counters, _runs = _usage(a)
     assert [row[1:] for row in counters] == [(230, Decimal("0.75"))]
     # the sweep marks the day-old pending run interrupted; the turn's own finish still records its usage
-    assert recover_stale_runs(older_than=timedelta(hours=1)) == 1
+    assert len(sweep_stale_runs()) == 1  # no heartbeat, created a day ago: stale
     _as_user(a, (_FINISH_SQL, _finish(swept, input_tokens=7, output_tokens=1, cost_usd=Decimal("0.01"))))
     counters, _runs = _usage(a)
     assert {row[0]: row[1:] for row in counters} == {

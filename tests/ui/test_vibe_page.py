@@ -47,7 +47,7 @@ def test_other_role_text(app) -> None:
     user = at.advisor_user
     at.selectbox(key="profile_role").set_value("Other").run()
     at.button(key="save_profile").click().run()  # "Other" with no text
-    assert [e.value for e in at.error] == ["choose a role, or describe yours under 'Other'"]
+    assert [e.value for e in at.error] == ["Choose a role, or describe yours under 'Other' (at most 60 characters)."]
     assert _profile(user.id) is None
     at.text_input(key="profile_role_other").input("x" * 61)
     at.button(key="save_profile").click().run()  # over-long

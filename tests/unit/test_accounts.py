@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import accounts
+from core import accounts, passwords
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,6 @@ def test_minimum_length_follows_settings(set_env) -> None:
 
 
 def test_hasher_is_argon2id() -> None:
-    h = accounts.hasher().hash("a password 123")
+    h = passwords.hasher().hash("a password 123")
     assert h.startswith("$argon2id$")
     assert "a password 123" not in h
