@@ -17,7 +17,7 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from core import limits
+from core import rate_limits
 from core.accounts import AuthError, PasswordRuleError, check_password_rules
 from core.db import system_session
 from core.passwords import hash_password, verify_password
@@ -49,7 +49,7 @@ def change_password(*, user_id: uuid.UUID, data: ChangePasswordIn) -> None:
     """
     email, stored = _local_account(user_id)
     # the account's own key: wrong current passwords count like failed sign-ins to the account
-    limits.take_signin_attempt(email=email, session_key=f"password-change:{user_id}")
+    rate_limits.take_signin_attempt(email=email, session_key=f"password-change:{user_id}")
     if not verify_password(stored, data.current_password).ok:
         log.info("password change refused (current password) id=%s", user_id)
         raise AuthError(CURRENT_PASSWORD_WRONG, field="current_password")
@@ -66,5 +66,5 @@ def change_password(*, user_id: uuid.UUID, data: ChangePasswordIn) -> None:
         )
         if getattr(result, "rowcount", 0) != 1:  # changed (or reset) meanwhile, elsewhere
             raise AuthError("Your password was changed elsewhere meanwhile. Sign in again.")
-    limits.clear_signin_failures(email=email)
+    rate_limits.clear_signin_failures(email=email)
     log.info("password changed id=%s", user_id)

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from core import accounts, credentials, passwords
 from core.db import system_session
-from core.limits import LimitExceeded, reset_limiter_cache
+from core.rate_limits import LimitExceeded, reset_limiter_cache
 from models import User
 from models.schemas import ChangePasswordIn, SignInIn, SignUpIn
 from tests.factories import random_email
