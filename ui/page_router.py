@@ -16,6 +16,7 @@ import streamlit as st
 
 from core.settings import Settings, SettingsError, get_settings
 from core.startup import boot
+from ui.account_view import render_required_password
 from ui.auth_view import auth_secrets, render_account_box, render_sign_in, resolve_user
 from ui.frame import guarded
 
@@ -50,6 +51,13 @@ with guarded("gate"):
 
 if user is None:
     nav = st.navigation([st.Page(render_sign_in, title="Sign in", icon=":material/login:")])
+    nav.run()
+    st.stop()
+
+if user.password_reset_required:  # an admin forced a reset: a new password before anything else
+    nav = st.navigation([st.Page(render_required_password, title="Set a new password", icon=":material/key:")])
+    with st.sidebar:
+        render_account_box(user)
     nav.run()
     st.stop()
 
