@@ -9,11 +9,16 @@ process concerns, each delegating to ``core/`` or ``ui/``:
   single sign-on configuration (OIDC mode; one clear line when it cannot work), installs the
   read-only guard and boots the process (migrations, recovery sweep, providers, atoms). A boot that
   fails (a database that is down) is logged with a reference and tried again by the page router on
-  the next page view, which shows visitors that reference meanwhile.
+  the next page view, which shows visitors that reference meanwhile. Then, while the server runs,
+  ``core.server_tasks`` sweeps runs left pending by a stopped process (any replica's); when it stops
+  (SIGTERM), this process's live turns get a grace period and are then closed as interrupted.
 * ``RefuseForeignOrigins``: a websocket handshake from another site's page is refused before
   Streamlit sees it (``core.origins``), so Streamlit never looks up the machine's external IP.
 * ``SecurityHeaders``: every HTTP response carries a Content-Security-Policy and the other security
   headers (``core.security_headers``).
+* Local sign-in (local mode only): the sign-in and create-account routes (``core.auth_routes``), which
+  set the HttpOnly session cookie, and ``SessionGate``, which sends a page load without a valid
+  session to the sign-in form. OIDC mode signs in through Streamlit's ``st.login`` instead.
 * ``on_script_error``: an error outside any page frame shows a reference id, never a trace.
 """
 
@@ -31,10 +36,12 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
+from core.auth_routes import SessionGate, auth_routes
 from core.error_reports import log_exception
 from core.origins import websocket_origin_allowed
 from core.request_context import request_context
 from core.security_headers import SecurityHeaders
+from core.server_tasks import server_tasks
 from core.settings import Settings, SettingsError, get_settings
 from core.startup import boot
 from ui.auth_view import auth_secrets
@@ -65,7 +72,8 @@ def start_process(settings: Settings) -> None:
 @asynccontextmanager
 async def lifespan(_app: st.App) -> AsyncIterator[None]:
     await anyio.to_thread.run_sync(start_process, settings)
-    yield
+    async with server_tasks(settings):  # the periodic sweep; live turns closed when the server stops
+        yield
 
 
 class RefuseForeignOrigins:
@@ -90,9 +98,17 @@ class RefuseForeignOrigins:
 
 
 settings = settings_or_exit()  # when the server imports this module, before it starts
+local_sign_in = settings.auth_mode == "local"
 app = st.App(
     PAGE_ROUTER,
     lifespan=lifespan,
-    middleware=[Middleware(SecurityHeaders), Middleware(RefuseForeignOrigins)],
+    routes=auth_routes() if local_sign_in else [],
+    # outermost first: every response, the gate's redirects and the sign-in pages too, carries the
+    # security headers
+    middleware=[
+        Middleware(SecurityHeaders),
+        Middleware(RefuseForeignOrigins),
+        *([Middleware(SessionGate)] if local_sign_in else []),
+    ],
     on_script_error=report_uncaught_error,
 )

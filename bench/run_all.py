@@ -45,6 +45,7 @@ PLAN: list[tuple[str, str, list[str]]] = [
      ["--peer", str(PEER_PYTHON)] if (PEER_PYTHON := ROOT / ".peer-venv" / "bin" / "python").exists() else []),
     ("analytics", "analytics", []),
     ("export", "export", []),
+    ("search", "search", []),
     ("load", "load", []),
     ("load --replicas 2", "load", ["--replicas", "2"]),
     ("browser_chat", "browser_chat", []),

@@ -4,13 +4,15 @@ A turn's row lives through these steps, each a plain function over ``core.db`` s
 
 - ``insert_pending_run``: the user's message, status ``pending``, in the caller's transaction (the
   chat turn commits it before any provider is called);
-- ``checkpoint_output``: the partial answer while it streams, so a process that dies mid-answer
-  leaves most of it behind;
+- ``checkpoint_output``: the partial answer while it streams, with who is answering and the run's
+  heartbeat, so a process that dies mid-answer leaves most of it behind;
 - ``finish_run``: output, usage, cost, timings, prompt record and status, once the stream has
   ended; a database error is retried for a few seconds (a restart), then left to the sweep;
-- ``recent_exchanges``: the answered turns of a conversation, as the history sent to the model;
-- ``recover_stale_runs``: at start, runs left ``pending`` by a stopped process become
-  ``interrupted`` with the output of their last checkpoint.
+- ``recent_exchanges``: the answered turns of a conversation, as the history sent to the model.
+
+A run left ``pending`` by a process that stopped is closed by the sweep of ``core.run_leases``
+(its heartbeat went stale: the insert, each checkpoint and the process's heartbeat thread write it),
+``interrupted`` with the output of its last checkpoint.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,19 +29,18 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
-from core.db import system_session, user_session
+from core.db import user_session
 from core.providers.base import ChatMessage
-from core.settings import Settings, get_settings
+from core.run_versions import LATEST
 from models import AgentRun
+from models.types import utcnow
 
 __all__ = [
     "RunFinish",
     "checkpoint_output",
     "finish_run",
     "insert_pending_run",
-    "longest_turn",
     "recent_exchanges",
-    "recover_stale_runs",
 ]
 
 log = logging.getLogger("advisor.agent_runs")
@@ -80,23 +81,25 @@ def insert_pending_run(
     request_id: str,
     created_at: datetime,
 ) -> None:
-    """Add the turn's row (the user's message, status ``pending``) to ``session``'s transaction."""
+    """Add the turn's row (the user's message, status ``pending``, its first heartbeat) to
+    ``session``'s transaction."""
     session.add(AgentRun(id=run_id, user_id=user_id, conversation_id=conversation_id, agent=agent,
                          created_at=created_at, user_message=message, output="", status="pending",
-                         request_id=request_id))
+                         request_id=request_id, heartbeat_at=created_at))
 
 
 def recent_exchanges(
     session: Session, *, user_id: uuid.UUID, conversation_id: uuid.UUID, turns: int
 ) -> list[ChatMessage]:
     """The last ``turns`` answered exchanges of the conversation, oldest first, as chat messages
-    (a turn without output -- an error, or cut before its first token -- is left out)."""
+    (a turn without output -- an error, or cut before its first token -- is left out; of an edited or
+    regenerated turn, only its latest version: ``core.run_versions.LATEST``)."""
     if turns <= 0:
         return []
     rows = session.exec(
         select(AgentRun.user_message, AgentRun.output)
         .where(col(AgentRun.conversation_id) == conversation_id, col(AgentRun.user_id) == user_id,
-               col(AgentRun.status).in_(ANSWERED))
+               col(AgentRun.status).in_(ANSWERED), LATEST)
         .order_by(col(AgentRun.created_at).desc())
         .limit(turns)
     ).all()
@@ -107,8 +110,11 @@ def recent_exchanges(
     return history
 
 
-def checkpoint_output(*, user_id: uuid.UUID, run_id: uuid.UUID, output: str) -> None:
-    """Store the partial answer of a live run. A database error is logged, not raised: the answer
+def checkpoint_output(
+    *, user_id: uuid.UUID, run_id: uuid.UUID, output: str, provider: str | None = None, model: str | None = None
+) -> None:
+    """Store the partial answer of a live run, the provider and model answering, and the run's
+    heartbeat (its lease, ``core.run_leases``). A database error is logged, not raised: the answer
     goes on streaming, and the next checkpoint or the finish writes it."""
     try:
         with user_session(user_id) as s:
@@ -116,7 +122,7 @@ def checkpoint_output(*, user_id: uuid.UUID, run_id: uuid.UUID, output: str) -> 
                 update(AgentRun)
                 .where(col(AgentRun.id) == run_id, col(AgentRun.user_id) == user_id,
                        col(AgentRun.status) == "pending")
-                .values(output=output)
+                .values(output=output, provider=provider, model=model, heartbeat_at=utcnow())
             )
     except DBAPIError:
         log.warning("could not checkpoint partial output of run %s; the finish will write it", run_id)
@@ -147,32 +153,3 @@ def finish_run(*, user_id: uuid.UUID, run_id: uuid.UUID, finish: RunFinish) -> b
             time.sleep(delay)
             delay = min(delay * 2, 4.0)
     return False
-
-
-def longest_turn(settings: Settings) -> timedelta:
-    """An upper bound on how long a live turn can take: every provider of the fallback chain tried
-    in turn, each attempt (and each SDK retry) within the total timeout, plus a minute of slack for
-    the writes. The recovery sweep leaves younger pending runs alone."""
-    attempts = len(settings.provider_order) * (settings.provider_max_retries + 1)
-    return timedelta(seconds=attempts * settings.provider_total_timeout_s + 60)
-
-
-def recover_stale_runs(*, older_than: timedelta | None = None, now: datetime | None = None) -> int:
-    """Mark runs left ``pending`` by a dead process as ``interrupted`` (partial output kept).
-
-    Safe with several replicas: only runs older than the longest a live turn can take
-    (``longest_turn``) are touched. (Were a live turn swept anyway, its finish would still record
-    its answer: ``finish_run`` does not depend on the status.)
-    """
-    age = older_than if older_than is not None else longest_turn(get_settings())
-    cutoff = (now or datetime.now(UTC)) - age
-    with system_session() as s:
-        res = s.execute(
-            update(AgentRun)
-            .where(col(AgentRun.status) == "pending", col(AgentRun.created_at) < cutoff)
-            .values(status="interrupted", error_code="abandoned")
-        )
-        count = int(getattr(res, "rowcount", 0) or 0)
-    if count:
-        log.warning("recovery sweep: %d run(s) left pending by a stopped process marked interrupted", count)
-    return count

@@ -19,7 +19,8 @@
 
 While streaming, the partial output is checkpointed to the row every ``CHECKPOINT_S`` seconds, so a
 process killed mid-answer leaves the user's message and most of the answer behind; the recovery
-sweep (``core.agent_runs.recover_stale_runs``, run at start) marks such rows ``interrupted``.
+sweep of ``core.run_leases`` (every app process, periodically) closes such rows ``interrupted`` once
+their heartbeat has gone stale. While the answer streams the process holds the run's lease.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
+from core import run_leases
 from core.agent_runs import (
     ANSWERED,
     RunFinish,
@@ -55,6 +57,7 @@ from core.profiles import profile_in, vibe_in
 from core.providers.base import ChatMessage, Done, InputUsage, ProviderError, TextDelta, Usage
 from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
 from core.request_context import current_request_id, new_request_id
+from core.run_versions import NotReplaceable, supersede_last_run
 from core.settings import Settings, get_settings
 from models import AgentRun, Conversation, UserProfile, VibeConfig
 from models.schemas import ChatIn, ProfileIn, VibeIn, field_errors
@@ -73,6 +76,7 @@ _FRIENDLY = {
     "bad_request": "The AI provider rejected this request.",
     "circuit_open": "The AI providers are temporarily paused after repeated failures.",
     "cancelled": "The answer was stopped.",
+    run_leases.SHUTDOWN: "The server stopped while answering.",
     "internal": "Something went wrong while answering.",
 }
 
@@ -170,11 +174,14 @@ def _validate(conversation_id: uuid.UUID | str, text_in: str, settings: Settings
 
 
 def _accept(
-    *, run_id: uuid.UUID, user_id: uuid.UUID, data: ChatIn, request_id: str, history_turns: int
+    *, run_id: uuid.UUID, user_id: uuid.UUID, data: ChatIn, request_id: str, history_turns: int,
+    replaces: uuid.UUID | None = None,
 ) -> _Context:
-    """Rate limit, then one transaction: ownership + context, quotas, history, the pending row, the title.
+    """Rate limit, then one transaction: ownership + context, quotas, the replaced run marked
+    superseded (a new version of the last turn), history, the pending row, the title.
 
-    Raises ``LimitExceeded`` or ``NotFound`` with nothing stored; on return the message is committed.
+    Raises ``LimitExceeded``, ``NotFound`` or ``NotReplaceable`` with nothing stored; on return the
+    message is committed.
     """
     consume_chat_turn(user_id)  # attempts count: a turn refused below still used its slot
     periods = quota_periods()
@@ -192,6 +199,9 @@ def _accept(
         refusal = quota_refusal(quota_usage(user_id, periods, s), periods.now)
         if refusal is not None:
             raise refusal
+        if replaces is not None:  # before the history is read, so that it leaves the replaced run out
+            supersede_last_run(s, user_id=user_id, conversation_id=conversation.id, replaced_id=replaces,
+                               new_id=run_id)
         history = recent_exchanges(s, user_id=user_id, conversation_id=conversation.id, turns=history_turns)
         if conversation.title == DEFAULT_TITLE and not _answered(s, conversation):
             conversation.title = title_from_message(data.text)  # titled from its first message
@@ -225,11 +235,17 @@ def run_turn(
     atoms: AtomLibrary | None = None,
     request_id: str | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    replaces: uuid.UUID | None = None,
 ) -> Turn:
     """Accept a chat turn (validate, limits, store the message) and return its stream.
 
-    Raises ``TurnRejected`` (nothing stored, no provider call) or ``NotFound`` (not the user's
-    conversation). Everything after the message is stored is reported on ``Turn.result``.
+    ``replaces``: the conversation's last run, of which this turn is a new version (an edited
+    message, a regenerated answer): in the same transaction the old run is marked superseded
+    (``core.run_versions``), so the history sent to the model leaves it out; it stays stored.
+
+    Raises ``TurnRejected`` (nothing stored, no provider call; reason ``not_replaceable`` when
+    ``replaces`` is not the conversation's last run) or ``NotFound`` (not the user's conversation).
+    Everything after the message is stored is reported on ``Turn.result``.
     """
     settings = settings or get_settings()
     router = router or build_router(settings)  # built once per process; not part of the turn's time
@@ -240,9 +256,11 @@ def run_turn(
     run_id = uuid.uuid4()
     try:
         ctx = _accept(run_id=run_id, user_id=user_id, data=data, request_id=request_id,
-                      history_turns=settings.history_turns_in_prompt)
+                      history_turns=settings.history_turns_in_prompt, replaces=replaces)
     except LimitExceeded as exc:
         raise TurnRejected(exc.message, reason=exc.limit, retry_after_s=exc.retry_after_s) from None
+    except NotReplaceable as exc:
+        raise TurnRejected(exc.message, reason="not_replaceable") from None
     # committed: the user's message is durable before any provider is called
     result = TurnResult(run_id=run_id, request_id=request_id)
     stream = _stream(result=result, user_id=user_id, ctx=ctx, message=data.text, router=router, atoms=atoms,
@@ -264,6 +282,8 @@ def _stream(
     parts: list[str] = []
     prompt: AssembledPrompt | None = None
     next_checkpoint = clock() + CHECKPOINT_S
+    # the run's lease: this process heartbeats it until the stream ends (core.run_leases)
+    lease = run_leases.acquire(result.run_id, user_id, partial=lambda: "".join(parts))
     # The caller binds the request id (the page wraps each turn in request_context); a context
     # variable is not re-bound here because a generator may be finalised in another context.
     try:
@@ -277,7 +297,8 @@ def _stream(
                 parts.append(event.text)
                 yield event.text
                 if clock() >= next_checkpoint:
-                    checkpoint_output(user_id=user_id, run_id=result.run_id, output="".join(parts))
+                    checkpoint_output(user_id=user_id, run_id=result.run_id, output="".join(parts),
+                                      provider=result.provider, model=result.model)
                     next_checkpoint = clock() + CHECKPOINT_S
             elif isinstance(event, Started):
                 result.provider, result.model = event.provider, event.model
@@ -317,6 +338,9 @@ def _stream(
             result.status, result.error_code = ("interrupted" if parts else "error"), "internal"
             log_exception(exc, where="chat.run_turn")
     finally:
+        lease.release()
+        if lease.closed_by_shutdown and result.status != "ok":  # a graceful stop closed it meanwhile
+            result.status, result.error_code = "interrupted", run_leases.SHUTDOWN
         result.output = "".join(parts)
         result.latency_ms = _ms(clock() - t0)
         if result.usage is not None and result.model is not None and result.status != "error":

@@ -24,7 +24,7 @@ class ConversationSummary:
     title: str
     agent: str
     created_at: datetime
-    turns: int
+    turns: int  # latest versions only: an edit or a regeneration replaces a turn, it adds none
     last_activity: datetime
 
 
@@ -41,7 +41,7 @@ class HistoryPage:
 
 _LIST_SQL = text(
     """
-    SELECT c.id, c.title, c.agent, c.created_at, count(r.id),
+    SELECT c.id, c.title, c.agent, c.created_at, count(r.id) - count(r.superseded_by),
            coalesce(max(r.created_at), c.created_at) AS last_activity
     FROM conversations c LEFT JOIN agent_runs r ON r.conversation_id = c.id AND r.user_id = c.user_id
     WHERE c.user_id = :uid
@@ -95,6 +95,8 @@ def rename_conversation(*, user_id: uuid.UUID, data: RenameIn) -> Conversation:
 
 
 def delete_conversation(*, user_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+    """Delete the conversation and every run of it (earlier versions too). What the runs used stays
+    counted in the user's quota: the usage counters are kept apart from the runs and never lowered."""
     with user_session(user_id) as s:
         s.delete(_owned_or_404(s, user_id, conversation_id))
 

@@ -122,6 +122,14 @@ def is_stale(heartbeat_at: datetime | None, created_at: datetime, *, now: dateti
     return (heartbeat_at or created_at) < (now or utcnow()) - stale_after()
 
 
+def server_stopped(run: AgentRun, *, now: datetime | None = None) -> bool:
+    """Whether ``run``'s answer was cut off because the process answering it stopped: closed as such
+    (``process_stopped``, ``shutdown``), or still pending with a stale heartbeat (not swept yet)."""
+    if run.status == "pending":
+        return is_stale(run.heartbeat_at, run.created_at, now=now)
+    return run.status == "interrupted" and run.error_code in (PROCESS_STOPPED, SHUTDOWN)
+
+
 def heartbeat(run_ids: Sequence[uuid.UUID] | None = None) -> int:
     """Write ``heartbeat_at`` of the pending runs among ``run_ids`` (default: every live lease) in one
     UPDATE; returns how many rows it wrote."""

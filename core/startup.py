@@ -3,7 +3,9 @@
 Logging, the single sign-on check (OIDC mode: one clear line when Streamlit's ``[auth]`` section
 cannot work, else the provider's endpoints join the guard's allow-list; ``core.oidc_config``), the
 read-only guard, Sentry, ``alembic upgrade head``, the recovery sweep of runs left
-pending by a stopped process, forgetting stale sign-in addresses and expired sessions, removing export files prepared
+pending by a stopped process (``core.run_leases``: their heartbeat went stale; the web server then
+sweeps periodically, ``core.server_tasks``), forgetting stale sign-in addresses and expired sessions,
+removing export files prepared
 for sessions of an earlier process, the provider router and the prompt
 atoms. The web server calls it from ``streamlit_app.py``'s lifespan hook, before it accepts a
 connection; the page router (``ui/page_router.py``) calls it on every run too, which is how
@@ -21,13 +23,13 @@ from collections.abc import Mapping
 
 from core import db, guard
 from core.accounts import forget_stale_signin_addresses
-from core.agent_runs import recover_stale_runs
 from core.atoms import app_atoms
 from core.error_reports import init_sentry
 from core.export_files import exports_dir, remove_export_files
 from core.log_setup import setup_logging
 from core.oidc_config import oidc_endpoints_at_start
 from core.providers.router import build_router
+from core.run_leases import sweep_stale_runs
 from core.sessions import forget_expired_sessions
 from core.settings import Settings
 
@@ -50,7 +52,7 @@ def boot(settings: Settings, *, auth_section: Mapping[str, object] | None = None
         guard.install_guard(settings, extra_allowed=oidc_endpoints_at_start(settings, auth_section))
         init_sentry(settings)
         revision = db.migrate(settings.database_url) if settings.migrate_on_start else db.current_revision() or ""
-        recover_stale_runs()  # runs left pending by a process that stopped mid-answer
+        sweep_stale_runs()  # runs left pending by a process that stopped mid-answer (stale heartbeat)
         forget_stale_signin_addresses()  # kept only while they serve (ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS)
         forget_expired_sessions()  # sign-in sessions past their expiry (ADVISOR_SESSION_DAYS)
         remove_export_files(exports_dir(settings))  # prepared for sessions of an earlier process

@@ -63,7 +63,10 @@ def user_data_tables(conn: Connection) -> list[OwnedTable]:
     ``users`` (owner column ``id``) and each table with a ``user_id`` column or a foreign key to
     ``users.id``, as the database catalogue has them now. Columns of tables that the models know are
     typed like the models (uuids, UTC datetimes, JSON); other columns keep their reflected type.
-    Excluded columns (``EXCLUDED_COLUMNS``) are left out of ``clause``.
+    Excluded columns (``EXCLUDED_COLUMNS``) and generated columns (PostgreSQL's search vectors,
+    derived from the text the export already holds) are left out of ``clause``. SQLite's FTS5 search
+    tables hold no owner column and no text of their own (external content): they are not listed,
+    and triggers remove their entries with the rows they index.
     """
     reflected = MetaData()
     reflected.reflect(bind=conn)
@@ -76,7 +79,7 @@ def user_data_tables(conn: Connection) -> list[OwnedTable]:
         excluded = EXCLUDED_COLUMNS.get(t.name, frozenset())
         cols = []
         for c in t.columns:
-            if c.name in excluded:
+            if c.name in excluded or c.computed is not None:  # a generated column is derived, not data
                 continue
             typ: TypeEngine[Any] = model.c[c.name].type if model is not None and c.name in model.c else c.type
             cols.append(column(c.name, typ))

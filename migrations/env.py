@@ -10,6 +10,7 @@ from sqlalchemy import text
 import models
 from core.db import MIGRATION_LOCK_ID, engine_for
 from core.settings import get_settings
+from models.search import include_in_schema_comparison
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -30,6 +31,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=url.startswith("sqlite"),
+        include_object=include_in_schema_comparison,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -52,6 +54,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=dialect == "sqlite",
         compare_type=True,
+        include_object=include_in_schema_comparison,
     )
     with context.begin_transaction():
         if dialect == "postgresql":

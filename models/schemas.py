@@ -45,6 +45,8 @@ MAX_TITLE = 120
 MAX_EMAIL = 254
 MAX_PASSWORD = 256
 MAX_CHAT_CHARS = 100_000  # hard ceiling; the configured limit (settings.max_message_chars) is lower
+MAX_SEARCH_CHARS = 200
+MAX_SEARCH_TERMS = 8
 
 # Bidirectional overrides/isolates and other invisible format characters that can disguise text.
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
@@ -224,6 +226,28 @@ class ChatIn(_In):
         return value
 
 
+_SEARCH_WORD = re.compile(r"[^\W_]+")  # letters and digits: what both search indexes see as words
+
+
+def clean_search(value: str) -> str:
+    """A search box's text: one line holding at least one word."""
+    value = clean_line(value)
+    if not _SEARCH_WORD.search(value):
+        raise ValueError(f"Type a word to search for: letters or digits (at most {MAX_SEARCH_CHARS} characters).")
+    return value
+
+
+class SearchIn(_In):
+    """What to look for in the user's conversations: every word must appear (in any form of it)."""
+
+    query: Annotated[str, Field(max_length=MAX_SEARCH_CHARS), AfterValidator(clean_search)]
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The query's words, lower-cased, each once, at most ``MAX_SEARCH_TERMS`` (the rest ignored)."""
+        return tuple(dict.fromkeys(w.lower() for w in _SEARCH_WORD.findall(self.query)))[:MAX_SEARCH_TERMS]
+
+
 class QuotaOverrideIn(_In):
     user_id: uuid.UUID
     tokens_per_day: Annotated[int, Field(ge=0, le=10_000_000_000)] | None = None
@@ -242,7 +266,7 @@ FIELD_LABELS = {
     "stack": "Stack", "vertical": "Vertical", "name": "Name", "playfulness": "Playfulness",
     "revenue_focus": "Revenue focus", "technical_depth": "Technical depth", "brevity": "Brevity",
     "formality": "Formality", "title": "Title", "agent": "Advisor mode", "text": "Message",
-    "tokens_per_day": "Tokens per day", "cost_per_month_usd": "USD per month",
+    "tokens_per_day": "Tokens per day", "cost_per_month_usd": "USD per month", "query": "Search",
 }  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.settings import get_settings
-from ui.chat_area import chat_page
+from ui.chat_area import chat_page, open_linked_conversation
 from ui.frame import page
 
 with page("chat") as user:
@@ -19,4 +19,5 @@ with page("chat") as user:
             "`ADVISOR_ANTHROPIC_API_KEY` to talk to a real model.",
             icon=":material/info:",
         )
+    open_linked_conversation()  # ?conversation=<id>&run=<id>: a search result
     chat_page(user)

@@ -16,10 +16,9 @@ from pydantic import ValidationError
 
 from core import accounts, credentials
 from core.limits import LimitExceeded
-from core.sessions import SESSION_COOKIE, token_hash
 from core.settings import get_settings
 from models.schemas import MAX_PASSWORD, ChangePasswordIn, NewPasswordIn, field_errors
-from ui.auth_view import sign_out
+from ui.auth_view import current_session_hash, sign_out
 from ui.frame import SignedInUser, guarded, signed_in_user
 from ui.text import literal, typing_limit
 
@@ -31,12 +30,6 @@ FLASH_KEY = "account_flash"
 def _show_errors(slots: dict[str, Any], errors: dict[str, str], fallback: str) -> None:
     for field, message in errors.items():
         slots.get(field, slots[fallback]).error(message)
-
-
-def _this_session() -> str | None:
-    """The token hash of this browser's session (its HttpOnly cookie), or None."""
-    token = st.context.cookies.get(SESSION_COOKIE)
-    return token_hash(token) if isinstance(token, str) and token else None
 
 
 def _password_boxes(*, minimum: int) -> tuple[str, Any, str, Any]:
@@ -73,7 +66,7 @@ def render_change_password(user: SignedInUser) -> None:
         _show_errors(slots, field_errors(exc), "current_password")
         return
     try:
-        ended = credentials.change_password(user_id=user.id, data=data, keep_token_hash=_this_session())
+        ended = credentials.change_password(user_id=user.id, data=data, keep_token_hash=current_session_hash())
     except LimitExceeded as exc:
         current_error.error(exc.message, icon=":material/lock_clock:")
         return
@@ -111,7 +104,7 @@ def render_required_password() -> None:
         slots = {"new_password": new_error, "confirm_password": confirm_error}
         try:
             data = NewPasswordIn(new_password=new, confirm_password=confirm)
-            credentials.set_new_password(user_id=user.id, data=data, keep_token_hash=_this_session())
+            credentials.set_new_password(user_id=user.id, data=data, keep_token_hash=current_session_hash())
         except ValidationError as exc:
             _show_errors(slots, field_errors(exc), "new_password")
             return
@@ -128,7 +121,7 @@ def render_account(user: SignedInUser) -> None:
     if isinstance(flash, str):
         st.success(flash, icon=":material/check:")
     st.write(f"Signed in as **{literal(user.email)}**" + (" (admin)" if user.is_admin else "") + ".")
-    st.subheader("Change password")
+    st.header("Change password")
     if get_settings().auth_mode != "local":
         st.info(credentials.NOT_LOCAL, icon=":material/badge:")
         return

@@ -1,32 +1,37 @@
-"""The sign-in gate's views: who is signed in, the sign-in / create-account forms, the account box.
+"""The sign-in gate's views: who is signed in, the signed-out view, the account box.
 
-Local mode keeps the signed-in user in ``st.session_state`` (re-checked against the database on
-every run, so a deleted account or a revoked admin takes effect at once). OIDC mode trusts
-Streamlit's ``st.user`` (its signed identity cookie) and maps it to a user row once per session.
-Signing out clears the whole session state (and, in OIDC mode, the identity cookie).
+Local mode: the browser holds a session token in an HttpOnly cookie, set by the sign-in and
+create-account routes (``core.auth_routes``, plain HTML forms). Every run of the script reads it
+(``st.context.cookies``, what the browser sent when the tab connected) and checks it with
+``core.sessions.validate_session``: a session revoked anywhere (sign-out in another tab, "sign out
+everywhere", a password change, the account deleted) shows the signed-out view at this tab's next
+interaction. The user row is re-read on every run too, so a revoked admin takes effect at once.
+``AppTest`` has no cookies: tests put a real session's token in the session state
+(``SESSION_TOKEN_KEY``), where the cookie's token is kept after the first run.
 
-OIDC mode reads Streamlit's ``[auth]`` secrets section (``auth_secrets``): when it cannot work
-(``core.oidc_config``), the sign-in view says what is missing instead of offering a button that fails.
+OIDC mode trusts Streamlit's ``st.user`` (its signed identity cookie) and maps it to a user row
+once per session. Signing out clears the whole session state (and, in OIDC mode, the identity
+cookie). OIDC mode reads Streamlit's ``[auth]`` secrets section (``auth_secrets``): when it cannot
+work (``core.oidc_config``), the sign-in view says what is missing instead of offering a button
+that fails.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import streamlit as st
-from pydantic import ValidationError
 
-from core import accounts, limits
-from core.limits import LimitExceeded
+from core import accounts, sessions
+from core.auth_pages import SIGN_IN_PATH, SIGN_UP_PATH, path_with_next, sign_in_form
+from core.auth_routes import CSRF_COOKIE, safe_next
 from core.oidc_config import oidc_config_problem
 from core.settings import Settings, get_settings
-from models.schemas import MAX_EMAIL, MAX_PASSWORD, SignInIn, SignUpIn, error_lines, field_errors
 from ui.frame import SignedInUser, guarded, set_signed_in_user, signed_in_user
-from ui.text import literal, typing_limit
+from ui.text import literal
 
-SIGNIN_KEY = "advisor_signin_key"
+SESSION_TOKEN_KEY = "advisor_session_token"  # noqa: S105 - a session-state key, not a secret
 OIDC_IDENTITY_KEY = "advisor_oidc_identity"
 AUTH_ERROR_KEY = "advisor_auth_error"
 SIGNED_OUT_NOTICE_KEY = "advisor_signed_out_notice"
@@ -34,6 +39,7 @@ SIGNED_OUT_NOTICE_KEY = "advisor_signed_out_notice"
 __all__ = [
     "AccountDeletedNotice",
     "auth_secrets",
+    "current_session_hash",
     "render_account_box",
     "render_sign_in",
     "resolve_user",
@@ -61,28 +67,6 @@ def _signed_in(user: accounts.AuthUser) -> SignedInUser:
                         password_reset_required=user.password_reset_required)
 
 
-def _client_address() -> str | None:
-    """The client's address (failed sign-ins are also counted per address): the connection's peer
-    (None on localhost), or behind ``ADVISOR_TRUSTED_PROXY_HOPS`` proxies what the outermost saw."""
-    hops = get_settings().trusted_proxy_hops
-    peer = st.context.ip_address
-    forwarded = st.context.headers.get_all("X-Forwarded-For") if hops else []
-    return limits.client_address(  # (type checks: AppTest's client context is a mock object)
-        peer if isinstance(peer, str) else None,
-        [h for h in forwarded if isinstance(h, str)] if isinstance(forwarded, list) else [],
-        hops,
-    )
-
-
-def _session_key() -> str:
-    """A random key per browser session: failed sign-ins are also counted per session."""
-    key = st.session_state.get(SIGNIN_KEY)
-    if not isinstance(key, str):
-        key = uuid.uuid4().hex
-        st.session_state[SIGNIN_KEY] = key
-    return key
-
-
 def _truthy(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
@@ -90,16 +74,41 @@ def _truthy(value: object) -> bool:
 # ------------------------------------------------------------------------------------------------
 # who is signed in
 # ------------------------------------------------------------------------------------------------
+def _cookie(name: str) -> str | None:
+    value = st.context.cookies.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _session_token() -> str | None:
+    """This tab's session token: the cookie the browser sent when the tab connected (kept in the
+    session state), or the one a test put there."""
+    token = _cookie(sessions.SESSION_COOKIE)
+    if token is not None:
+        st.session_state[SESSION_TOKEN_KEY] = token
+        return token
+    kept = st.session_state.get(SESSION_TOKEN_KEY)
+    return kept if isinstance(kept, str) else None
+
+
+def current_session_hash() -> str | None:
+    """The token hash of this tab's session (local mode), e.g. to spare it when the user signs out
+    everywhere else; None when there is none."""
+    token = _session_token()
+    return sessions.token_hash(token) if token else None
+
+
 def _resolve_local() -> SignedInUser | None:
-    user = signed_in_user()
-    if user is None:
+    session = sessions.validate_session(_session_token())
+    if session is None:  # no session, or one revoked or expired: signed out at this run
+        set_signed_in_user(None)
+        st.session_state.pop(SESSION_TOKEN_KEY, None)
         return None
-    fresh = accounts.get_user(user.id)
+    fresh = accounts.get_user(session.user_id)
     if fresh is None:  # account deleted meanwhile
         st.session_state.clear()
         return None
     current = _signed_in(fresh)
-    if current != user:
+    if current != signed_in_user():
         set_signed_in_user(current)
     return current
 
@@ -151,72 +160,6 @@ def resolve_user(settings: Settings) -> SignedInUser | None:
 # ------------------------------------------------------------------------------------------------
 # sign-in view
 # ------------------------------------------------------------------------------------------------
-def _sign_in_form() -> None:
-    with st.form("sign_in_form", clear_on_submit=True):
-        email = st.text_input("Email", key="signin_email", max_chars=typing_limit(MAX_EMAIL))
-        password = st.text_input(
-            "Password", type="password", key="signin_password", max_chars=typing_limit(MAX_PASSWORD)
-        )
-        submitted = st.form_submit_button("Sign in", type="primary")
-    if not submitted:
-        return
-    try:
-        data = SignInIn(email=email, password=password)
-    except ValidationError as exc:  # the form of what was typed (says nothing about any account)
-        for line in error_lines(exc):
-            st.error(line, icon=":material/error:")
-        return
-    try:
-        user = accounts.sign_in(data, session_key=_session_key(), client=_client_address())
-    except LimitExceeded as exc:
-        st.error(exc.message, icon=":material/lock_clock:")
-        return
-    except accounts.AuthError as exc:
-        st.error(exc.message, icon=":material/error:")
-        return
-    set_signed_in_user(_signed_in(user))
-    st.rerun()
-
-
-def _sign_up_form() -> None:
-    minimum = get_settings().min_password_length
-    with st.form("sign_up_form"):
-        email = st.text_input("Email", key="signup_email", max_chars=typing_limit(MAX_EMAIL))
-        email_error = st.empty()
-        password = st.text_input(
-            "Password",
-            type="password",
-            key="signup_password",
-            max_chars=typing_limit(MAX_PASSWORD),
-            help=f"At least {minimum} characters, mixing letters, digits or symbols.",
-        )
-        password_error = st.empty()
-        confirm = st.text_input(
-            "Repeat password", type="password", key="signup_confirm", max_chars=typing_limit(MAX_PASSWORD)
-        )
-        confirm_error = st.empty()
-        submitted = st.form_submit_button("Create account", type="primary")
-    if not submitted:
-        return
-    slots = {"email": email_error, "password": password_error, "confirm_password": confirm_error}
-    try:
-        data = SignUpIn(email=email, password=password, confirm_password=confirm)
-    except ValidationError as exc:
-        for field, message in field_errors(exc).items():
-            slots.get(field, email_error).error(message)
-        return
-    try:
-        user = accounts.sign_up(data, session_key=_session_key(), client=_client_address())
-    except LimitExceeded as exc:
-        email_error.error(exc.message)
-        return
-    except accounts.AuthError as exc:
-        slots.get(exc.field, email_error).error(exc.message)
-        return
-    set_signed_in_user(_signed_in(user))
-    st.rerun()
-
-
 def auth_secrets() -> Mapping[str, object] | None:
     """The ``[auth]`` section of Streamlit's secrets, or None (no section, or no secrets at all)."""
     try:
@@ -243,8 +186,21 @@ def _oidc_view() -> None:
         st.login()
 
 
-def render_sign_in() -> None:
-    """The only view a visitor without a session sees."""
+def _local_view(next_path: str) -> None:
+    """The signed-out view inside the app: the sign-in form itself (posting to ``/signin``, as the
+    sign-in page does), or a link to that page when the browser has no form token yet."""
+    csrf = _cookie(CSRF_COOKIE)
+    if csrf is None:
+        st.subheader("Sign in")
+        st.link_button("Sign in", path_with_next(SIGN_IN_PATH, next_path), type="primary")
+    else:
+        st.html(sign_in_form(csrf=csrf, next_path=next_path, prefix="app-signin"))
+    st.markdown(f"New to Advisor? [Create an account]({path_with_next(SIGN_UP_PATH, next_path)})")
+
+
+def render_sign_in(next_path: str = "/") -> None:
+    """The only view a visitor without a session sees. ``next_path``: the page to return to after
+    signing in (a local path)."""
     with guarded("sign-in"):
         st.title("Advisor")
         st.caption("An advisor for engineering leaders that knows your role, stack and style.")
@@ -254,20 +210,19 @@ def render_sign_in() -> None:
         if get_settings().auth_mode == "oidc":
             _oidc_view()
             return
-        tab_in, tab_up = st.tabs(["Sign in", "Create account"])
-        with tab_in:
-            _sign_in_form()
-        with tab_up:
-            _sign_up_form()
+        _local_view(safe_next(next_path))
 
 
 def sign_out() -> None:
-    """End this session's sign-in: the whole session state and, in OIDC mode, the identity cookie
-    (else the gate would sign the same identity straight back in).
+    """End this session's sign-in: the session itself (local mode: revoked on the server, so its
+    cookie is refused everywhere from now on), the whole session state and, in OIDC mode, the
+    identity cookie (else the gate would sign the same identity straight back in).
 
     In OIDC mode ``st.logout`` sends the browser to Streamlit's ``/auth/logout`` (which clears the
     cookie, then the provider's end-session page) and this run stops there: a rerun would drop that
     queued redirect before it reached the browser, leaving the cookie in place."""
+    if get_settings().auth_mode == "local":
+        sessions.revoke_session(_session_token())
     st.session_state.clear()
     if get_settings().auth_mode == "oidc":
         st.logout()

@@ -16,19 +16,26 @@ What is read from the database, and when:
   turn cut short (a rerun, a closed tab) forgets the held history instead: the next run reads it.
 
 One run of the fragment, top to bottom: the header and the sidebar list get their places; the
-history is drawn; the chat input (pinned to the bottom) or a Retry gives the text of a new turn,
-which is shown and streamed; last, the header and the sidebar list are filled, so that after a turn
-they show its title and count without another run.
+history is drawn, each turn as its latest version (earlier versions in an expander); the chat input
+(pinned to the bottom), or an edit, a regeneration or a Retry (``ui.chat_actions``: a new version of
+the last turn) gives the text of a new turn, which is shown and streamed; last, the header and the
+sidebar list are filled, so that after a turn they show its title and count without another run.
+
+Stop is the chat input's own stop control (``submit_mode="stop"``): it stops the script run, the
+live turn's ``finally`` closes the turn (``interrupted`` / ``cancelled``, the partial answer kept)
+and forgets the held history, so the next run reads the stopped turn back.
 
 Hook points for controls. Each is called inside the fragment, so a widget placed there reruns only
 the fragment; state a control changes is read on that rerun. A control that changes stored runs or
 conversations calls ``forget_history()`` so that the rerun reads them again.
 
-* ``conversation_controls(summary)``: beside the title (Rename today; export, delete).
-* ``user_message_controls(run)``: under each shown user message (edit, copy).
+* ``conversation_controls(summary)``: beside the title (rename, export, delete).
+* ``user_message_controls(run, last=...)``: under each shown user message (edit).
 * ``answer_controls(run, last=...)``: under each shown answer (regenerate, copy, feedback).
-* ``live_turn_controls(turn)``: beside the answer while it streams (Stop).
+* ``live_turn_controls(turn)``: beside the answer while it streams.
 * ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
+  ``open_linked_conversation()`` does it for the page's link ``?conversation=<id>&run=<id>``
+  (``link_params``); the run asked for is loaded into the history and marked.
 * ``forget_history()``: drop what the session holds; the next run reads the database.
 
 The page calls ``core.chat`` and ``core.conversations`` through their modules (``chat.run_turn``),
@@ -46,10 +53,12 @@ from core import chat, conversations
 from core.conversations import ConversationSummary
 from core.db import NotFound
 from core.request_context import request_context
+from core.run_versions import TurnVersions, group_versions
 from core.settings import get_settings
 from models import AgentRun
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
-from ui.chat_view import agent_choices, meta_line
+from ui import chat_actions
+from ui.chat_view import agent_choices, meta_line, run_notice
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
 from ui.text import literal, typing_limit
@@ -59,9 +68,10 @@ HELD_KEY = "chat_held"
 OPEN_KEY = "chat_open_conversation"
 FOCUS_KEY = "chat_focus_run"
 RELOAD_KEY = "chat_reload"
-RETRY_KEY = "chat_retry_text"
 RENAME_ERROR_KEY = "chat_rename_error"
 PAGE_SIZE = 50
+CONVERSATION_PARAM = "conversation"
+RUN_PARAM = "run"
 
 
 @dataclass
@@ -112,6 +122,34 @@ def open_conversation(conversation_id: uuid.UUID, run_id: uuid.UUID | None = Non
         held.limit = PAGE_SIZE
 
 
+def link_params(conversation_id: uuid.UUID, run_id: uuid.UUID | None = None) -> dict[str, str]:
+    """The chat page's query parameters that open ``conversation_id`` (at ``run_id``)."""
+    params = {CONVERSATION_PARAM: str(conversation_id)}
+    if run_id is not None:
+        params[RUN_PARAM] = str(run_id)
+    return params
+
+
+def _uuid_param(name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(st.query_params.get(name, ""))
+    except ValueError:
+        return None
+
+
+def open_linked_conversation() -> None:
+    """Open what the page's link names (``link_params``), then drop the parameters: a later full run
+    of the page (a navigation back) shows the conversation the user moved on to. A malformed id, or
+    another user's, opens the user's own newest conversation instead (``open_conversation``)."""
+    if CONVERSATION_PARAM not in st.query_params:
+        return
+    conversation_id = _uuid_param(CONVERSATION_PARAM)
+    if conversation_id is not None:
+        open_conversation(conversation_id, _uuid_param(RUN_PARAM))
+    for name in (CONVERSATION_PARAM, RUN_PARAM):
+        st.query_params.pop(name, None)
+
+
 def focused_run() -> uuid.UUID | None:
     """The run ``open_conversation`` was asked to show, if any."""
     value = st.session_state.get(FOCUS_KEY)
@@ -127,8 +165,8 @@ def forget_history() -> None:
 
 def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> None:
     """Controls for the open conversation, in the header beside its title (called once per run of
-    the fragment, after the turn if there was one, so ``summary`` has its latest title and count).
-    Today: Rename."""
+    the fragment, after the turn if there was one, so ``summary`` has its latest title and count):
+    Rename, then Export and Delete (``ui.chat_actions``)."""
     with st.popover("Rename", icon=":material/edit:"):
         # keyed by the stored title too: when it changes (the first message titles the conversation),
         # the box starts from the new title instead of keeping the one it was first drawn with
@@ -138,6 +176,7 @@ def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> N
                   args=(user.id, summary.id, box))
         if problem := st.session_state.pop(RENAME_ERROR_KEY, None):
             st.error(problem)
+    chat_actions.conversation_controls(summary, user.id, forget_history)
 
 
 def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
@@ -151,9 +190,11 @@ def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
         forget_history()
 
 
-def user_message_controls(run: AgentRun) -> None:
-    """Controls under a user message (edit, copy): called inside its ``st.chat_message("user")``
-    after the text, for each turn of the history and, once it has finished, for the live turn."""
+def user_message_controls(run: AgentRun, *, last: bool) -> None:
+    """Controls under a user message (edit): called inside its ``st.chat_message("user")`` after
+    the text, for each turn of the history and, once it has finished, for the live turn. ``last``:
+    the conversation's newest turn."""
+    chat_actions.user_message_controls(run, last=last)
 
 
 def answer_controls(run: AgentRun, *, last: bool) -> None:
@@ -161,15 +202,15 @@ def answer_controls(run: AgentRun, *, last: bool) -> None:
     ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
     line, for each turn of the history and, once it has finished, for the live turn. ``last``: the
     conversation's newest turn."""
+    chat_actions.answer_controls(run, last=last)
 
 
 def live_turn_controls(turn: chat.Turn) -> None:
-    """Controls shown while an answer streams (Stop): called inside the live turn's
+    """Controls shown while an answer streams: called inside the live turn's
     ``st.chat_message("assistant")`` just before the stream starts, in the same fragment as the
-    stream. A click on a widget placed here reruns the fragment, which ends the stream where it is:
-    the turn is closed and recorded as interrupted (``cancelled``) with the partial answer kept, and
-    the rerun reads it back from the database. So a Stop button needs no more than to exist (its
-    callback may note why it was pressed)."""
+    stream. None today. Stop is not here: a click on a widget inside a running fragment is queued
+    until the run ends, so it cannot end the stream; the chat input's stop control does (it stops
+    the script run at once)."""
 
 
 # --- the fragment --------------------------------------------------------------------------------
@@ -183,16 +224,24 @@ def chat_page(user: SignedInUser) -> None:
 def chat_area(user: SignedInUser) -> None:
     """Header, sidebar list, history and live turn; see the module docstring."""
     with guarded("chat"):  # a fragment rerun runs outside the page's frame: the same frame again
+        chat_actions.deleted_notice()
         held = _held(user)
         current = next(c for c in held.conversations if c.id == held.conversation_id)
         header = st.container()
         side = st.sidebar.container()
-        _history(held)
-        with st.bottom:
-            prompt = st.chat_input("Ask your advisor…", max_chars=typing_limit(get_settings().max_message_chars))
-        text = prompt or st.session_state.pop(RETRY_KEY, None)
-        if text:
-            _live_turn(user, held, text)
+        with st.bottom:  # read first (it is drawn at the bottom wherever it is called)
+            prompt = st.chat_input("Ask your advisor…", max_chars=typing_limit(get_settings().max_message_chars),
+                                   submit_mode="stop")
+        replacement = chat_actions.take_replacement()
+        if prompt:
+            replacement = None  # a message typed meanwhile goes first; the edit or regeneration is dropped
+        replaced = _history(held, replacing=replacement.run_id if replacement else None,
+                            live=bool(prompt) or replacement is not None)
+        if prompt:
+            _live_turn(user, held, prompt)
+        elif replacement is not None:
+            _live_turn(user, held, replacement.text, replaces=replaced)
+        if prompt or replacement is not None:
             current = next((c for c in held.conversations if c.id == current.id), current)
         with header:
             _header(user, current)
@@ -217,6 +266,10 @@ def _held(user: SignedInUser) -> HeldChat:
             return held
         try:
             past = conversations.history(user_id=user.id, conversation_id=open_id, limit=held.limit)
+            focus = focused_run()
+            while focus is not None and past.has_earlier and all(r.id != focus for r in past.runs):
+                held.limit += PAGE_SIZE  # the run asked for is older: load back to it
+                past = conversations.history(user_id=user.id, conversation_id=open_id, limit=held.limit)
         except NotFound:  # deleted meanwhile (in another tab): start again from the list
             st.session_state.pop(OPEN_KEY, None)
             held = _read_list(user)
@@ -232,11 +285,6 @@ def _read_list(user: SignedInUser) -> HeldChat:
     return held
 
 
-def _retry(text: str) -> None:
-    """Button callback (runs before the next run of the fragment): send ``text`` again."""
-    st.session_state[RETRY_KEY] = text
-
-
 def _load_earlier() -> None:
     held: HeldChat | None = st.session_state.get(HELD_KEY)
     if held is not None:
@@ -244,45 +292,63 @@ def _load_earlier() -> None:
         held.conversation_id = None
 
 
-def _history(held: HeldChat) -> None:
+def _history(held: HeldChat, *, replacing: uuid.UUID | None = None, live: bool = False) -> TurnVersions | None:
+    """Draw the held history, each turn as its latest run. ``replacing``: the last run, about to be
+    replaced by a new version (an edit, a regeneration, a Retry): it is not drawn, and returned with
+    its earlier versions (None if it is not the last turn shown: the turn then refuses it).
+    ``live``: a turn follows in this run, so no turn drawn here is the last one."""
     if held.has_earlier:
         st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
-    if not held.runs:
+    turns = group_versions(held.runs)
+    replaced = turns.pop() if turns and replacing is not None and turns[-1].run.id == replacing else None
+    if not turns and replaced is None:
         st.caption("Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your "
                    "profile and vibe.")
-    last = held.runs[-1].id if held.runs else None
-    for run in held.runs:
+    last = turns[-1].run.id if turns and not live else None
+    focus = focused_run()
+    for turn in turns:
+        run = turn.run
+        if run.id == focus:
+            st.caption("Found by your search:")
         with st.chat_message("user"):
             render_user_text(run.user_message)
-            user_message_controls(run)
+            user_message_controls(run, last=run.id == last)
         with st.chat_message("assistant"):
             if run.output:
                 st.markdown(held.answer(run))
             _status_notice(run, last=run.id == last)
             answer_controls(run, last=run.id == last)
+            chat_actions.earlier_versions(turn.earlier)
             st.caption(meta_line(run))
+    return replaced
 
 
 def _status_notice(run: AgentRun, *, last: bool) -> None:
-    if run.status == "pending":
-        st.caption("Answer in progress…")
-    elif run.status != "ok":
-        st.warning(f"This answer did not complete ({run.error_code or run.status}). "
-                   f"Reference {run.request_id}.", icon=":material/warning:")
-        if last:
-            st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:", on_click=_retry,
-                      args=(run.user_message,))
+    notice = run_notice(run)  # interrupted by a stopped server, still in progress, or failed
+    if notice is None:
+        return
+    if notice.kind == "progress":
+        st.caption(notice.text)
+    else:
+        st.warning(notice.text, icon=":material/warning:")
+        if last:  # a new version of this turn (the failed run stays under Earlier versions)
+            st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:",
+                      on_click=chat_actions.request_replacement, args=(run.id, run.user_message))
 
 
-def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
-    """Store the message, stream the answer, then hold the finished run (see the module docstring)."""
+def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnVersions | None = None) -> None:
+    """Store the message, stream the answer, then hold the finished run (see the module docstring).
+
+    ``replaces``: the last turn this one is a new version of (its runs are then earlier versions)."""
     assert held.conversation_id is not None
     with request_context(page="chat") as rid:
         try:
             turn = chat.run_turn(user_id=user.id, conversation_id=held.conversation_id, text=text,
-                                 request_id=rid)
+                                 request_id=rid, replaces=replaces.run.id if replaces else None)
         except chat.TurnRejected as exc:
             st.warning(exc.message, icon=":material/block:")
+            if replaces is not None:
+                forget_history()  # the turn it would replace is drawn again on the next run
             return
         finished = False
         try:  # a rerun can arrive at any Streamlit call below: close() records the turn then
@@ -296,12 +362,14 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
                 if result.status != "ok":
                     st.error(result.user_message, icon=":material/error:")
                     st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
-                              on_click=_retry, args=(text,))
+                              on_click=chat_actions.request_replacement, args=(result.run_id, text))
                 turn.close()
-                run = _read_back(user, held, result.run_id)
+                run = _read_back(user, held, result.run_id, replaces=replaces)
                 with user_box:
-                    user_message_controls(run)
+                    user_message_controls(run, last=True)
                 answer_controls(run, last=True)
+                if replaces is not None:
+                    chat_actions.earlier_versions([*replaces.earlier, replaces.run])
                 st.caption(meta_line(run))
             finished = True
         finally:
@@ -310,11 +378,15 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str) -> None:
                 forget_history()
 
 
-def _read_back(user: SignedInUser, held: HeldChat, run_id: uuid.UUID) -> AgentRun:
+def _read_back(user: SignedInUser, held: HeldChat, run_id: uuid.UUID, *,
+               replaces: TurnVersions | None = None) -> AgentRun:
     """The finished run as stored, added to the held history; the conversation list read again
-    (title, count). Should a read fail, the caller forgets the held history."""
+    (title, count). The run it replaced is held as superseded by it, as stored. Should a read fail,
+    the caller forgets the held history."""
     run = conversations.get_run(user_id=user.id, run_id=run_id)
     held.conversations = conversations.list_conversations(user_id=user.id)
+    if replaces is not None:
+        replaces.run.superseded_by = run.id
     held.add_run(run)
     return run
 

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import text, update
 from sqlmodel import col, select
 
-from core.agent_runs import recover_stale_runs
 from core.assembler import assemble_prompt
 from core.atoms import load_atoms
 from core.chat import TurnRejected, run_turn
@@ -24,8 +23,10 @@ from core.db import NotFound, engine_for, system_session, user_session
 from core.pricing import cost_usd
 from core.profiles import save_profile
 from core.providers.base import Usage
+from core.run_leases import sweep_stale_runs
 from models import AgentRun
 from models.schemas import ProfileIn, VibeIn
+from models.types import utcnow
 from tests.chat_fixtures import BOTH_DATABASES, ChatEnv
 from tests.factories import make_user
 from tests.stubs.provider_server import Fault, Reply
@@ -251,46 +252,17 @@ def test_no_loss_when_the_consumer_dies_at_random_points(chat_env: ChatEnv):
             # "abandon": the generator is left unfinished, as if the process had died
         if mode == "abandon":
             del stream, turn
-    recover_stale_runs(older_than=timedelta(0))
+    sweep_stale_runs(now=utcnow() + timedelta(hours=1))  # every run still pending counts as stale
     runs = _runs(chat_env.user_id)
     assert sorted(r.user_message for r in runs) == sorted(messages)
     assert not [r for r in runs if r.status == "pending"]
     assert {r.status for r in runs} <= {"ok", "interrupted"}
 
 
-def test_recovery_sweep_waits_for_the_longest_turn_the_fallback_chain_allows(any_db_url: str, set_env):
-    """A turn may try every provider of the chain, each attempt and SDK retry within the total
-    timeout: the sweep leaves a pending run alone for that long (it used to wait one total timeout
-    plus a minute, less than two slow providers can take)."""
-    from datetime import UTC, datetime
-
-    from core.agent_runs import longest_turn
-    from core.settings import get_settings
-    from models import Conversation
-
-    set_env(PROVIDERS="openai,anthropic", OPENAI_API_KEY="sk-test-0000000000", ANTHROPIC_API_KEY="sk-ant-0000000000",
-            PROVIDER_TOTAL_TIMEOUT_S="100", PROVIDER_MAX_RETRIES="1")
-    assert longest_turn(get_settings()) == timedelta(seconds=2 * 2 * 100 + 60)
-    user = make_user()
-    started = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-    with user_session(user) as s:
-        conv = Conversation(user_id=user)
-        s.add(conv)
-        s.flush()
-        s.add(AgentRun(user_id=user, conversation_id=conv.id, created_at=started, user_message="in flight",
-                       output="", status="pending", request_id="r"))
-    # three attempts of 100 s have gone by: the turn may still be on its fourth
-    assert recover_stale_runs(now=started + timedelta(seconds=400)) == 0
-    assert recover_stale_runs(now=started + timedelta(seconds=461)) == 1
-    with user_session(user) as s:
-        [run] = s.exec(select(AgentRun).where(AgentRun.user_id == user)).all()
-    assert (run.status, run.error_code) == ("interrupted", "abandoned")
-
-
 def test_recovery_sweep_spares_fresh_pending_runs(chat_env: ChatEnv):
     turn = run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="in flight",
                     settings=chat_env.settings, router=chat_env.router)
-    assert recover_stale_runs() == 0  # default age: longer than any live turn
+    assert sweep_stale_runs() == []  # its heartbeat is fresh: inserted with the run
     assert _runs(chat_env.user_id)[0].status == "pending"
     "".join(turn)
     turn.close()
@@ -446,7 +418,7 @@ def test_a_turn_closed_before_its_stream_started_is_recorded_not_left_pending(ch
     assert (run.user_message, run.status, run.error_code, run.output) == ("Never shown?", "interrupted",
                                                                           "cancelled", "")
     assert chat_env.stub.requests() == []  # no provider was called
-    assert recover_stale_runs() == 0
+    assert sweep_stale_runs(now=utcnow() + timedelta(hours=1)) == []  # nothing left pending
     turn.close()  # twice: nothing more happens
     assert [(r.status, r.error_code) for r in _runs(chat_env.user_id)] == [("interrupted", "cancelled")]
 

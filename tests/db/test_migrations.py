@@ -16,6 +16,7 @@ from sqlalchemy import column, inspect, table, text
 import models
 from core import db as core_db
 from core.settings import ROOT
+from models.search import include_in_schema_comparison, is_search_object
 
 
 def _head() -> str:
@@ -30,12 +31,15 @@ TABLES = {"users", "user_profiles", "vibe_configs", "conversations", "agent_runs
 
 def _tables(url: str) -> set[str]:
     with core_db.engine_for(url).connect() as conn:
-        return set(inspect(conn).get_table_names()) - {"alembic_version"}
+        names = set(inspect(conn).get_table_names()) - {"alembic_version"}
+    return {name for name in names if not is_search_object(name, "table")}  # SQLite's FTS5 tables
 
 
 def _diff(url: str) -> list[object]:
     with core_db.engine_for(url).connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_in_schema_comparison}
+        )
         return list(compare_metadata(ctx, models.metadata))
 
 

@@ -255,7 +255,7 @@ APP_WRITES: dict[str, tuple[bool, set[str], bool]] = {
     "usage_counters": (False, set(), False),
     "signin_addresses": (False, set(), False),
     "user_sessions": (False, set(), True),  # 0014: a user may see and end their sessions, never mint one
-    "password_resets": (False, set(), False),  # 0015: a user may see their reset codes, nothing more
+    "password_resets": (False, set(), False),  # 0016: a user may see their reset codes, nothing more
     "deletion_records": (False, set(), False),
 }
 
@@ -433,7 +433,7 @@ def test_a_user_session_still_runs_and_counts_its_turns(metered_user):
     """What the chat turn writes as the user still works, and is counted by the database: a pending
     run, its checkpoints, its finish (sent twice: a retried finish may repeat one that committed),
     the late finish of a run the recovery sweep closed; deleting the conversation keeps the usage."""
-    from core.agent_runs import recover_stale_runs
+    from core.run_leases import sweep_stale_runs
 
     a, conversation = metered_user
     live, swept = uuid.uuid4(), uuid.uuid4()
@@ -451,7 +451,7 @@ def test_a_user_session_still_runs_and_counts_its_turns(metered_user):
     counters, _runs = _usage(a)
     assert [row[1:] for row in counters] == [(230, Decimal("0.75"))]
     # the sweep marks the day-old pending run interrupted; the turn's own finish still records its usage
-    assert recover_stale_runs(older_than=timedelta(hours=1)) == 1
+    assert len(sweep_stale_runs()) == 1  # no heartbeat, created a day ago: stale
     _as_user(a, (_FINISH_SQL, _finish(swept, input_tokens=7, output_tokens=1, cost_usd=Decimal("0.01"))))
     counters, _runs = _usage(a)
     assert {row[0]: row[1:] for row in counters} == {

@@ -9,11 +9,14 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
+from core.chat import TurnRejected, run_turn
 from core.db import system_session, user_session
 from core.run_versions import LATEST, NotReplaceable, group_versions, supersede_last_run
 from models import AgentRun, Conversation
 from models.types import utcnow
+from tests.chat_fixtures import BOTH_DATABASES, ChatEnv
 from tests.factories import make_user
+from tests.stubs.provider_server import Reply
 
 
 def _conversation_with_runs(user_id: uuid.UUID, n: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
@@ -109,3 +112,53 @@ def test_runs_are_grouped_as_turns_with_their_earlier_versions():
     orphan = run(9)
     orphan.superseded_by = uuid.uuid4()
     assert [x.run.user_message for x in group_versions([orphan, c])] == ["m9", "m4"]
+
+
+# --- through the chat turn (real SDKs against the loopback stub) -----------------------------------
+def _send(env: ChatEnv, text: str, reply: str, replaces: uuid.UUID | None = None) -> uuid.UUID:
+    env.stub.set_reply("openai", Reply(text=reply))
+    turn = run_turn(user_id=env.user_id, conversation_id=env.conversation_id, text=text, settings=env.settings,
+                    router=env.router, replaces=replaces)
+    assert "".join(turn) == reply
+    turn.close()
+    return turn.result.run_id
+
+
+def _sent(env: ChatEnv) -> list[tuple[str, str]]:
+    """The conversation the model was sent last (roles and texts, the system prompt left out)."""
+    messages = env.stub.requests("openai")[-1].body["messages"]
+    return [(m["role"], m["content"]) for m in messages if m["role"] != "system"]
+
+
+@BOTH_DATABASES
+def test_regenerate_and_edit_make_new_runs_and_the_model_sees_latest_versions_only(chat_env: ChatEnv):
+    first = _send(chat_env, "q1", "a1")
+    second = _send(chat_env, "q2", "a2")
+    regenerated = _send(chat_env, "q2", "a2 again", replaces=second)  # regenerate the last answer
+    assert _sent(chat_env) == [("user", "q1"), ("assistant", "a1"), ("user", "q2")]
+    edited = _send(chat_env, "q2, edited", "a2 edited", replaces=regenerated)  # edit the last message
+    assert _sent(chat_env) == [("user", "q1"), ("assistant", "a1"), ("user", "q2, edited")]
+    _send(chat_env, "q3", "a3")
+    assert _sent(chat_env) == [("user", "q1"), ("assistant", "a1"), ("user", "q2, edited"),
+                               ("assistant", "a2 edited"), ("user", "q3")]
+    # every version stays stored, each pointing at the one that replaced it
+    links = _superseded(chat_env.conversation_id)
+    assert links == {"q1": None, "q2": links["q2"], "q2, edited": None, "q3": None}
+    with system_session() as s:
+        by_id = {r.id: r for r in s.exec(select(AgentRun).where(AgentRun.conversation_id == chat_env.conversation_id))}
+    assert by_id[second].superseded_by == regenerated and by_id[regenerated].superseded_by == edited
+    assert by_id[first].superseded_by is None and by_id[regenerated].output == "a2 again"
+    assert len(by_id) == 5
+
+
+@BOTH_DATABASES
+def test_a_new_version_of_an_earlier_turn_is_refused_with_nothing_stored(chat_env: ChatEnv):
+    first = _send(chat_env, "q1", "a1")
+    _send(chat_env, "q2", "a2")
+    calls = len(chat_env.stub.requests())
+    with pytest.raises(TurnRejected, match="Only the last message") as info:
+        run_turn(user_id=chat_env.user_id, conversation_id=chat_env.conversation_id, text="q1 again",
+                 settings=chat_env.settings, router=chat_env.router, replaces=first)
+    assert info.value.reason == "not_replaceable"
+    assert len(chat_env.stub.requests()) == calls  # no provider call
+    assert _superseded(chat_env.conversation_id) == {"q1": None, "q2": None}

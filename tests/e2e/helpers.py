@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -28,6 +29,7 @@ STEP_TIMEOUT_MS = 30_000
 expect.set_options(timeout=STEP_TIMEOUT_MS)
 
 QUIET_MS = 400  # no WebSocket message for this long while idle: the coalesced run is over
+SIGN_IN_PAGES = ("/signin", "/signup")  # plain HTML pages (core.auth_pages), not the Streamlit app
 
 # Every Content-Security-Policy violation of every document the page loads is reported to the test
 # (``BrowserSession.csp_violations``): the e2e fixture fails a test whose pages violated the policy.
@@ -162,11 +164,56 @@ class BrowserSession:
         self.log.append(f"{name}: {t1 - t0:.2f}s, then the rerun {time.monotonic() - t1:.2f}s")
 
     def goto(self, path: str = "/") -> None:
+        """Open ``path``; when the app shows (not the plain sign-in pages a signed-out visitor is
+        sent to), wait until it is connected and idle."""
         self.page.goto(self.base_url + path)
+        self.wait_app_if_shown()
+
+    def on_sign_in_pages(self) -> bool:
+        """Whether the browser shows one of the plain sign-in pages (``/signin``, ``/signup``)."""
+        return urlsplit(self.page.url).path in SIGN_IN_PAGES
+
+    def wait_app_if_shown(self) -> None:
+        if self.on_sign_in_pages():
+            return
         self.wait_idle()
         expect(self.page.locator("[data-testid=stApp]")).to_have_attribute(
             "data-test-connection-state", re.compile("CONNECTED", re.IGNORECASE)
         )
+
+    def submit(self, button: Locator) -> None:
+        """Click a plain form's submit button (a full page load), then wait for what it loads."""
+        with self.page.expect_navigation():
+            button.click()
+        self.wait_app_if_shown()
+
+    # signing in and out through the real forms ---------------------------------------------------
+    def sign_in_form(self) -> Locator:
+        """The sign-in form: the sign-in page's, or the one the app shows when a session ended."""
+        return self.page.locator("form", has=self.page.get_by_role("button", name="Sign in", exact=True))
+
+    def sign_up(self, email: str, password: str, *, path: str = "/") -> None:
+        """Create an account through the create-account page, landing on ``path``."""
+        self.goto(f"/signup?next={quote(path)}" if path != "/" else "/signup")
+        form = self.page.locator("form", has=self.page.get_by_role("button", name="Create account"))
+        form.get_by_label("Email", exact=True).fill(email)
+        form.get_by_label("Password", exact=True).fill(password)
+        form.get_by_label("Repeat password", exact=True).fill(password)
+        self.submit(form.get_by_role("button", name="Create account"))
+
+    def sign_in(self, email: str, password: str) -> None:
+        """Fill and send the sign-in form shown now (open ``/signin`` first when none is)."""
+        form = self.sign_in_form()
+        if not form.count():
+            self.goto("/signin")
+        form.get_by_label("Email", exact=True).fill(email)
+        form.get_by_label("Password", exact=True).fill(password)
+        self.submit(form.get_by_role("button", name="Sign in", exact=True))
+
+    def sign_out(self) -> None:
+        """The sidebar's "Sign out": the app then shows its sign-in form."""
+        self.act(self.sidebar.get_by_role("button", name="Sign out").click)
+        self.expect_sign_in_view()
 
     # screenshots -------------------------------------------------------------------------------
     def shot(self, name: str) -> Path:
@@ -197,11 +244,14 @@ class BrowserSession:
         return self.page.locator("[data-testid=stSidebar]")
 
     def expect_sign_in_view(self) -> None:
-        """The sign-in gate: the title, both tabs, and nothing of the signed-in app."""
-        expect(self.main.locator("h1", has_text="Advisor")).to_be_visible()
-        expect(self.page.get_by_role("tab", name="Sign in")).to_be_visible()
-        expect(self.page.get_by_role("tab", name="Create account")).to_be_visible()
+        """Signed out: the sign-in page (or the app's sign-in view), its form, the way to create an
+        account, and nothing of the signed-in app."""
+        expect(self.page.get_by_role("heading", name="Advisor", level=1)).to_be_visible()
+        expect(self.page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(self.sign_in_form().get_by_label("Password", exact=True)).to_be_visible()
+        expect(self.page.get_by_role("link", name=re.compile("Create an account"))).to_be_visible()
         expect(self.page.get_by_role("button", name="Sign out")).to_have_count(0)
+        expect(self.page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
 
     # actions -----------------------------------------------------------------------------------
     def navigate(self, title: str) -> None:

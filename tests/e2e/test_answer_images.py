@@ -44,31 +44,14 @@ def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
 
 
 def sign_up(s: BrowserSession, email: str) -> None:
-    page = s.page
-    s.goto("/")
-    s.expect_sign_in_view()
-    page.get_by_role("tab", name="Create account").click()
-    form = page.locator("[data-testid=stForm]").filter(
-        has=page.get_by_role("button", name="Create account", exact=True)
-    )
-    form.get_by_label("Email", exact=True).fill(email)
-    form.get_by_label("Password", exact=True).fill(PASSWORD)
-    form.get_by_label("Repeat password", exact=True).fill(PASSWORD)
-    s.click_button("Create account", within=form)
+    s.sign_up(email, PASSWORD)
     expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
 
 
 def reload_signed_in(s: BrowserSession, email: str) -> None:
-    """Reload the page; sign in again when the reload ended the session."""
-    page = s.page
+    """Reload the page: still signed in (the session cookie), on the chat page."""
     s.goto("/")
-    if page.get_by_role("tab", name="Sign in").count():
-        form = page.locator("[data-testid=stForm]").filter(
-            has=page.get_by_role("button", name="Sign in", exact=True)
-        )
-        form.get_by_label("Email", exact=True).fill(email)
-        form.get_by_label("Password", exact=True).fill(PASSWORD)
-        s.click_button("Sign in", within=form)
+    expect(s.sidebar).to_contain_text(f"Signed in as {email}")
     expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
 
 

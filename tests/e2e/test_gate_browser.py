@@ -1,9 +1,10 @@
-"""The sign-in gate in a real browser: a visitor without a session sees only the sign-in view, also
-when opening a page's URL directly. This module gets its own, freshly started server (the fixtures
-are module-scoped), so its first request is the very first one the server process handles.
+"""The sign-in gate in a real browser: a visitor without a session sees only the sign-in page, also
+when opening a page's URL directly (``core.auth_routes.SessionGate`` sends the page load there).
+This module gets its own, freshly started server (the fixtures are module-scoped), so its first
+request is the very first one the server process handles.
 
 No page script runs outside the gate: a page script run on its own, without a session, would show
-its frame's "Please sign in." (``ui.frame.page``); the gate shows the sign-in forms instead.
+its frame's "Please sign in." (``ui.frame.page``); the gate shows the sign-in form instead.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from core.auth_pages import SIGN_IN_PATH, path_with_next
 from tests.e2e.helpers import BrowserSession
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +24,10 @@ PAGE_PATHS = ("/analytics", "/privacy", "/admin", "/chat", "/vibe", "/")
 def expect_only_sign_in(s: BrowserSession, path: str) -> None:
     s.goto(path)
     s.shot(f"anonymous{path.replace('/', '-')}")
+    # sent to the sign-in page before the app is served, to come back to the page asked for
+    assert s.page.url == s.base_url + path_with_next(SIGN_IN_PATH, path), s.page.url
     s.expect_sign_in_view()
+    expect(s.page.get_by_text("Page not found")).to_have_count(0)
     expect(s.main.get_by_text("Please sign in.")).to_have_count(0)  # no page script ran on its own
     for title in PAGE_TITLES:
         expect(s.main.locator("h1", has_text=title)).to_have_count(0)

@@ -36,16 +36,7 @@ def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
 
 
 def sign_up(s: BrowserSession, email: str) -> None:
-    page = s.page
-    s.goto("/")
-    page.get_by_role("tab", name="Create account").click()
-    form = page.locator("[data-testid=stForm]").filter(
-        has=page.get_by_role("button", name="Create account", exact=True)
-    )
-    form.get_by_label("Email", exact=True).fill(email)
-    form.get_by_label("Password", exact=True).fill(PASSWORD)
-    form.get_by_label("Repeat password", exact=True).fill(PASSWORD)
-    s.click_button("Create account", within=form)
+    s.sign_up(email, PASSWORD)
     expect(s.main.locator("h1", has_text="Chat")).to_be_visible()
 
 
@@ -94,12 +85,6 @@ def test_thirty_turns_each_message_shown_once(session: BrowserSession, stub: Pro
     assert len(stub.requests()) == TURNS
 
     # a reload reads the same turns from the database
-    s.goto("/")
-    if s.page.get_by_role("tab", name="Sign in").count():  # the reload ended the session
-        form = s.page.locator("[data-testid=stForm]").filter(
-            has=s.page.get_by_role("button", name="Sign in", exact=True))
-        form.get_by_label("Email", exact=True).fill(email)
-        form.get_by_label("Password", exact=True).fill(PASSWORD)
-        s.click_button("Sign in", within=form)
+    s.goto("/")  # still signed in: the session cookie
     expect(messages.filter(has_text=sent[-1][1])).to_have_count(1)
     assert_each_once(s, sent)

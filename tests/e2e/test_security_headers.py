@@ -90,7 +90,7 @@ def test_every_response_carries_the_security_headers(
     assert entry is not None, shell[:2000]
     image_hosts = [app_extra_env["ADVISOR_ALLOWED_IMAGE_HOSTS"]] if app_extra_env else []
 
-    for path in ("/", "/analytics", f"/{entry.group(1)}", "/_stcore/health", "/favicon.png"):
+    for path in ("/", "/analytics", f"/{entry.group(1)}", "/_stcore/health", "/favicon.png", "/signin", "/signup"):
         status, headers, _ = get(f"{app_server.url}{path}")
         assert status == 200, path
         assert headers["x-frame-options"] == "DENY", path
@@ -135,7 +135,7 @@ def test_an_injected_image_loads_only_from_an_allowed_host(
         violations = s.take_csp_violations()
         assert any(v.startswith(f"img-src refused {pixel_server.url}{path}") for v in violations), violations
         s.page.reload()
-        s.wait_idle()
+        s.wait_app_if_shown()
         s.expect_sign_in_view()
         assert pixel_server.seen() == []
 

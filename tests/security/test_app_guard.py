@@ -113,16 +113,16 @@ def run_child(
 def test_every_page_and_a_chat_turn_work_with_the_guard_enforcing(tmp_path: Path) -> None:
     results = run_child(
         """
+        from core.sessions import create_session
         from tests.factories import make_user
-        from ui.frame import SESSION_USER_KEY, SignedInUser
+        from ui.auth_view import SESSION_TOKEN_KEY
 
         at = AppTest.from_file(ENTRY, default_timeout=60)
         at.run()  # boot(): logging, migrations into the data dir, install_guard(settings)
         results["guard_after_boot"] = guard_mode()
         results["signed_out"] = [titles(at), problems(at)]
         user_id = make_user(email="guarded@example.com", is_admin=True)
-        admin = SignedInUser(id=user_id, email="guarded@example.com", is_admin=True)
-        at.session_state[SESSION_USER_KEY] = admin
+        at.session_state[SESSION_TOKEN_KEY] = create_session(user_id).token
         at.run()
         pages = {}
         for path in PAGES:
@@ -213,11 +213,16 @@ def test_full_session_connects_only_to_configured_endpoints(tmp_path: Path, pg_u
         at = AppTest.from_file(ENTRY, default_timeout=60)
         at.run()
         results["guard_after_boot"] = guard_mode()
-        # sign up through the form (core.accounts.sign_up)
-        at.text_input(key="signup_email").input("c19@example.com")
-        at.text_input(key="signup_password").input("C19-session-pw-42!")
-        at.text_input(key="signup_confirm").input("C19-session-pw-42!")
-        at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
+        # sign up as the create-account route does (core.accounts.sign_up, then core.sessions), and
+        # hand the session's token to the app as the browser's cookie would
+        from core.accounts import sign_up
+        from core.sessions import create_session
+        from models.schemas import SignUpIn
+        from ui.auth_view import SESSION_TOKEN_KEY
+
+        created = sign_up(SignUpIn(email="c19@example.com", password="C19-session-pw-42!"), session_key="c19")
+        at.session_state[SESSION_TOKEN_KEY] = create_session(created.id).token
+        at.run()
         steps = {"signup": [titles(at), problems(at)]}
         # profile save
         at.switch_page(page_file("pages/vibe.py")).run()

@@ -3,7 +3,8 @@
 ``app(page=None, *, user=None, admin=False, signed_in=True)`` builds an ``AppTest`` of the page
 router ``ui/page_router.py`` (the script ``streamlit_app.py`` serves: boot, gate, navigation) on the
 test's migrated database (SQLite by default; request ``pg_url`` first for PostgreSQL), creates a user
-row and signs it in directly through the session state (no form), runs the app, and switches to
+row and signs it in through a real session (``sign_in_directly``: a token from ``core.sessions``
+where the gate looks for the browser's cookie; AppTest has no cookies), runs the app, and switches to
 ``page`` ("pages/vibe.py", relative to the repository) when given. Every run goes through the
 page router, as in a browser; ``run_entry`` runs it on the default page. The signed-in user is
 ``at.advisor_user``.
@@ -28,8 +29,10 @@ from streamlit.testing.v1 import AppTest
 
 from core import db as core_db
 from core.limits import reset_limiter_cache
+from core.sessions import create_session
 from core.settings import get_settings
 from tests.factories import make_user, random_email
+from ui.auth_view import SESSION_TOKEN_KEY
 from ui.frame import SESSION_USER_KEY, SignedInUser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,9 +69,14 @@ def click_entry(at: AppTest, key: str) -> AppTest:
     return run_entry(at)
 
 
-def sign_in_directly(at: AppTest, user: SignedInUser) -> None:
-    """Put ``user`` into the app's session, as a successful sign-in does."""
+def sign_in_directly(at: AppTest, user: SignedInUser) -> str:
+    """Sign ``user`` in through a real session (``core.sessions``): its token where the gate finds
+    the browser's cookie token (AppTest sends no cookies), and ``user`` where pages find it (a page
+    run on its own, without the gate). Returns the token."""
+    token = create_session(user.id, user_agent="AppTest").token
+    at.session_state[SESSION_TOKEN_KEY] = token
     at.session_state[SESSION_USER_KEY] = user
+    return token
 
 
 def create_signed_in_user(*, email: str | None = None, admin: bool = False) -> SignedInUser:

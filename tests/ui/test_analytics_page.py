@@ -198,3 +198,40 @@ def test_tokens_count_cached_input_and_unknown_costs_are_named(app):
     assert any("leaves out 1 run whose cost is unknown" in w for w in warnings), warnings
     captions = [c.value for c in at.caption]
     assert any("1 run this month has no known cost" in c for c in captions), captions
+
+
+def test_answers_cut_off_are_counted_by_cause(app):
+    """Interrupted answers are counted under the tiles, each by its cause (C24: a crash is not hidden)."""
+    import uuid
+    from typing import Any
+
+    from sqlmodel import select
+
+    from core.db import user_session
+    from models import AgentRun, Conversation
+
+    user = create_signed_in_user()
+    with user_session(user.id) as s:
+        conv = Conversation(user_id=user.id, title="cuts", agent="general")
+        s.add(conv)
+        s.flush()
+        common: dict[str, Any] = {"user_id": user.id, "conversation_id": conv.id, "user_message": "q",
+                                  "provider": "openai", "model": "gpt-4o-mini", "output": "part"}
+        codes = ["process_stopped", "process_stopped", "shutdown", "cancelled", "timeout", None]
+        for _ in codes:
+            s.add(AgentRun(**common, status="pending", request_id=uuid.uuid4().hex[:12]))
+            s.flush()
+        runs = s.exec(select(AgentRun).where(AgentRun.user_id == user.id)).all()
+        for run, code in zip(runs, codes, strict=True):  # closed as the turn path and the sweep close them
+            run.status, run.error_code = "interrupted", code
+        s.add(AgentRun(**{**common, "output": "whole"}, status="pending", request_id="ok"))
+    with user_session(user.id) as s:
+        [whole] = s.exec(select(AgentRun).where(AgentRun.request_id == "ok")).all()
+        whole.status = "ok"
+    at = app(PAGE, user=user)
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert any(
+        "Answers cut off part way: 6 — the server process died: 2 · the server was stopped: 1 · stopped or "
+        "left by the user: 1 · the provider's stream broke: 2." in c for c in captions
+    ), captions

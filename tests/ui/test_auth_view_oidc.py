@@ -57,4 +57,5 @@ def test_complete_section_offers_the_sign_in_button(oidc_mode: None) -> None:
 def test_local_mode_ignores_the_auth_section(app) -> None:  # type: ignore[no-untyped-def]
     app(signed_in=False)
     at = _visit(None)
-    assert not at.error and {t.label for t in at.tabs} == {"Sign in", "Create account"}
+    assert not at.error and not at.button  # no single sign-on button: the local sign-in view
+    assert [e.proto.url for e in at.get("link_button")] == ["/signin"]

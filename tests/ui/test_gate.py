@@ -1,25 +1,29 @@
-"""The sign-in gate (C4, C5, C21): no session → only the sign-in view on every page."""
+"""The sign-in gate (C4, C21, C23): no valid session → only the sign-in view on every page."""
 
 from __future__ import annotations
 
-import re
+from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
-from core import accounts
+from core import accounts, sessions
 from core.db import system_session
-from models import User
-from models.schemas import SignUpIn
-from tests.factories import oidc_auth_section, random_email
+from models import User, UserSession
+from models.types import utcnow
+from tests.factories import make_user, oidc_auth_section, random_email
 from tests.ui.conftest import PAGE_ROUTER, ROOT, TIMEOUT, click_entry, new_app_test, page_file, run_entry
+from ui.auth_view import SESSION_TOKEN_KEY
 from ui.frame import SESSION_USER_KEY, SignedInUser
 
 PASSWORD = "Gate-canary-pw-42"
 DATA_PAGES = [
     "pages/chat.py",
     "pages/vibe.py",
+    "pages/search.py",
     "pages/prompt_preview.py",
     "pages/analytics.py",
     "pages/privacy.py",
@@ -27,17 +31,6 @@ DATA_PAGES = [
     "pages/status.py",
     "pages/admin.py",
 ]
-SIGN_IN_WIDGETS = {
-    "signin_email",
-    "signin_password",
-    "signup_email",
-    "signup_password",
-    "signup_confirm",
-    "FormSubmitter:sign_in_form-Sign in",
-    "FormSubmitter:sign_up_form-Create account",
-}
-
-
 def _widget_keys(at: AppTest) -> set[str]:
     keys: set[str] = set()
     for kind in ("text_input", "button", "selectbox", "multiselect", "slider", "number_input", "chat_input"):
@@ -47,9 +40,15 @@ def _widget_keys(at: AppTest) -> set[str]:
 
 
 def assert_sign_in_only(at: AppTest) -> None:
+    """The signed-out view (local mode): the title, the way to the sign-in form and to creating an
+    account, and nothing else: no widget, no data, no account box. (AppTest sends no form token
+    cookie, so the view links to the sign-in page instead of drawing the form itself.)"""
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Advisor"]
-    assert _widget_keys(at) == SIGN_IN_WIDGETS
+    assert _widget_keys(at) == set()
+    links = [e.proto.url for e in at.get("link_button")]
+    assert len(links) == 1 and links[0].startswith("/signin"), links
+    assert any("Create an account" in m.value for m in at.markdown)
     assert not at.dataframe and not at.chat_message and not at.code
     assert not at.sidebar.button  # no account box, no sign-out
 
@@ -59,10 +58,17 @@ def _is_signed_in(at: AppTest) -> bool:
     return isinstance(user, SignedInUser) and [t.value for t in at.title] != ["Advisor"]
 
 
-def _fill_sign_in(at: AppTest, email: str, password: str) -> AppTest:
-    at.text_input(key="signin_email").input(email)
-    at.text_input(key="signin_password").input(password)
-    return at.button(key="FormSubmitter:sign_in_form-Sign in").click().run()
+def _sign_in_link(page: str) -> str:
+    """The signed-out view's link for a tab on ``page``: back there after signing in (the start
+    page, Chat, is "/")."""
+    name = page.removeprefix("pages/").removesuffix(".py")
+    return "/signin" if name == "chat" else f"/signin?{urlencode({'next': f'/{name}'})}"
+
+
+def _token(at: AppTest) -> str:
+    token = at.session_state[SESSION_TOKEN_KEY]
+    assert isinstance(token, str)
+    return token
 
 
 def test_fresh_visitor_sees_only_sign_in(app) -> None:
@@ -77,20 +83,37 @@ def assert_page_refuses(at: AppTest, path: str) -> None:
     assert not at.title and not _widget_keys(at) and not at.dataframe and not at.code, path
 
 
-def test_no_session_every_page_shows_only_sign_in(app) -> None:
+@pytest.mark.parametrize("how", ["revoked", "user-sessions-revoked", "expired"])
+def test_no_session_every_page_shows_only_sign_in(app, how) -> None:
+    """The session ends while the tab is open (signed out in another tab, "sign out everywhere" or a
+    password change, expiry): the next run of every page shows only the sign-in view (C21, C23)."""
     at = app(admin=True)  # registers every page, the admin page too
     assert _is_signed_in(at)
     for path in DATA_PAGES:
         at.switch_page(page_file(path)).run()
         assert not at.exception, (path, at.exception)
         assert _is_signed_in(at), path
-    at.session_state[SESSION_USER_KEY] = None  # the session ends
-    at.switch_page(page_file(DATA_PAGES[0])).run()  # the page router's gate runs first
+    user = at.session_state[SESSION_USER_KEY]
+    if how == "revoked":
+        assert sessions.revoke_session(_token(at))
+    elif how == "user-sessions-revoked":
+        assert sessions.revoke_user_sessions(user.id) == 1
+    else:
+        with system_session() as s:
+            s.execute(update(UserSession).where(col(UserSession.user_id) == user.id)
+                      .values(expires_at=utcnow() - timedelta(seconds=1)))
+        sessions.clear_validation_cache()  # as another process would see it
+    at.switch_page(page_file(DATA_PAGES[1])).run()  # the page router's gate runs first
     assert_sign_in_only(at)
+    for path in DATA_PAGES:
+        if path == "pages/chat.py":  # the start page: the sign-in view takes its place at "/"
+            run_entry(at)
+        else:
+            at.switch_page(page_file(path)).run()
+        assert_sign_in_only(at)
+        assert at.get("link_button")[0].proto.url == _sign_in_link(path), path  # returns to this page
     run_entry(at)
     assert_sign_in_only(at)
-    with pytest.raises(ValueError, match="Known pages: \\['Sign in'\\]"):
-        at.switch_page(page_file("pages/vibe.py"))  # no data page is even registered
 
 
 def test_no_pages_folder_beside_the_page_router() -> None:
@@ -108,119 +131,33 @@ def test_page_scripts_run_outside_the_gate_show_nothing(app) -> None:
         assert_page_refuses(at, path)
 
 
-def test_sign_up_sign_in_pages_sign_out(app) -> None:
-    at = app(signed_in=False)
-    email = random_email()
-    at.text_input(key="signup_email").input(email)
-    at.text_input(key="signup_password").input(PASSWORD)
-    at.text_input(key="signup_confirm").input(PASSWORD)
-    at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
-    assert _is_signed_in(at) and not at.exception
-    with system_session() as s:
-        row = s.exec(select(User).where(User.email == email)).one()
-    assert row.password_hash is not None and row.password_hash.startswith("$argon2id$")
-    assert PASSWORD not in row.password_hash
-
-    click_entry(at, "sign_out")
-    assert_sign_in_only(at)
-    assert SESSION_USER_KEY not in at.session_state
-
-    _fill_sign_in(at, email, PASSWORD)
-    assert _is_signed_in(at)
-    for path in ("pages/vibe.py", "pages/chat.py", "pages/vibe.py"):
-        at.switch_page(page_file(path)).run()
-        assert not at.exception and _is_signed_in(at)
-    assert [t.value for t in at.title] == ["Profile & vibe"]
-
+def test_sign_out_revokes_the_session(app) -> None:
+    at = app()
+    token = _token(at)
+    assert sessions.validate_session(token) is not None
     click_entry(at, "sign_out")
     assert_sign_in_only(at)
     assert SESSION_USER_KEY not in at.session_state  # signing out ended access (C21)
-    with pytest.raises(ValueError, match="Known pages: \\['Sign in'\\]"):
-        at.switch_page(page_file("pages/vibe.py"))
+    assert sessions.validate_session(token) is None  # the token is refused everywhere (C23)
+    for path in ("pages/vibe.py", "pages/privacy.py"):
+        at.switch_page(page_file(path)).run()
+        assert_sign_in_only(at)
+    # the same token again (as the browser's cookie still is until its next page load): refused
+    at.session_state[SESSION_TOKEN_KEY] = token
     run_entry(at)
     assert_sign_in_only(at)
 
 
-def test_sign_up_errors_are_shown_next_to_fields(app) -> None:
-    at = app(signed_in=False)
-    at.text_input(key="signup_email").input("not-an-email")
-    at.text_input(key="signup_password").input(PASSWORD)
-    at.text_input(key="signup_confirm").input(PASSWORD)
-    at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
-    assert [e.value for e in at.error] == ["Enter an email address like name@example.com (at most 254 characters)."]
-    at.text_input(key="signup_email").input(random_email())
-    at.text_input(key="signup_password").input("onlylowercaseletters")
-    at.text_input(key="signup_confirm").input("onlylowercaseletters")
-    at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
-    assert len(at.error) == 1 and "Mix at least two kinds" in at.error[0].value
-    assert not _is_signed_in(at)
-    with system_session() as s:
-        assert s.exec(select(User)).all() == []
+def test_a_deleted_account_is_signed_out(app) -> None:
+    from core.deletion import delete_user
 
-
-def test_wrong_password_locks_with_retry_time(app, set_env) -> None:
-    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="3", SIGNIN_WINDOW_S="300")
-    at = app(signed_in=False)
-    email = random_email()
-    accounts.sign_up(SignUpIn(email=email, password=PASSWORD))
-    for _ in range(3):
-        _fill_sign_in(at, email, "Wrong-password-1")
-        assert [e.value for e in at.error] == ["Email or password is incorrect"]
-    _fill_sign_in(at, random_email(), "Wrong-password-1")  # unknown email: same words, now locked
-    _fill_sign_in(at, email, PASSWORD)  # even the right password is refused while locked
-    assert len(at.error) == 1
-    match = re.fullmatch(r"Too many attempts — try again in (\d+) s", at.error[0].value)
-    assert match and 0 < int(match.group(1)) <= 300
-    assert not _is_signed_in(at)
-
-
-def test_sign_in_attempts_are_counted_per_client_address(app, set_env, monkeypatch) -> None:
-    """The sign-in form passes the client's address (``st.context.ip_address``) to the limiter: new
-    browser sessions from one address, each guessing at another email, are stopped; another address
-    is not."""
-    import ui.auth_view
-
-    set_env(SIGNIN_ATTEMPTS_PER_WINDOW="5", SIGNIN_ATTEMPTS_PER_CLIENT="2", SIGNIN_WINDOW_S="300")
-    address = {"value": "203.0.113.9"}
-    monkeypatch.setattr(ui.auth_view, "_client_address", lambda: address["value"])
-    errors = []
-    for _ in range(3):  # a new session (a new AppTest) for every guess
-        at = _fill_sign_in(app(signed_in=False), random_email(), "Wrong-password-1")
-        errors.append([e.value for e in at.error])
-    assert errors[:2] == [["Email or password is incorrect"]] * 2
-    assert len(errors[2]) == 1 and errors[2][0].startswith("Too many attempts — try again in"), errors
-    address["value"] = "198.51.100.4"
-    at = _fill_sign_in(app(signed_in=False), random_email(), "Wrong-password-1")
-    assert [e.value for e in at.error] == ["Email or password is incorrect"]
-
-
-def test_unknown_email_same_message(app) -> None:
-    at = app(signed_in=False)
-    email = random_email()
-    accounts.sign_up(SignUpIn(email=email, password=PASSWORD))
-    _fill_sign_in(at, random_email(), PASSWORD)
-    unknown = [e.value for e in at.error]
-    _fill_sign_in(at, email, PASSWORD + "x")
-    assert unknown == [e.value for e in at.error] == ["Email or password is incorrect"]
-
-
-def test_password_not_in_logs(app, caplog) -> None:
-    import logging
-
-    caplog.set_level(logging.DEBUG)
-    at = app(signed_in=False)
-    email = random_email()
-    at.text_input(key="signup_email").input(email)
-    at.text_input(key="signup_password").input(PASSWORD)
-    at.text_input(key="signup_confirm").input(PASSWORD)
-    at.button(key="FormSubmitter:sign_up_form-Create account").click().run()
-    click_entry(at, "sign_out")
-    _fill_sign_in(at, email, PASSWORD + "-wrong")
-    _fill_sign_in(at, email, PASSWORD)
-    assert _is_signed_in(at)
-    assert caplog.records
-    assert PASSWORD not in caplog.text
-    assert all(PASSWORD not in r.getMessage() for r in caplog.records)
+    at = app()
+    user = at.advisor_user
+    make_user(is_admin=True)  # not the only admin
+    delete_user(user_id=user.id)
+    sessions.clear_validation_cache()  # as another process would see it
+    run_entry(at)
+    assert_sign_in_only(at)
 
 
 # ------------------------------------------------------------------------------------------------

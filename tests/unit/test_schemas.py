@@ -20,6 +20,7 @@ from models.schemas import (
     ProfileIn,
     QuotaOverrideIn,
     RenameIn,
+    SearchIn,
     SignInIn,
     SignUpIn,
     VibeIn,
@@ -45,6 +46,7 @@ MODELS = {
     RenameIn: ["conversation_id", "title"],
     ChatIn: ["conversation_id", "text"],
     QuotaOverrideIn: ["user_id", "tokens_per_day", "cost_per_month_usd"],
+    SearchIn: ["query"],
 }
 
 
@@ -79,6 +81,10 @@ def test_fuzz_every_input_model_only_raises_validation_error(data):
         (ChatIn, {"conversation_id": uuid.uuid4(), "text": "x" * 100_001}, "text"),
         (SignUpIn, {"email": "not-an-email", "password": "x"}, "email"),
         (ConversationIn, {"agent": "../etc"}, "agent"),
+        (SearchIn, {"query": "   "}, "query"),
+        (SearchIn, {"query": "?!"}, "query"),
+        (SearchIn, {"query": "x" * 201}, "query"),
+        (SearchIn, {"query": "a\u202eb"}, "query"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(model, values, field):
@@ -188,6 +194,10 @@ LIMIT_CASES += [
     (QuotaOverrideIn, {"user_id": _ID, "cost_per_month_usd": "lots"}, "cost_per_month_usd", "from 0 to 1,000,000"),
     (QuotaOverrideIn, {"user_id": _ID, "cost_per_month_usd": "1.23456"}, "cost_per_month_usd", "at most 4 decimals"),
     (EmailIn, {"email": "a\u200e@example.com"}, "email", "U+200E"),
+    (SearchIn, {"query": "q" * 201}, "query", "at most 200 characters"),
+    (SearchIn, {"query": "?!"}, "query", "at most 200 characters"),
+    (SearchIn, {"query": ""}, "query", "Type a word"),
+    (SearchIn, {"query": 42}, "query", "at most 200 characters"),
 ]
 
 
@@ -216,3 +226,9 @@ def test_the_issues_two_messages_are_rewritten():
 
 def test_a_value_that_is_not_a_validation_error_gets_a_plain_message():
     assert field_errors(RuntimeError("internal detail")) == {"": "This value cannot be used. Check it and try again."}
+
+
+def test_search_terms_are_the_words_lower_cased_once_each_and_at_most_eight():
+    assert SearchIn(query="  Plan the Q3 plan: plan-B!  ").terms == ("plan", "the", "q3", "b")
+    assert len(SearchIn(query=" ".join(f"w{i}" for i in range(20))).terms) == 8
+    assert SearchIn(query="snake_case").terms == ("snake", "case")
