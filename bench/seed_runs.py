@@ -4,7 +4,8 @@ Deterministic for a given ``--seed``. Users (the first one an administrator), th
 conversations, then runs: provider/model mix, ~3 % errors, ~1 % interrupted, ~5 % fallbacks,
 log-normal latencies and time to first token, log-normal token counts, cost from per-model prices,
 ``created_at`` spread over the last ``--days`` days with a weekday/office-hours rhythm, per-user
-activity skewed (log-normal weights), short realistic message and answer texts.
+activity skewed (log-normal weights), short realistic message and answer texts; ~12 % of the
+answers rated (three in four thumbs up, some with a comment), ~6 % of the runs superseded.
 
 PostgreSQL: ``COPY … FROM STDIN`` (psycopg 3 ``cursor.copy``), in chunks, with a progress line on
 stderr. COPY into a table under row-level security needs a role that bypasses it (a superuser or
@@ -41,6 +42,9 @@ MODELS: tuple[tuple[str, str, float, str, str, float], ...] = (
 ERROR_SHARE = 0.03
 INTERRUPTED_SHARE = 0.01
 FALLBACK_SHARE = 0.05
+RATED_SHARE = 0.12  # of the answers: rated by their user, three in four of them thumbs up
+SUPERSEDED_SHARE = 0.06  # runs replaced by an edit or a regeneration (by a run that is not seeded)
+COMMENTS = ("Too long", "Exactly what I needed", "Missed the point about hiring", "Good numbers")
 ERROR_CODES = ("rate_limited", "server", "timeout", "connection", "auth", "bad_request")
 # why an answer was cut off: its stream (timeout), the process died or was stopped, the user stopped
 INTERRUPTION_CODES = ("timeout", "process_stopped", "shutdown", "cancelled", "timeout")
@@ -137,6 +141,7 @@ def _run_chunks(
     *,
     rng: np.random.Generator,
     rnd: random.Random,
+    judged: np.random.Generator,
     run_owner: np.ndarray,
     conversations: list[list[uuid.UUID]],
     start: datetime,
@@ -176,6 +181,11 @@ def _run_chunks(
         agent_ix = rng.integers(0, len(AGENTS), n)
         err_ix = rng.integers(0, len(ERROR_CODES), n)
         conv_pick = rng.random(n)
+        # feedback and versions from a generator of their own: the other columns stay as they were seeded
+        rated = judged.random(n) < RATED_SHARE
+        thumbs = np.where(judged.random(n) < 0.75, 1, -1)
+        superseded = judged.random(n) < SUPERSEDED_SHARE
+        comment_ix = judged.integers(0, len(COMMENTS) * 3, n)  # one rating in three has a comment
         rows: list[tuple[Any, ...]] = []
         cut = 0
         for k in range(n):
@@ -218,11 +228,17 @@ def _run_chunks(
                 output = "\n\n".join(PARAGRAPHS[j] for j in p_ix[k][:pars]) if content else "a"
             # cache writes: Anthropic's prompt cache reports them; the others write none
             cwtok = None if ctok is None else (ctok // 7 if provider == "anthropic" else 0)
+            run_id = uuid.UUID(int=rnd.getrandbits(128), version=4)
+            rating = int(thumbs[k]) if rated[k] and row_status == "ok" else None
+            comment = COMMENTS[comment_ix[k]] if rating is not None and comment_ix[k] < len(COMMENTS) else None
+            rated_at = None if rating is None else created + timedelta(minutes=2)
+            replaced_by = uuid.uuid5(run_id, "next version") if superseded[k] else None
             rows.append((
-                uuid.UUID(int=rnd.getrandbits(128), version=4), owner, convs[int(conv_pick[k] * len(convs))],
+                run_id, owner, convs[int(conv_pick[k] * len(convs))],
                 AGENTS[agent_ix[k]], created, question, output, row_status, provider, model, fb,
                 itok, otok, ctok, cwtok, cost, t_first, lat,
                 prompts[prompt_ix[k]], atom_sets[prompt_ix[k]], f"{rnd.getrandbits(48):012x}", code,
+                replaced_by, rating, comment, rated_at,
             ))  # fmt: skip
         yield rows
 
@@ -231,7 +247,7 @@ RUN_COLUMNS = (
     "id", "user_id", "conversation_id", "agent", "created_at", "user_message", "output", "status",
     "provider", "model", "fallback_from", "input_tokens", "output_tokens", "cached_input_tokens",
     "cache_write_tokens", "cost_usd", "ttft_ms", "latency_ms", "prompt_sha256", "atom_versions",
-    "request_id", "error_code",
+    "request_id", "error_code", "superseded_by", "feedback", "feedback_comment", "feedback_at",
 )  # fmt: skip
 
 
@@ -288,6 +304,7 @@ def seed_runs(
     chunks = _run_chunks(
         rng=rng,
         rnd=rnd,
+        judged=np.random.default_rng([seed, 19]),
         run_owner=run_owner,
         conversations=conversations,
         start=start,

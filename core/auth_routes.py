@@ -9,7 +9,8 @@ Routes (plain HTML forms, ``core.auth_pages``)
     given the client's address). On success the route starts a session (``core.sessions``) and
     answers ``303 See Other`` to the page asked for (``next``, a local path only), setting the
     session cookie: ``HttpOnly`` (no script on the page can read it), ``SameSite=Lax``, ``Path=/``,
-    ``Max-Age`` of ``ADVISOR_SESSION_DAYS``, and ``Secure`` when the request came over https. On
+    ``Max-Age`` of ``ADVISOR_SESSION_DAYS``, and ``Secure`` when the request came over https (or,
+    behind ``ADVISOR_TRUSTED_PROXY_HOPS`` proxies, they say ``X-Forwarded-Proto: https``). On
     failure the form comes back with its message (status 400, or 429 when a limit refused it).
 
 Cross-site request forgery
@@ -23,7 +24,9 @@ Cross-site request forgery
     ``/_stcore/``, ``/static/``, ``/media/`` and ``/component/`` paths and these routes) without a
     valid session is sent to ``/signin?next=<the page>`` before Streamlit serves it, and an invalid
     session cookie is deleted on the way. So a deep link while signed out shows the sign-in form, and
-    after signing in the page asked for. The Streamlit script checks the session again on every run
+    after signing in the page asked for. A page load with a valid session gets its cookie set again
+    with a fresh ``Max-Age``, so the browser keeps it as long as the server does (sliding expiry).
+    The Streamlit script checks the session again on every run
     (``ui.auth_view``): a session revoked while its tab is open ends at that tab's next interaction.
 
 Blocking work (password hashing, the database) runs in a worker thread.
@@ -41,11 +44,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 from pydantic import ValidationError
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import accounts, limits, sessions
 from core.auth_pages import SIGN_IN_PATH, SIGN_UP_PATH, path_with_next, sign_in_page, sign_up_page
@@ -95,7 +98,12 @@ def safe_next(value: str | None) -> str:
 
 
 def _is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether the browser reached the app over https: the request's own scheme or, behind
+    ``ADVISOR_TRUSTED_PROXY_HOPS`` proxies of ours (which terminate TLS), their ``X-Forwarded-Proto``."""
+    if request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return get_settings().trusted_proxy_hops > 0 and forwarded == "https"
 
 
 def _client(request: Request) -> str | None:
@@ -154,11 +162,14 @@ def _csrf_ok(request: Request, form: Mapping[str, str]) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode()) and not _cross_site(request)
 
 
-def _signed_in_redirect(request: Request, next_path: str, new: sessions.NewSession) -> Response:
-    response = RedirectResponse(next_path, status_code=303)
-    response.set_cookie(sessions.SESSION_COOKIE, new.token, max_age=_cookie_lifetime_s(), path="/",
+def _with_session_cookie(response: Response, request: Request, token: str) -> Response:
+    response.set_cookie(sessions.SESSION_COOKIE, token, max_age=_cookie_lifetime_s(), path="/",
                         httponly=True, samesite="lax", secure=_is_https(request))
     return response
+
+
+def _signed_in_redirect(request: Request, next_path: str, new: sessions.NewSession) -> Response:
+    return _with_session_cookie(RedirectResponse(next_path, status_code=303), request, new.token)
 
 
 async def _valid_session(request: Request) -> sessions.ValidSession | None:
@@ -294,7 +305,15 @@ class SessionGate:
         request = Request(scope)
         token = request.cookies.get(sessions.SESSION_COOKIE)
         if token and await anyio.to_thread.run_sync(self.validate, token) is not None:
-            await self.app(scope, receive, send)
+            # the cookie's own expiry slides with the session's: set again on each page load
+            refreshed = _with_session_cookie(Response(), request, token).headers["set-cookie"]
+
+            async def send_with_cookie(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    MutableHeaders(scope=message).append("set-cookie", refreshed)
+                await send(message)
+
+            await self.app(scope, receive, send_with_cookie)
             return
         wanted = scope["path"] + (f"?{request.url.query}" if request.url.query else "")
         response = RedirectResponse(path_with_next(SIGN_IN_PATH, safe_next(wanted)), status_code=303)

@@ -16,6 +16,10 @@ RUN_STATUSES = ("pending", "ok", "error", "interrupted")
 # Columns the analytics aggregates read: carried in the indexes so PostgreSQL answers from the index.
 _STATS = ["provider", "model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "ttft_ms",
           "fallback_from", "cached_input_tokens", "cache_write_tokens", "error_code"]
+# Columns the prompt-version figures read (migration 0016): an index of their own, so the other
+# figures keep scanning their narrower ones.
+_VERSIONS = ["provider", "model", "status", "input_tokens", "output_tokens", "cached_input_tokens",
+             "cache_write_tokens", "cost_usd", "prompt_sha256", "atom_versions", "feedback", "superseded_by"]
 _PENDING = text("status = 'pending'")
 
 
@@ -37,6 +41,8 @@ class AgentRun(SQLModel, table=True):
               postgresql_include=["conversation_id", *_STATS]),
         Index("ix_agent_runs_created_at", "created_at", postgresql_include=["user_id", *_STATS]),
         Index("ix_agent_runs_conversation_id_created_at", "conversation_id", "created_at"),
+        Index("ix_agent_runs_versions_user_id_created_at", "user_id", "created_at", postgresql_include=_VERSIONS),
+        Index("ix_agent_runs_versions_created_at", "created_at", postgresql_include=["user_id", *_VERSIONS]),
         # the sweep of runs left by a stopped process (core.run_leases): only pending runs are in it
         Index("ix_agent_runs_pending_heartbeat", "heartbeat_at", postgresql_where=_PENDING, sqlite_where=_PENDING),
         CheckConstraint(

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -44,6 +44,7 @@ MAX_VIBE_NAME = 60
 MAX_TITLE = 120
 MAX_EMAIL = 254
 MAX_PASSWORD = 256
+MAX_FEEDBACK_COMMENT = 500
 MAX_CHAT_CHARS = 100_000  # hard ceiling; the configured limit (settings.max_message_chars) is lower
 MAX_SEARCH_CHARS = 200
 MAX_SEARCH_TERMS = 8
@@ -224,6 +225,20 @@ class ChatIn(_In):
         if not value.strip():
             raise ValueError("Type a message first.")
         return value
+
+
+class FeedbackIn(_In):
+    """A user's judgement of one answer: thumbs up (1) or down (-1), or none (cleared), and an
+    optional short comment (blank means none)."""
+
+    run_id: uuid.UUID
+    rating: Literal[-1, 1] | None
+    comment: Annotated[str, AfterValidator(clean_text), Field(max_length=MAX_FEEDBACK_COMMENT)] = ""
+
+    @field_validator("comment")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        return value.strip()
 
 
 _SEARCH_WORD = re.compile(r"[^\W_]+")  # letters and digits: what both search indexes see as words

@@ -16,6 +16,7 @@ from core.db import NotFound
 from core.limits import UsageSummary, usage_summary
 from ui.frame import page
 from ui.messages import render_answer
+from ui.prompt_versions import versions_view
 from ui.text import literal
 
 PAGE_SIZE = 25
@@ -328,6 +329,8 @@ def my_usage(
     left.dataframe(dash.by_model, hide_index=True)
     right.header("Top conversations by cost")
     right.dataframe(dash.top_conversations.drop(columns=["conversation_id"]), hide_index=True)
+    st.header("Prompt versions")
+    versions_view(dash.prompt_versions, key="an_versions")
     recent_runs_view(user_id, filters)
 
 
@@ -347,6 +350,8 @@ def all_users(admin_id: uuid.UUID, filters: Filters, granularity: analytics.Gran
     st.dataframe(dash.by_user.drop(columns=["user_id"]), hide_index=True, key="an_admin_users")
     st.header("Per user and model")
     st.dataframe(dash.by_user_model.drop(columns=["user_id"]), hide_index=True, key="an_admin_user_models")
+    st.header("Prompt versions across all users")
+    versions_view(dash.prompt_versions, key="an_admin_versions")
     st.download_button(
         "Download per-user figures (CSV)",
         dash.by_user_model.to_csv(index=False).encode(),

@@ -1,5 +1,6 @@
-"""Prompt preview: the exact system prompt the advisor receives, where each part came from, and a
-"what if" panel that diffs it against a changed role, stack, vertical, vibe or agent (nothing saved).
+"""Prompt preview: the exact system prompt the advisor receives, where each part came from, how
+answers from it did (the figures of its prompt version), and a "what if" panel that diffs it against
+a changed role, stack, vertical, vibe or agent (nothing saved), the two versions' figures side by side.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import streamlit as st
 from pydantic import ValidationError
 
 from core import profiles
+from core.analytics import PromptVersions
 from core.assembler import AssembledPrompt, assemble_prompt, diff_prompts
 from core.atoms import AtomLibrary, app_atoms
 from models import SLIDERS
 from models.schemas import MAX_ROLE, ROLES, STACK_SUGGESTIONS, VERTICALS, ProfileIn, VibeIn, error_lines
 from ui.frame import page
+from ui.prompt_versions import side_by_side, user_versions, version_tiles
 from ui.text import typing_limit
 
 OTHER_ROLE = "Other"
@@ -72,7 +75,9 @@ def _reset_what_if() -> None:
         st.session_state.pop(key, None)
 
 
-def _what_if(current: AssembledPrompt, profile: ProfileIn, vibe: VibeIn, library: AtomLibrary) -> None:
+def _what_if(
+    current: AssembledPrompt, profile: ProfileIn, vibe: VibeIn, library: AtomLibrary, versions: PromptVersions
+) -> None:
     st.header("What if…")
     st.caption("Change anything below to see how the prompt would differ. Nothing is saved.")
     _init_what_if(profile, vibe, current.agent)
@@ -119,6 +124,16 @@ def _what_if(current: AssembledPrompt, profile: ProfileIn, vibe: VibeIn, library
     removed = ", ".join(f"{a} v{v}" for a, v in sorted(before - after)) or "none"
     st.markdown(f"**Atoms added:** {added}  \n**Atoms removed:** {removed}")
     st.caption(f"sha256 of the what-if prompt: `{alternative.sha256}` · {len(alternative.text):,} characters")
+    st.markdown("**The two versions side by side**")
+    st.table(
+        side_by_side(
+            {
+                f"Now ({current.sha256[:12]})": versions.prompt(current.sha256),
+                f"What if ({alternative.sha256[:12]})": versions.prompt(alternative.sha256),
+            }
+        )
+    )
+    st.caption("Figures of your answers from each exact prompt, all time; — where none came from it yet.")
     st.code(diff, language="diff")
 
 
@@ -143,5 +158,8 @@ with page("prompt_preview") as user:
     st.text(f"Active vibe: {active.name}")  # user text: plain text, never Markdown
     current = assemble_prompt(saved, active, library, agent=chosen)
     _show_prompt(current)
+    versions = user_versions(user.id)
+    st.header("How answers from this prompt did")
+    version_tiles(versions.prompt(current.sha256))
     st.divider()
-    _what_if(current, saved, active, library)
+    _what_if(current, saved, active, library, versions)

@@ -78,6 +78,8 @@ def seed_reference(url: str) -> Reference:
     # runs of unknown cost (tokens reported, no cost), and cache reads and cache writes
     assert (runs["cost_usd"].isna() & runs["input_tokens"].notna()).any()
     assert (runs["cached_input_tokens"].fillna(0) > 0).any() and (runs["cache_write_tokens"].fillna(0) > 0).any()
+    # rated answers both ways, and superseded runs (the prompt-version figures)
+    assert {1, -1} <= set(runs["feedback"].dropna().astype(int)) and runs["superseded_by"].notna().any()
     return Reference(result, runs, convs, engine)
 
 
@@ -163,3 +165,57 @@ def bucket(ts: pd.Series, granularity: str) -> pd.Series:
     else:
         out = naive.dt.to_period("M").dt.start_time
     return out.dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+
+
+VERSION_COLS = [
+    "runs", "answers", "thumbs_up", "thumbs_down", "superseded", "interrupted", "errors", "input_tokens",
+    "cache_tokens", "input_runs", "cost_usd", "unknown_cost_runs",
+]  # fmt: skip
+
+
+def version_sums(df: pd.DataFrame) -> dict[str, Any]:
+    """The prompt-version figures of a group of runs, from the raw rows."""
+    base = sums(df)
+    return {
+        **{k: base[k] for k in ("runs", "errors", "input_tokens", "cache_tokens", "cost_usd", "unknown_cost_runs")},
+        "answers": int((df["status"] == "ok").sum()),
+        "thumbs_up": int((df["feedback"] == 1).sum()),
+        "thumbs_down": int((df["feedback"] == -1).sum()),
+        "superseded": int(df["superseded_by"].notna().sum()),
+        "interrupted": int((df["status"] == "interrupted").sum()),
+        "input_runs": int(df["input_tokens"].notna().sum()),
+        "first_used": df["created_at"].min(),
+        "last_used": df["created_at"].max(),
+    }
+
+
+def expected_versions(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per prompt and per atom version (a run counts for each atom version of its prompt)."""
+    df = df[df["prompt_sha256"].notna()]
+    by_prompt = pd.DataFrame(
+        [{"prompt_sha256": sha} | version_sums(g) for sha, g in df.groupby("prompt_sha256", sort=True)]
+    )
+    pairs = df.assign(pair=[[tuple(p) for p in v] for v in df["atom_versions"]]).explode("pair")
+    pairs = pairs.assign(atom=[p[0] for p in pairs["pair"]], version=[int(p[1]) for p in pairs["pair"]])
+    by_atom = pd.DataFrame(
+        [{"atom": a, "version": v} | version_sums(g) for (a, v), g in pairs.groupby(["atom", "version"], sort=True)]
+    )
+    return by_prompt, by_atom
+
+
+def assert_version_frames(actual: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
+    assert len(actual) == len(expected) > 0
+    a = actual.sort_values(keys).reset_index(drop=True)
+    e = expected.sort_values(keys).reset_index(drop=True)
+    for k in keys:
+        assert list(a[k]) == list(e[k]), k
+    for c in VERSION_COLS:
+        assert np.allclose(a[c].astype(float), e[c].astype(float), rtol=1e-9, atol=1e-9), c
+    for c in ("first_used", "last_used"):
+        assert list(a[c]) == [pd.Timestamp(t) for t in e[c]], c
+    assert np.allclose(a["thumbs_up_rate"], e["thumbs_up"] / e["runs"])
+    assert np.allclose(a["thumbs_down_rate"], e["thumbs_down"] / e["runs"])
+    assert np.allclose(a["superseded_rate"], e["superseded"] / e["runs"])
+    assert np.allclose(a["interruption_rate"], e["interrupted"] / e["runs"])
+    assert np.allclose(a["avg_input_tokens"], (e["input_tokens"] + e["cache_tokens"]) / e["input_runs"])
+    assert np.allclose(a["cost_per_answer"], e["cost_usd"] / e["answers"])

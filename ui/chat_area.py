@@ -13,7 +13,7 @@ What is read from the database, and when:
 * a turn: ``core.chat.run_turn`` stores the message (committed before any provider is called) and
   the answer streams. Once the turn is closed (its row finished), that one run is read back by id and
   added to the held history, and the conversation list is read again for the title and the count. A
-  turn cut short (a rerun, a closed tab) forgets the held history instead: the next run reads it.
+  turn cut short (Stop, a rerun, a closed tab) marks the held history stale instead: the next run reads it.
 
 One run of the fragment, top to bottom: the header and the sidebar list get their places; the
 history is drawn, each turn as its latest version (earlier versions in an expander); the chat input
@@ -31,7 +31,7 @@ conversations calls ``forget_history()`` so that the rerun reads them again.
 
 * ``conversation_controls(summary)``: beside the title (rename, export, delete).
 * ``user_message_controls(run, last=...)``: under each shown user message (edit).
-* ``answer_controls(run, last=...)``: under each shown answer (regenerate, copy, feedback).
+* ``answer_controls(run, last=..., user_id=...)``: under each shown answer (regenerate, copy, feedback).
 * ``live_turn_controls(turn)``: beside the answer while it streams.
 * ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
   ``open_linked_conversation()`` does it for the page's link ``?conversation=<id>&run=<id>``
@@ -59,6 +59,7 @@ from models import AgentRun
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
 from ui import chat_actions
 from ui.chat_view import agent_choices, meta_line, run_notice
+from ui.feedback import feedback_control
 from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
 from ui.text import literal, typing_limit
@@ -86,6 +87,7 @@ class HeldChat:
     has_earlier: bool = False
     limit: int = PAGE_SIZE
     answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
+    stale: bool = False  # a turn was cut short: the next run reads the list and history again
 
     def add_run(self, run: AgentRun) -> None:
         """A turn finished on this page: shown from now on as history (the oldest beyond ``limit``
@@ -197,12 +199,13 @@ def user_message_controls(run: AgentRun, *, last: bool) -> None:
     chat_actions.user_message_controls(run, last=last)
 
 
-def answer_controls(run: AgentRun, *, last: bool) -> None:
+def answer_controls(run: AgentRun, *, last: bool, user_id: uuid.UUID) -> None:
     """Controls under an answer (regenerate, copy, feedback): called inside its
     ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
     line, for each turn of the history and, once it has finished, for the live turn. ``last``: the
-    conversation's newest turn."""
+    conversation's newest turn; ``user_id``: the signed-in user."""
     chat_actions.answer_controls(run, last=last)
+    feedback_control(user_id, run, on_saved=forget_history)
 
 
 def live_turn_controls(turn: chat.Turn) -> None:
@@ -252,7 +255,7 @@ def chat_area(user: SignedInUser) -> None:
 def _held(user: SignedInUser) -> HeldChat:
     """What the session holds, read from the database where it is missing or stale."""
     held: HeldChat | None = st.session_state.get(HELD_KEY)
-    if st.session_state.pop(RELOAD_KEY, False) or held is None or held.user_id != user.id:
+    if st.session_state.pop(RELOAD_KEY, False) or held is None or held.user_id != user.id or held.stale:
         held = _read_list(user)
     while True:
         open_id: uuid.UUID | None = st.session_state.get(OPEN_KEY)
@@ -317,7 +320,7 @@ def _history(held: HeldChat, *, replacing: uuid.UUID | None = None, live: bool =
             if run.output:
                 st.markdown(held.answer(run))
             _status_notice(run, last=run.id == last)
-            answer_controls(run, last=run.id == last)
+            answer_controls(run, last=run.id == last, user_id=held.user_id)
             chat_actions.earlier_versions(turn.earlier)
             st.caption(meta_line(run))
     return replaced
@@ -367,15 +370,17 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                 run = _read_back(user, held, result.run_id, replaces=replaces)
                 with user_box:
                     user_message_controls(run, last=True)
-                answer_controls(run, last=True)
+                answer_controls(run, last=True, user_id=user.id)
                 if replaces is not None:
                     chat_actions.earlier_versions([*replaces.earlier, replaces.run])
                 st.caption(meta_line(run))
             finished = True
         finally:
-            turn.close()
             if not finished:
-                forget_history()
+                # not forget_history(): after the user's Stop every Streamlit call, session state too,
+                # raises again; the held object is marked instead, and the next run reads it all
+                held.stale = True
+            turn.close()
 
 
 def _read_back(user: SignedInUser, held: HeldChat, run_id: uuid.UUID, *,

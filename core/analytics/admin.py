@@ -1,4 +1,5 @@
-"""The administrators' dashboard: the figures across all users, per user and per user x model.
+"""The administrators' dashboard: the figures across all users, per user, per user x model and per
+prompt version (per prompt and atom version: no user, no content).
 
 Aggregates only: never message content, titles, prompts or request ids.
 
@@ -28,6 +29,7 @@ from core.analytics.filters import Filters, Granularity, check_granularity
 from core.analytics.results import AdminDashboard, FigureRows, finish
 from core.analytics.statements import (
     KPIS,
+    PROMPT_VERSIONS,
     QUALITY,
     SERIES,
     USAGE,
@@ -37,10 +39,13 @@ from core.analytics.statements import (
     filtering_lists,
     query_parameters,
 )
+from core.analytics.versions import versions_from
 from core.db import get_engine, system_session, user_session
 from models.types import UTCDateTime
 
-ADMIN_PARTS = (Part(KPIS), Part(KPIS, "previous"), Part(SERIES), Part(QUALITY), Part(USAGE))
+ADMIN_PARTS = (
+    Part(KPIS), Part(KPIS, "previous"), Part(SERIES), Part(QUALITY), Part(USAGE), Part(PROMPT_VERSIONS),
+)  # fmt: skip
 BY_USER_ORDER = (("cost_usd", False), ("runs", False), ("email", True))
 _CALL = text(
     "SELECT * FROM app.analytics_admin_dashboard(:prev_start, CAST(:granularity AS text), :start, :end, "
@@ -116,4 +121,5 @@ def load_admin_dashboard(
         quality=figures.frame(QUALITY),
         by_user=finish(by_user, order=BY_USER_ORDER),
         by_user_model=by_user_model,
+        prompt_versions=versions_from(figures),
     )

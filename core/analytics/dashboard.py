@@ -1,4 +1,5 @@
-"""One user's figures: the analytics page (KPIs, series, quality, per model, top conversations).
+"""One user's figures: the analytics page (KPIs, series, quality, per model, prompt versions, top
+conversations), and the figures of their prompt versions alone (the prompt preview page).
 
 Two walls: every query runs in ``user_session(user_id)`` (row-level security on PostgreSQL) *and*
 filters ``agent_runs.user_id`` explicitly.
@@ -25,6 +26,7 @@ from core.analytics.statements import (
     AGENT_RUNS,
     BY_MODEL,
     KPIS,
+    PROMPT_VERSIONS,
     QUALITY,
     SERIES,
     Bounds,
@@ -34,11 +36,14 @@ from core.analytics.statements import (
     query_parameters,
     runs_filter,
 )
+from core.analytics.versions import PromptVersions, versions_from
 from core.db import user_session
 from models import Conversation
 
 CONVERSATIONS = Conversation.__table__  # type: ignore[attr-defined]
-DASHBOARD_PARTS = (Part(KPIS), Part(KPIS, "previous"), Part(SERIES), Part(QUALITY), Part(BY_MODEL))
+DASHBOARD_PARTS = (
+    Part(KPIS), Part(KPIS, "previous"), Part(SERIES), Part(QUALITY), Part(BY_MODEL), Part(PROMPT_VERSIONS),
+)  # fmt: skip
 KPI_PARTS = (Part(KPIS), Part(KPIS, "previous"))
 _TOP_SUMS = ("runs", "input_tokens", "output_tokens", "cache_tokens", "cost_usd")
 
@@ -106,8 +111,16 @@ def load_dashboard(
         series=figures.frame(SERIES),
         quality=figures.frame(QUALITY),
         by_model=figures.frame(BY_MODEL),
+        prompt_versions=versions_from(figures),
         top_conversations=top_conversations,
     )
+
+
+def prompt_versions(*, user_id: uuid.UUID, filters: Filters, engine: Engine | None = None) -> PromptVersions:
+    """The figures of the user's prompt versions (per prompt and per atom version) in ``filters``."""
+    with user_session(user_id, engine=engine) as session:
+        figures = figure_rows(session, (Part(PROMPT_VERSIONS),), filters=filters, user_id=user_id)
+    return versions_from(figures)
 
 
 def kpis(*, user_id: uuid.UUID, filters: Filters, engine: Engine | None = None) -> KpiComparison:

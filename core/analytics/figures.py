@@ -21,6 +21,16 @@ build their SQL from the definitions below; nothing else spells out a figure.
   not a latency) and the time to the first token (every run that had one).
 * **Derived** in Python from the sums: tokens (input + cache + output, as the daily token quota
   counts them), error rate and fallback rate (over every run in the group; none without runs).
+* **Prompt versions** (``VERSION_SUMS``, what the runs of one prompt tell of it, beside some of the
+  sums above, interruptions among them): completed answers (``status = 'ok'``); thumbs up and
+  thumbs down (the user's ``feedback``); superseded runs (replaced by an edit or a regeneration:
+  ``superseded_by`` set; retries of a failed answer are regenerations too); runs that reported input
+  tokens; first and last use (``created_at``). Derived: the share of runs rated up, rated down,
+  superseded and interrupted (over every run, as the other rates); the average input tokens (input
+  + cache, as the quota
+  counts them, over the runs that reported input); the cost per answer (the cost of every run of
+  the version, failed, superseded and interrupted ones included, over its completed answers: what
+  an answer really cost; runs of unknown cost are left out of the sum, as everywhere).
 * **Time buckets**: UTC days, ISO weeks (from Monday) and months.
 """
 
@@ -31,7 +41,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 import pandas as pd
-from sqlalchemy import BigInteger, ColumnElement, Float, Integer, Numeric, and_, case, func, literal_column, or_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Float,
+    Integer,
+    Numeric,
+    and_,
+    case,
+    func,
+    literal_column,
+    or_,
+)
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import TypeEngine
@@ -49,11 +71,13 @@ def sql(fragment: str) -> Expression:
 
 @dataclass(frozen=True)
 class Sum:
-    """An aggregate over a group of runs."""
+    """An aggregate over a group of runs; ``combine`` says how the values of disjoint groups add up
+    to the value of their union (``sum``, or ``min``/``max`` for first and last times)."""
 
     name: str
     type_: TypeEngine[Any]
     of: Callable[[Runs], Expression]
+    combine: str = "sum"
 
 
 @dataclass(frozen=True)
@@ -129,6 +153,21 @@ SUMS: tuple[Sum, ...] = (
 )
 SUM_NAMES = tuple(s.name for s in SUMS)
 
+
+def _count_where(condition: Callable[[Runs], Expression]) -> Callable[[Runs], Expression]:
+    return lambda r: func.count(case((condition(r), sql("1"))))
+
+
+VERSION_SUMS: tuple[Sum, ...] = (
+    Sum("answers", BigInteger(), _count_where(lambda r: r.status == sql("'ok'"))),
+    Sum("thumbs_up", BigInteger(), _count_where(lambda r: r.feedback == sql("1"))),
+    Sum("thumbs_down", BigInteger(), _count_where(lambda r: r.feedback == sql("-1"))),
+    Sum("superseded", BigInteger(), lambda r: func.count(r.superseded_by)),
+    Sum("input_runs", BigInteger(), lambda r: func.count(r.input_tokens)),
+    Sum("first_used", DateTime(timezone=True), lambda r: func.min(r.created_at), combine="min"),
+    Sum("last_used", DateTime(timezone=True), lambda r: func.max(r.created_at), combine="max"),
+)
+
 LATENCY = Measure("latency", lambda r: case((r.status == sql("'ok'"), r.latency_ms)))
 TTFT = Measure("ttft", lambda r: r.ttft_ms)
 PERCENTILES: tuple[Percentile, ...] = (
@@ -139,7 +178,8 @@ PERCENTILES: tuple[Percentile, ...] = (
 )
 PERCENTILE_NAMES = tuple(p.name for p in PERCENTILES)
 Figure = Sum | Percentile
-FIGURES: tuple[Figure, ...] = (*SUMS, *PERCENTILES)
+FIGURES: tuple[Figure, ...] = (*SUMS, *VERSION_SUMS, *PERCENTILES)
+TIMES = tuple(s.name for s in VERSION_SUMS if isinstance(s.type_, DateTime))  # UTC times, not numbers
 
 
 def pandas_dtype(figure: Figure) -> str | None:
@@ -148,12 +188,24 @@ def pandas_dtype(figure: Figure) -> str | None:
         return "float64"
     if isinstance(figure.type_, Integer):
         return "int64"
-    return None
+    return None  # times (first and last use) are parsed as UTC by ``results.finish``
 
 
 # ---- derived from the sums (scalars for one group, or pandas columns for many)
 Value = TypeVar("Value", int, "pd.Series[Any]")
-RATES = {"error_rate": "errors", "fallback_rate": "fallbacks"}  # rate -> the sum it divides by runs
+RATES = {  # rate -> the sum it divides by runs
+    "error_rate": "errors",
+    "fallback_rate": "fallbacks",
+    "thumbs_up_rate": "thumbs_up",
+    "thumbs_down_rate": "thumbs_down",
+    "superseded_rate": "superseded",
+    "interruption_rate": "interrupted",
+}
+# per-answer figures: name -> (numerator sums, the sum they divide by)
+PER: dict[str, tuple[tuple[str, ...], str]] = {
+    "avg_input_tokens": (("input_tokens", "cache_tokens"), "input_runs"),
+    "cost_per_answer": (("cost_usd",), "answers"),
+}
 
 
 def total_tokens(input_tokens: Value, cache_tokens: Value, output_tokens: Value) -> Value:

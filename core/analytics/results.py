@@ -7,14 +7,28 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from core.analytics.figures import FIGURES, PERCENTILE_NAMES, RATES, SUM_NAMES, Figure, pandas_dtype, rate, total_tokens
+from core.analytics.figures import (
+    FIGURES,
+    PER,
+    PERCENTILE_NAMES,
+    RATES,
+    SUM_NAMES,
+    TIMES,
+    Figure,
+    pandas_dtype,
+    rate,
+    total_tokens,
+)
 from core.analytics.filters import Filters, Granularity
 from core.analytics.statements import KPIS, View
 from models import RUN_STATUSES
+
+if TYPE_CHECKING:
+    from core.analytics.versions import PromptVersions
 
 Rows = Sequence[Mapping[Any, Any]]  # rows as SQLAlchemy mappings (RowMapping)
 
@@ -89,8 +103,9 @@ class Dashboard:
     ``series``: bucket, provider, the sums (runs, input_tokens, output_tokens, cost_usd, errors,
     fallbacks, cache_tokens, unknown_cost_runs), tokens, error_rate, fallback_rate.
     ``quality``: bucket, the same, latency_p50, latency_p95, ttft_p50, ttft_p95. ``by_model``:
-    provider, model and the same figures. ``top_conversations``: conversation_id, title, runs,
-    tokens, cost_usd, last_run_at.
+    provider, model and the same figures. ``prompt_versions``: per prompt and per atom version
+    (``core.analytics.versions``). ``top_conversations``: conversation_id, title, runs, tokens,
+    cost_usd, last_run_at.
     """
 
     filters: Filters
@@ -99,6 +114,7 @@ class Dashboard:
     series: pd.DataFrame = field(repr=False)
     quality: pd.DataFrame = field(repr=False)
     by_model: pd.DataFrame = field(repr=False)
+    prompt_versions: PromptVersions = field(repr=False)
     top_conversations: pd.DataFrame = field(repr=False)
 
     @property
@@ -111,7 +127,8 @@ class AdminDashboard:
     """The same figures across all users, plus per user and per user x provider x model.
 
     ``by_user``: user_id, email, the sums, tokens, error_rate, fallback_rate. ``by_user_model``:
-    the same with provider and model.
+    the same with provider and model. ``prompt_versions``: every user's runs per prompt and per
+    atom version (aggregates: no user, no content).
     """
 
     filters: Filters
@@ -121,6 +138,7 @@ class AdminDashboard:
     quality: pd.DataFrame = field(repr=False)
     by_user: pd.DataFrame = field(repr=False)
     by_user_model: pd.DataFrame = field(repr=False)
+    prompt_versions: PromptVersions = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -213,18 +231,23 @@ def _uuid(value: Any) -> uuid.UUID:
 def finish(
     df: pd.DataFrame, figures: Sequence[Figure] = FIGURES, order: Sequence[tuple[str, bool]] = ()
 ) -> pd.DataFrame:
-    """Types the ``figures``' columns, adds the derived ones (tokens, rates) and sorts by ``order``."""
+    """Types the ``figures``' columns, adds the derived ones (tokens, rates, per-answer figures) and
+    sorts by ``order``."""
     dtypes = {f.name: pandas_dtype(f) for f in figures if f.name in df.columns}
     df = df.astype({name: dtype for name, dtype in dtypes.items() if dtype is not None})
     derived: dict[str, Any] = {}
-    if "bucket" in df:
-        derived["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+    for name in ("bucket", *TIMES):
+        if name in df:
+            derived[name] = pd.to_datetime(df[name], utc=True)
     if "user_id" in df:
         derived["user_id"] = [_uuid(v) for v in df["user_id"]]
     if {"input_tokens", "cache_tokens", "output_tokens"} <= set(df.columns):
         derived["tokens"] = total_tokens(df["input_tokens"], df["cache_tokens"], df["output_tokens"])
     if "runs" in df:
         derived |= {name: rate(df[count], df["runs"]) for name, count in RATES.items() if count in df}
+    for name, (counts, by) in PER.items():
+        if by in df and all(c in df for c in counts):
+            derived[name] = rate(sum((df[c] for c in counts[1:]), df[counts[0]]), df[by])
     df = df.assign(**derived)
     if order and len(df):
         names, ascending = zip(*order, strict=True)

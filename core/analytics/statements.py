@@ -46,6 +46,7 @@ from sqlalchemy.types import TypeEngine
 from core.analytics.figures import (
     PERCENTILES,
     SUMS,
+    VERSION_SUMS,
     Expression,
     Percentile,
     Runs,
@@ -56,7 +57,7 @@ from core.analytics.figures import (
 )
 from core.analytics.filters import Filters, Granularity
 from models import AgentRun, User
-from models.types import UTCDateTime
+from models.types import JSONType, UTCDateTime
 
 Period = Literal["current", "previous"]
 AGENT_RUNS: TableClause = AgentRun.__table__  # type: ignore[attr-defined]
@@ -113,6 +114,8 @@ KEY_TYPES: dict[str, TypeEngine[Any]] = {
     "user_id": Uuid(),
     "provider": Text(),
     "model": Text(),
+    "prompt_sha256": Text(),
+    "atom_versions": JSONType,
 }
 
 
@@ -145,6 +148,14 @@ USAGE = View(
     "usage",
     ("user_id", "provider", "model"),
     order=(*_BY_COST, ("email", True), ("provider", True), ("model", True)),
+)
+# per prompt and the atom versions that made it (one prompt has one atom set unless an atom's version
+# changed without its text); ``core.analytics.versions`` adds these groups up per prompt and per atom
+PROMPT_VERSIONS = View(
+    "prompt_versions",
+    ("prompt_sha256", "atom_versions"),
+    sums=(*(s for s in SUMS if s.name in ("runs", "input_tokens", "cache_tokens", "cost_usd", "errors",
+                                          "unknown_cost_runs", "interrupted")), *VERSION_SUMS),
 )
 
 

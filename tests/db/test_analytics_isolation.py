@@ -9,14 +9,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import col
 
 from core import analytics
 from core.analytics import Filters
 from core.analytics.dashboard import figure_rows
 from core.analytics.statements import KPIS, SERIES, Part
-from core.db import NotFound, user_session
+from core.db import NotFound, system_session, user_session
+from models import AgentRun
 from tests.factories import fill_user, make_user
 
 _RANGE = "CAST(:s AS timestamptz), CAST(:e AS timestamptz), NULL, NULL, NULL"
@@ -50,6 +52,16 @@ CONTENT_ALLOWED_COLUMNS = {
     "latency_p95",
     "ttft_p50",
     "ttft_p95",
+    # prompt versions (migration 0012): the prompt by its hash and atom versions, never its text
+    "prompt_sha256",
+    "atom_versions",
+    "answers",
+    "thumbs_up",
+    "thumbs_down",
+    "superseded",
+    "input_runs",
+    "first_used",
+    "last_used",
 }
 
 
@@ -79,6 +91,19 @@ def _two_people() -> tuple[uuid.UUID, uuid.UUID]:
     admin, other = make_user(is_admin=True), make_user()
     fill_user(admin, runs=3, marker="alpha-admin")
     fill_user(other, runs=4, marker="bravo-secret-7731")
+    with system_session() as s:  # every run from one prompt version
+        s.execute(
+            update(AgentRun)
+            .where(col(AgentRun.user_id).in_([admin, other]))
+            .values(prompt_sha256="c0ffee" * 10 + "beef", atom_versions=[["base-persona", 1]])
+        )
+    with user_session(other) as s:  # B rates an answer, with a comment only B may read
+        first = s.execute(select(col(AgentRun.id)).where(col(AgentRun.user_id) == other).limit(1)).scalar_one()
+        s.execute(
+            update(AgentRun)
+            .where(col(AgentRun.id) == first)
+            .values(feedback=-1, feedback_comment="bravo-feedback-secret-5512")
+        )
     return admin, other
 
 
@@ -97,11 +122,13 @@ def test_admin_analytics_never_return_another_users_messages(people, any_db_url)
     admin, other = people
     with user_session(other) as s:
         b_runs = s.execute(
-            text("SELECT id, user_message, output FROM agent_runs WHERE user_id = :u"),
+            text("SELECT id, user_message, output, feedback_comment FROM agent_runs WHERE user_id = :u"),
             {"u": other.hex if any_db_url.startswith("sqlite") else other},
         ).all()
     assert len(b_runs) == 4
     secrets = {r[1] for r in b_runs} | {r[2] for r in b_runs} | {"bravo-secret-7731"}
+    secrets |= {r[3] for r in b_runs if r[3]}
+    assert "bravo-feedback-secret-5512" in secrets
     f = _window()
     results: list[Any] = [
         analytics.load_admin_dashboard(admin_id=admin, filters=f, granularity=g)
@@ -122,6 +149,8 @@ def test_admin_analytics_never_return_another_users_messages(people, any_db_url)
     admin_dash = results[0]
     assert other in set(admin_dash.by_user["user_id"])  # B's usage is counted, as aggregates
     assert int(admin_dash.by_user.set_index("user_id").loc[other, "runs"]) == 4
+    version = admin_dash.prompt_versions.prompt("c0ffee" * 10 + "beef")  # B's rating counts, as a number
+    assert version is not None and (version["runs"], version["thumbs_down"]) == (7, 1)
     for run_id, *_ in b_runs:
         run_id = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(hex=run_id)
         with pytest.raises(NotFound):

@@ -136,6 +136,29 @@ def test_over_https_the_cookies_are_secure(any_db_url: str) -> None:
     assert "Secure" in csrf_cookie and "Secure" in session_cookie and "HttpOnly" in session_cookie
 
 
+def test_behind_a_trusted_tls_proxy_the_cookies_are_secure(any_db_url: str, set_env) -> None:
+    """A proxy of ours terminates TLS: its ``X-Forwarded-Proto: https`` counts, and only then."""
+    https = {"x-forwarded-proto": "https"}
+    with make_client() as c:  # no trusted proxy: the header is the client's own, not believed
+        assert "Secure" not in _set_cookie_headers(c.get("/signin", headers={**PAGE, **https}), CSRF_COOKIE)[0]
+    set_env(TRUSTED_PROXY_HOPS="1")
+    with make_client() as c:
+        assert "Secure" in _set_cookie_headers(c.get("/signin", headers={**PAGE, **https}), CSRF_COOKIE)[0]
+
+
+def test_a_page_load_renews_the_cookies_lifetime(client: TestClient) -> None:
+    response = _sign_up(client, random_email())
+    token = _set_cookie_headers(response, sessions.SESSION_COOKIE)[0].split(";")[0].split("=", 1)[1]
+    page = client.get("/analytics", headers=PAGE)
+    assert page.status_code == 200
+    (renewed,) = _set_cookie_headers(page, sessions.SESSION_COOKIE)
+    assert renewed.startswith(f"{sessions.SESSION_COOKIE}={token};")
+    assert "Max-Age=1209600" in renewed and "HttpOnly" in renewed and "SameSite=lax" in renewed
+    # not on other requests (assets, Streamlit's own API)
+    assert not _set_cookie_headers(client.get("/_stcore/health", headers={"sec-fetch-dest": "empty"}),
+                                   sessions.SESSION_COOKIE)
+
+
 def test_sign_in_with_the_right_password_only(client: TestClient) -> None:
     email = random_email()
     accounts.sign_up(SignUpIn(email=email, password=PASSWORD))

@@ -12,9 +12,10 @@ from sqlmodel import select
 from core.chat import TurnRejected, run_turn
 from core.conversations import delete_conversation, get_conversation, history, rename_conversation
 from core.db import NotFound, system_session
+from core.feedback import set_feedback
 from core.profiles import activate_vibe, delete_vibe, save_vibe
 from models import AgentRun, Conversation, VibeConfig
-from models.schemas import RenameIn, VibeIn
+from models.schemas import FeedbackIn, RenameIn, VibeIn
 from tests.chat_fixtures import ChatEnv
 from tests.factories import fill_user, make_user
 
@@ -31,14 +32,20 @@ def _snapshot(owner: uuid.UUID) -> tuple[object, ...]:
     with system_session() as s:
         convs = [(c.id, c.title) for c in s.exec(select(Conversation).where(Conversation.user_id == owner))]
         vibes = [(v.id, v.name, v.is_active) for v in s.exec(select(VibeConfig).where(VibeConfig.user_id == owner))]
-        runs = len(s.exec(select(AgentRun).where(AgentRun.user_id == owner)).all())
-    return sorted(convs), sorted(vibes), runs
+        owned = s.exec(select(AgentRun).where(AgentRun.user_id == owner))
+        runs = [(r.id, r.feedback, r.feedback_comment) for r in owned]
+    return sorted(convs), sorted(vibes), sorted(runs)
+
+
+def _a_run_of(owner: uuid.UUID) -> uuid.UUID:
+    with system_session() as s:
+        return s.exec(select(AgentRun.id).where(AgentRun.user_id == owner)).first() or uuid.uuid4()
 
 
 @pytest.mark.parametrize(
     "call",
     ["get_conversation", "rename_conversation", "delete_conversation", "history", "save_vibe", "activate_vibe",
-     "delete_vibe"],
+     "delete_vibe", "set_feedback"],
 )
 def test_another_users_id_is_not_found_and_changes_nothing(owner_and_intruder, call):
     owner, intruder, ids = owner_and_intruder
@@ -53,6 +60,8 @@ def test_another_users_id_is_not_found_and_changes_nothing(owner_and_intruder, c
         "save_vibe": lambda: save_vibe(user_id=intruder, data=VibeIn(name="pwned"), vibe_id=vibe),
         "activate_vibe": lambda: activate_vibe(user_id=intruder, vibe_id=vibe),
         "delete_vibe": lambda: delete_vibe(user_id=intruder, vibe_id=vibe),
+        "set_feedback": lambda: set_feedback(
+            user_id=intruder, data=FeedbackIn(run_id=_a_run_of(owner), rating=-1, comment="pwned")),
     }
     with pytest.raises(NotFound):
         actions[call]()

@@ -280,6 +280,26 @@ def test_the_app_roles_write_privileges_are_the_product_matrix(pg_url):
                                 {"t": table}).scalar_one() is deletes, table
 
 
+def test_feedback_reaches_only_the_users_own_answers(two_users):
+    """Feedback (0011's columns): a user session rates its own answers; aimed at another user's runs
+    it touches none; a rating other than +1/-1 is refused."""
+    a, b = two_users
+    forged = "UPDATE agent_runs SET feedback = 1, feedback_comment = 'forged', feedback_at = now() "
+    with user_session(a) as s:
+        assert _rows(s.execute(text(forged + "WHERE user_id = :b"), {"b": b})) == 0
+        assert _rows(s.execute(text(forged))) == 3  # unfiltered: A's own three runs only
+        with pytest.raises(DBAPIError) as info, s.begin_nested():
+            s.execute(text("UPDATE agent_runs SET feedback = 5"))
+        assert isinstance(info.value.orig, psycopg.errors.CheckViolation)
+    with user_session(b) as s:  # and B, aiming at A's runs, rates none of them
+        assert _rows(s.execute(text(forged.replace("= 1", "= -1", 1) + "WHERE user_id = :a"), {"a": a})) == 0
+    with system_session() as s:
+        rated = dict(s.execute(text("SELECT user_id, count(feedback) FROM agent_runs GROUP BY user_id")).all())
+        ratings = s.execute(text("SELECT DISTINCT feedback FROM agent_runs WHERE user_id = :a"), {"a": a}).all()
+    assert rated == {a: 3, b: 0}
+    assert ratings == [(1,)]
+
+
 def _account(user_id: uuid.UUID) -> tuple[Any, ...]:
     with system_session() as s:
         return tuple(s.execute(text(

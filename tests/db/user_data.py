@@ -70,6 +70,10 @@ def seed_user(user_id: uuid.UUID, marker: str) -> None:
                     atom_versions=[["base", 1], [f"tone-{marker}", 2]],
                     request_id=f"req{marker}{i}"[:32],
                     error_code="server" if status == "error" else None,
+                    # the user's feedback: an answer rated down, with a comment
+                    feedback=-1 if i == 0 else None,
+                    feedback_comment=f"{marker} feedback: {TRICKY}" if i == 0 else None,
+                    feedback_at=start + timedelta(minutes=30) if i == 0 else None,
                     superseded_by=replacement if i == 0 else None,
                 )
             )

@@ -200,6 +200,31 @@ def test_tokens_count_cached_input_and_unknown_costs_are_named(app):
     assert any("1 run this month has no known cost" in c for c in captions), captions
 
 
+def _runs_in(table) -> int:
+    return sum(int(v.replace(",", "")) for v in table.value["Runs"])
+
+
+def test_prompt_versions_are_judged_by_their_runs_for_the_user_and_across_users(app, seeded):
+    """Every seeded run recorded its prompt: the user's prompt versions count their runs (the KPI),
+    the administrators' count every user's, with no user and no content in either table."""
+    at = app(PAGE, user=_as(seeded))
+    assert not at.exception
+    mine = next(d for d in at.dataframe if "atoms" in d.value.columns)
+    assert _runs_in(mine) == int(_metrics(at)["Runs"].replace(",", ""))
+    assert {"prompt", "atoms", "Thumbs up", "Thumbs down", "Edited or regenerated", "Cost per answer"} <= set(
+        mine.value.columns
+    )
+    assert all(len(p) == 12 for p in mine.value["prompt"])
+    assert any(v.endswith("%") and v != "0%" for v in mine.value["Thumbs up"])  # the seeded ratings
+    atoms = next(d for d in at.dataframe if "atom" in d.value.columns)
+    assert {"atom", "version"} <= set(atoms.value.columns) and len(atoms.value) > 0
+
+    admin = app(PAGE, user=_as(seeded, 0))
+    everyone = next(d for d in admin.tabs[1].dataframe if "atoms" in d.value.columns)
+    assert _runs_in(everyone) == 600
+    assert not {"email", "user_id", "user_message", "output"} & set(everyone.value.columns)
+
+
 def test_answers_cut_off_are_counted_by_cause(app):
     """Interrupted answers are counted under the tiles, each by its cause (C24: a crash is not hidden)."""
     import uuid

@@ -132,3 +132,22 @@ def test_delete_a_conversation_after_confirming(area: AppTest, chat_env: ChatEnv
         assert s.exec(select(AgentRun).where(AgentRun.conversation_id == doomed)).all() == []
     assert "to be deleted" not in _main_markdown(area)
     assert any("Deleted" in str(t.value) for t in area.toast)
+
+
+def test_thumbs_on_an_answer_are_stored_and_a_comment_follows(area: AppTest, chat_env: ChatEnv):
+    """Feedback (ui.feedback through the answer_controls hook): the live answer and the drawn history
+    both carry the thumbs; a rating is stored at once and the comment box appears on the next run."""
+    _send(area, chat_env, "first question", "first answer")
+    _send(area, chat_env, "second question", "second answer")
+    first, second = _runs(chat_env.user_id)
+    assert len(area.feedback) == 2 and not area.text_area
+    area.feedback(key=f"feedback_{first.id}").set_value(0).run()
+    assert not area.exception
+    area.feedback(key=f"feedback_{second.id}").set_value(1).run()
+    stored = {r.id: (r.feedback, r.feedback_comment) for r in _runs(chat_env.user_id)}
+    assert stored == {first.id: (-1, None), second.id: (1, None)}
+    box = area.text_area(key=f"feedback_comment_{second.id}")
+    box.set_value("Right to the point")
+    next(b for b in area.button if b.label == "Save comment" and str(second.id) in str(b.key)).click().run()
+    assert not area.exception
+    assert {r.id: r.feedback_comment for r in _runs(chat_env.user_id)}[second.id] == "Right to the point"

@@ -133,3 +133,60 @@ def test_changing_the_advisor_mode_moves_the_what_if_panel_with_it(app):
     assert not at.exception
     assert at.selectbox(key="pp_wi_agent").value == "board-update"
     assert [c.value for c in at.code if c.value.startswith("--- a (")] == []
+
+
+def _answers_from(user_id, sha256: str, ratings: list[int | None]) -> None:
+    """Finished runs of ``user_id`` from the prompt ``sha256``, rated as given (written as the system
+    role, as the product's finish of a turn records them)."""
+    from decimal import Decimal
+
+    from core.db import system_session
+    from models import AgentRun, Conversation
+
+    with system_session() as s:
+        conv = Conversation(user_id=user_id, title="judged", agent="general")
+        s.add(conv)
+        s.flush()
+        for rating in ratings:
+            s.add(AgentRun(user_id=user_id, conversation_id=conv.id, user_message="q", output="a", status="ok",
+                           provider="demo", model="demo", input_tokens=1000, output_tokens=10,
+                           cost_usd=Decimal("0.002"), prompt_sha256=sha256, atom_versions=[["base-persona", 1]],
+                           feedback=rating, request_id="r"))
+
+
+def test_the_prompt_shown_has_its_figures_once_answers_came_from_it(app):
+    profile = ProfileIn(role="CTO", stack=["Go"], vertical="SaaS")
+    user = _user_with(profile)
+    at = app(PAGE, user=user)
+    assert not at.exception
+    assert any("No answer has come from this exact prompt yet" in c.value for c in at.caption)
+    current = assemble_prompt(profile, VibeIn(), load_atoms())
+    _answers_from(user.id, current.sha256, [1, 1, -1, None])
+    _answers_from(user.id, "f" * 64, [-1])  # another prompt's answers do not count here
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Runs"] == "4"
+    assert (metrics["Thumbs up"], metrics["Thumbs down"]) == ("50%", "25%")
+    assert metrics["Avg input tokens"] == "1,000"
+    assert metrics["Cost per answer"] == "$0.002000"
+
+
+def test_diff_mode_puts_the_two_versions_figures_side_by_side(app):
+    profile = ProfileIn(role="CTO", stack=["Go"], vertical="SaaS")
+    user = _user_with(profile, VibeIn(name="Calm", playfulness=3))
+    current = assemble_prompt(profile, VibeIn(name="Calm", playfulness=3), load_atoms())
+    other = assemble_prompt(profile, VibeIn(name="Calm", playfulness=8), load_atoms())
+    _answers_from(user.id, current.sha256, [1, None])
+    _answers_from(user.id, other.sha256, [-1, -1, -1])
+    at = app(PAGE, user=user)
+    at.slider(key="pp_wi_playfulness").set_value(8).run()
+    assert not at.exception
+    assert _diff_code(at) is not None
+    table = at.table[0].value
+    now, what_if = f"Now ({current.sha256[:12]})", f"What if ({other.sha256[:12]})"
+    assert list(table.columns) == [now, what_if]
+    assert (table.loc["Runs", now], table.loc["Runs", what_if]) == ("2", "3")
+    assert (table.loc["Thumbs up", now], table.loc["Thumbs down", what_if]) == ("50%", "100%")
+    at.slider(key="pp_wi_playfulness").set_value(1).run()  # a version nobody used: no figures yet
+    table = at.table[0].value
+    assert table.iloc[:, 1].tolist() == ["—"] * len(table)

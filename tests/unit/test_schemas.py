@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from models.schemas import (
+    MAX_FEEDBACK_COMMENT,
     MAX_ROLE,
     MAX_STACK_ITEMS,
     ChangePasswordIn,
     ChatIn,
     ConversationIn,
     EmailIn,
+    FeedbackIn,
     NewPasswordIn,
     ProfileIn,
     QuotaOverrideIn,
@@ -46,6 +48,7 @@ MODELS = {
     RenameIn: ["conversation_id", "title"],
     ChatIn: ["conversation_id", "text"],
     QuotaOverrideIn: ["user_id", "tokens_per_day", "cost_per_month_usd"],
+    FeedbackIn: ["run_id", "rating", "comment"],
     SearchIn: ["query"],
 }
 
@@ -81,6 +84,9 @@ def test_fuzz_every_input_model_only_raises_validation_error(data):
         (ChatIn, {"conversation_id": uuid.uuid4(), "text": "x" * 100_001}, "text"),
         (SignUpIn, {"email": "not-an-email", "password": "x"}, "email"),
         (ConversationIn, {"agent": "../etc"}, "agent"),
+        (FeedbackIn, {"run_id": uuid.uuid4(), "rating": 0}, "rating"),
+        (FeedbackIn, {"run_id": uuid.uuid4(), "rating": 1, "comment": "x" * (MAX_FEEDBACK_COMMENT + 1)}, "comment"),
+        (FeedbackIn, {"run_id": uuid.uuid4(), "rating": -1, "comment": "a\u202eb"}, "comment"),
         (SearchIn, {"query": "   "}, "query"),
         (SearchIn, {"query": "?!"}, "query"),
         (SearchIn, {"query": "x" * 201}, "query"),
