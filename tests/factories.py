@@ -44,7 +44,7 @@ def fill_user(user_id: uuid.UUID, *, runs: int = 3, marker: str = "") -> dict[st
     What the user writes through the product (profile, vibe, conversation) is written in their
     session; finished runs and the sign-in address as the system role, since a user session may
     only start runs as pending and records no sign-in, session or reset code itself (migrations 0010,
-    0014, 0016)."""
+    0014, 0017)."""
     with user_session(user_id) as s:
         s.add(UserProfile(user_id=user_id, role="CTO", stack=["Python", marker or "Go"], vertical="SaaS"))
         vibe = VibeConfig(user_id=user_id, name=f"vibe {marker}", is_active=True)

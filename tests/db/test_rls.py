@@ -255,7 +255,7 @@ APP_WRITES: dict[str, tuple[bool, set[str], bool]] = {
     "usage_counters": (False, set(), False),
     "signin_addresses": (False, set(), False),
     "user_sessions": (False, set(), True),  # 0014: a user may see and end their sessions, never mint one
-    "password_resets": (False, set(), False),  # 0016: a user may see their reset codes, nothing more
+    "password_resets": (False, set(), False),  # 0017: a user may see their reset codes, nothing more
     "deletion_records": (False, set(), False),
 }
 

@@ -14,16 +14,16 @@ extend one, or remove one; the flag on ``users`` stays out of its reach like eve
 column (0010: ``users`` is read and delete only). Codes are issued, redeemed and removed by
 ``advisor_system``, which has an explicit policy.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
