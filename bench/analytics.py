@@ -9,9 +9,11 @@
 Creates its own PostgreSQL database ``advisor_bench_analytics``, migrates it, seeds it with
 ``bench.seed_runs`` (COPY, in a child process so the seeding's memory does not count against this
 one), runs ``VACUUM (ANALYZE)``, then times the queries of one analytics page load (the default
-view: the last 30 days by day) — for the busiest non-admin user (``load_dashboard`` +
-``filter_options`` + ``recent_runs`` + ``core.limits.usage_summary``) and for the admin view
-(``load_admin_dashboard``: the SECURITY DEFINER function ``app.analytics_admin_dashboard``) — with
+view: the last 30 days by day) — for the busiest non-admin user (``load_dashboard``, whose statement
+includes the prompt versions, + ``filter_options`` + ``recent_runs`` + ``core.quotas.usage_summary``)
+and for the admin view (``load_admin_dashboard``: the SECURITY DEFINER function
+``app.analytics_admin_dashboard``, prompt versions across all users included) — and the prompt preview's
+figures (``prompt_versions`` of the user, all time) — with
 ``--reps`` repetitions after two warm-up runs, and prints p50/p95, the load average, the peak RSS
 of this process, and an ``EXPLAIN (ANALYZE, BUFFERS)`` summary of the main user query and of the
 admin function's statement (through auto_explain, so with the function's own settings).
@@ -27,6 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -129,10 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     os.environ["ADVISOR_DATABASE_URL"] = url
     from core import db as core_db
-    from core.analytics import Filters, filter_options, load_admin_dashboard, load_dashboard, recent_runs
+    from core.analytics import (
+        Filters,
+        filter_options,
+        load_admin_dashboard,
+        load_dashboard,
+        prompt_versions,
+        recent_runs,
+    )
     from core.analytics.dashboard import DASHBOARD_PARTS
     from core.analytics.statements import bound_figures_statement, filtering_lists, query_parameters
-    from core.limits import usage_summary
+    from core.quotas import usage_summary
     from core.settings import reset_settings_cache
 
     reset_settings_cache()
@@ -192,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         def admin_page() -> None:
             load_admin_dashboard(admin_id=admin_id, filters=filters, granularity="day")
 
+        all_time = Filters(datetime(2000, 1, 1, tzinfo=UTC), filters.end)
+
+        def preview_figures() -> None:
+            prompt_versions(user_id=user_id, filters=all_time)
+
         dash = load_dashboard(user_id=user_id, filters=filters)
         admin = load_admin_dashboard(admin_id=admin_id, filters=filters)
         print(
@@ -199,9 +214,20 @@ def main(argv: list[str] | None = None) -> int:
             f"admin view: {admin.kpis.current.runs:,} runs in range, {len(admin.by_user):,} users, "
             f"{len(admin.by_user_model):,} user x model rows"
         )
+        print(
+            f"prompt versions: user {len(dash.prompt_versions.by_prompt):,} prompts / "
+            f"{len(dash.prompt_versions.by_atom):,} atom versions; admin {len(admin.prompt_versions.by_prompt):,} "
+            f"prompts / {len(admin.prompt_versions.by_atom):,} atom versions, "
+            f"{int(admin.prompt_versions.by_prompt['thumbs_up'].sum()):,} thumbs up"
+        )
         user_ms = _time(user_page, args.reps)
         admin_ms = _time(admin_page, args.reps)
-        for label, ms in (("user page load ", user_ms), ("admin page load", admin_ms)):
+        preview_ms = _time(preview_figures, args.reps)
+        for label, ms in (
+            ("user page load ", user_ms),
+            ("admin page load", admin_ms),
+            ("prompt preview figures (user, all time)", preview_ms),
+        ):
             print(f"{label} ({args.reps} reps): p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f} ms")
         print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 

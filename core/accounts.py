@@ -8,8 +8,8 @@ Local mode
     ``sign_in`` answers every failure with the same message, verifies against a dummy hash when the
     email is unknown (similar timing), rehashes when the parameters changed or the stored hash
     predates normalisation, and counts failed attempts per email and per session
-    (``core.limits``). While an admin's forced reset is pending, the password no longer signs in:
-    only the one-time code does (``core.reset_codes``), once.
+    (``core.rate_limits``). While an admin's forced reset is pending, the password no longer signs
+    in: only the one-time code does (``core.reset_codes``), once.
 OIDC mode
     ``user_for_oidc`` maps a verified identity (email + subject) to a user row, created on first
     sign-in (``auth_provider='oidc'``, no password hash).
@@ -38,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
-from core import limits
+from core import rate_limits
 from core.db import system_session, user_session
 from core.passwords import PasswordCheck, hash_password, normalise_password, verify_password
 from core.reset_codes import redeem_code
@@ -53,6 +53,7 @@ __all__ = [
     "AuthError",
     "AuthUser",
     "PasswordRuleError",
+    "SignUpLimitReached",
     "SignedUp",
     "check_password_rules",
     "forget_stale_signin_addresses",
@@ -80,6 +81,14 @@ class AuthError(Exception):
 
 class PasswordRuleError(AuthError):
     """The password does not meet the rules."""
+
+
+class SignUpLimitReached(AuthError):
+    """The client's address has created as many accounts as it may this hour."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, field="email")
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -241,23 +250,33 @@ def _create_user(*, email: str, password_hash: str | None, provider: str, subjec
 # local accounts
 # ------------------------------------------------------------------------------------------------
 def sign_up(data: SignUpIn, *, session_key: str | None = None, client: str | None = None) -> SignedUp:
-    """Create a local account. Raises ``PasswordRuleError``, ``AuthError`` or ``LimitExceeded``.
+    """Create a local account. Raises ``PasswordRuleError``, ``SignUpLimitReached``, ``AuthError``
+    or ``LimitExceeded``.
 
     An address that is already registered gets the same neutral message as any refused sign-up
     (never "this email exists"), and each attempt counts against the same per-email and
     per-session attempt limit as sign-ins, so the form cannot be used to probe for accounts at
     speed. (A sign-up that succeeds necessarily tells that the address was free.)
+
+    ``client``: the client's address when known. Each sign-up that passes the password rules
+    takes one of the address's ``signups_per_client_per_hour`` slots; when they are used up, the
+    sign-up is refused with ``SignUpLimitReached`` (its message says when to try again).
     """
     if session_key:
-        limits.take_signin_attempt(email=data.email, session_key=session_key, client=client)
+        rate_limits.take_signin_attempt(email=data.email, session_key=session_key, client=client)
     password = data.password
     check_password_rules(password, email=data.email)
+    try:
+        rate_limits.take_signup_slot(client=client)
+    except rate_limits.LimitExceeded as exc:
+        log.info("sign-up refused: the client address has used its sign-ups for the hour")
+        raise SignUpLimitReached(exc.message, retry_after_s=exc.retry_after_s) from None
     password_hash = hash_password(password)  # before the lookup: the same work either way
     try:
         return _create_user(email=data.email, password_hash=password_hash, provider="local", subject=None)
     except AuthError:
         log.info("sign-up refused email_ref=%s", _email_ref(data.email))
-        limits.record_signin_failure(client=client)
+        rate_limits.record_signin_failure(client=client)
         raise
 
 
@@ -268,7 +287,7 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
     if not session_key:
         raise ValueError("session_key is required")
     # counted before the check; an address the account signed in from is not held to the email's total
-    limits.take_signin_attempt(
+    rate_limits.take_signin_attempt(
         email=data.email, session_key=session_key, client=client,
         known_client=(lambda: _is_known_address(data.email, client)) if client else None,
     )
@@ -284,7 +303,7 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
             check = PasswordCheck(ok=redeem_code(s, user.id, data.password))
     if user is None or not check.ok:
         log.info("sign-in failed email_ref=%s", _email_ref(data.email))
-        limits.record_signin_failure(client=client)
+        rate_limits.record_signin_failure(client=client)
         raise AuthError(GENERIC_SIGNIN_ERROR)
     if check.needs_rehash:  # outdated parameters, or a hash made before passwords were normalised
         new_hash = hash_password(data.password)
@@ -292,7 +311,7 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
             s.execute(update(User).where(col(User.id) == user.id).values(password_hash=new_hash))
         log.info("password rehashed id=%s", user.id)
     _remember_address(user.id, client)
-    limits.clear_signin_failures(email=data.email, client=client)
+    rate_limits.clear_signin_failures(email=data.email, client=client)
     log.info("sign-in ok id=%s", user.id)
     return AuthUser.of(user)
 

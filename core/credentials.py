@@ -24,7 +24,7 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from core import limits
+from core import rate_limits
 from core.accounts import AuthError, PasswordRuleError, check_password_rules
 from core.db import system_session
 from core.passwords import hash_password, verify_password
@@ -77,7 +77,7 @@ def change_password(*, user_id: uuid.UUID, data: ChangePasswordIn, keep_token_ha
         raise AuthError(RESET_PENDING)
     email, stored = user.email, user.password_hash
     # the account's own key: wrong current passwords count like failed sign-ins to the account
-    limits.take_signin_attempt(email=email, session_key=f"password-change:{user_id}")
+    rate_limits.take_signin_attempt(email=email, session_key=f"password-change:{user_id}")
     if not verify_password(stored, data.current_password).ok:
         log.info("password change refused (current password) id=%s", user_id)
         raise AuthError(CURRENT_PASSWORD_WRONG, field="current_password")
@@ -91,7 +91,7 @@ def change_password(*, user_id: uuid.UUID, data: ChangePasswordIn, keep_token_ha
         )
         if getattr(result, "rowcount", 0) != 1:  # changed (or reset) meanwhile, elsewhere
             raise AuthError("Your password was changed elsewhere meanwhile. Sign in again.")
-    limits.clear_signin_failures(email=email)
+    rate_limits.clear_signin_failures(email=email)
     revoked = revoke_user_sessions(user_id, except_token_hash=keep_token_hash)
     log.info("password changed id=%s, other sessions revoked: %d", user_id, revoked)
     return revoked
@@ -115,7 +115,7 @@ def set_new_password(*, user_id: uuid.UUID, data: NewPasswordIn, keep_token_hash
         if getattr(result, "rowcount", 0) != 1:  # finished meanwhile, in another tab
             raise AuthError(NO_RESET_PENDING)
         clear_reset(s, user_id)
-    limits.clear_signin_failures(email=user.email)
+    rate_limits.clear_signin_failures(email=user.email)
     revoked = revoke_user_sessions(user_id, except_token_hash=keep_token_hash)
     log.info("password set after a reset id=%s, other sessions revoked: %d", user_id, revoked)
     return revoked

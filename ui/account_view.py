@@ -15,7 +15,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from core import accounts, credentials
-from core.limits import LimitExceeded
+from core.rate_limits import LimitExceeded
 from core.settings import get_settings
 from models.schemas import MAX_PASSWORD, ChangePasswordIn, NewPasswordIn, field_errors
 from ui.auth_view import current_session_hash, sign_out

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from core import accounts, credentials, passwords
 from core.db import system_session
-from core.limits import LimitExceeded, reset_limiter_cache
+from core.rate_limits import LimitExceeded, reset_limiter_cache
 from core.sessions import clear_validation_cache, create_session, token_hash, validate_session
 from models import User
 from models.schemas import ChangePasswordIn, SignInIn, SignUpIn

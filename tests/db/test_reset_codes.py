@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from core import accounts, credentials, reset_codes
 from core.admin import NotAllowed, force_password_reset, list_users
 from core.db import NotFound, system_session
-from core.limits import reset_limiter_cache
+from core.rate_limits import reset_limiter_cache
 from core.sessions import clear_validation_cache, create_session, token_hash, validate_session
 from models import PasswordReset, User
 from models.schemas import NewPasswordIn, SignInIn, SignUpIn
