@@ -1,17 +1,25 @@
-"""Account self-service in a real browser (C21, C23): a password change keeps this tab signed in
+"""Account self-service in a real browser (C21, C23, C5): a password change keeps this tab signed in
 and signs the user's other session out at its next click; the new password signs in, the old one
-no longer does."""
+no longer does. An admin's one-time reset code signs in once, through the real sign-in form, and
+"Set a new password" comes before any page."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from core import accounts
+from core.admin import force_password_reset
+from core.settings import reset_settings_cache
+from models.schemas import SignUpIn
+from tests.conftest import _pg_url
+from tests.e2e.conftest import AppServer
 from tests.e2e.helpers import BrowserSession
-from tests.factories import random_email
+from tests.factories import make_user, random_email
 
 pytestmark = pytest.mark.e2e
 
@@ -67,3 +75,43 @@ def test_a_password_change_signs_the_other_session_out_at_its_next_click(
         _expect_signed_in(other, email)
     finally:
         context.close()
+
+
+@pytest.fixture
+def app_database(app_server: AppServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point this test process's settings at the app's database (to arrange rows)."""
+    monkeypatch.setenv("ADVISOR_DATABASE_URL", _pg_url(app_server.database))
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+
+
+def test_a_forced_reset_code_signs_in_once_and_a_new_password_comes_first(
+    session: BrowserSession, app_database: None
+) -> None:
+    s = session
+    admin = make_user(is_admin=True)
+    email = random_email()
+    member = accounts.sign_up(SignUpIn(email=email, password=PASSWORD))
+    issued = force_password_reset(acting_user_id=admin, target_user_id=member.id)
+
+    s.goto("/signin?next=%2Fanalytics")
+    s.sign_in(email, PASSWORD)  # the old password no longer signs in
+    expect(s.page.get_by_text("Email or password is incorrect")).to_be_visible()
+    s.sign_in(email, issued.code)
+    expect(s.main.locator("h1", has_text="Set a new password")).to_be_visible()
+    expect(s.page.locator("[data-testid=stSidebarNav]")).to_have_count(0)  # nothing else is reachable
+    s.shot("set-a-new-password")
+
+    form = s.main.locator("[data-testid=stForm]")
+    form.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    form.get_by_label("Repeat the new password", exact=True).fill(NEW_PASSWORD)
+    s.click_button("Set password", within=form)
+    expect(s.main.locator("h1", has_text="Usage analytics")).to_be_visible()  # the page asked for
+    _expect_signed_in(s, email)
+
+    s.sign_out()
+    s.sign_in(email, issued.code)  # used once: gone
+    expect(s.page.get_by_text("Email or password is incorrect")).to_be_visible()
+    s.sign_in(email, NEW_PASSWORD)
+    _expect_signed_in(s, email)
