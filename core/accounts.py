@@ -2,13 +2,14 @@
 
 Local mode
     ``sign_up`` checks the password rules, hashes with argon2id (``core.passwords``: over the
-    password's NFKC form) and inserts the row; the first
-    account ever created becomes admin (decided under a lock: a PostgreSQL advisory lock, or the
-    SQLite write lock, so two simultaneous first sign-ups cannot both become admin).
+    password's NFKC form) and inserts the row; the first account ever created becomes admin
+    (decided under a lock: a PostgreSQL advisory lock, or the SQLite write lock, so two
+    simultaneous first sign-ups cannot both become admin).
     ``sign_in`` answers every failure with the same message, verifies against a dummy hash when the
     email is unknown (similar timing), rehashes when the parameters changed or the stored hash
-    predates normalisation, and counts failed
-    attempts per email and per session (``core.rate_limits``).
+    predates normalisation, and counts failed attempts per email and per session
+    (``core.rate_limits``). While an admin's forced reset is pending, the password no longer signs
+    in: only the one-time code does (``core.reset_codes``), once.
 OIDC mode
     ``user_for_oidc`` maps a verified identity (email + subject) to a user row, created on first
     sign-in (``auth_provider='oidc'``, no password hash).
@@ -39,7 +40,8 @@ from sqlmodel import Session, col, select
 
 from core import rate_limits
 from core.db import system_session, user_session
-from core.passwords import hash_password, normalise_password, verify_password
+from core.passwords import PasswordCheck, hash_password, normalise_password, verify_password
+from core.reset_codes import redeem_code
 from core.settings import get_settings, secret_hmac
 from models import SigninAddress, User
 from models.schemas import MAX_EMAIL, SignInIn, SignUpIn, clean_line
@@ -91,15 +93,18 @@ class SignUpLimitReached(AuthError):
 
 @dataclass(frozen=True)
 class AuthUser:
-    """A signed-in (or just created) account: who it is and whether it is an admin."""
+    """A signed-in (or just created) account: who it is, whether it is an admin, and whether it
+    must set a new password before anything else (an admin forced a reset)."""
 
     id: uuid.UUID
     email: str
     is_admin: bool
+    password_reset_required: bool = False
 
     @classmethod
     def of(cls, user: User) -> AuthUser:
-        return cls(id=user.id, email=user.email, is_admin=user.is_admin)
+        return cls(id=user.id, email=user.email, is_admin=user.is_admin,
+                   password_reset_required=user.password_reset_required)
 
 
 SignedUp = AuthUser
@@ -288,8 +293,14 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
     )
     with system_session() as s:
         user = s.exec(select(User).where(User.email == data.email)).first()
-    stored = user.password_hash if user is not None and user.auth_provider == "local" else None
+    local = user is not None and user.auth_provider == "local"
+    resetting = user is not None and local and user.password_reset_required
+    # while an admin's reset is pending the password no longer signs in: only the one-time code does
+    stored = user.password_hash if user is not None and local and not resetting else None
     check = verify_password(stored, data.password)  # always runs (dummy hash when unknown): similar timing
+    if user is not None and resetting:
+        with system_session() as s:
+            check = PasswordCheck(ok=redeem_code(s, user.id, data.password))
     if user is None or not check.ok:
         log.info("sign-in failed email_ref=%s", _email_ref(data.email))
         rate_limits.record_signin_failure(client=client)
