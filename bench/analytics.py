@@ -10,7 +10,7 @@ Creates its own PostgreSQL database ``advisor_bench_analytics``, migrates it, se
 ``bench.seed_runs`` (COPY, in a child process so the seeding's memory does not count against this
 one), runs ``VACUUM (ANALYZE)``, then times the queries of one analytics page load (the default
 view: the last 30 days by day) — for the busiest non-admin user (``load_dashboard``, whose statement
-includes the prompt versions, + ``filter_options`` + ``recent_runs`` + ``core.limits.usage_summary``)
+includes the prompt versions, + ``filter_options`` + ``recent_runs`` + ``core.quotas.usage_summary``)
 and for the admin view (``load_admin_dashboard``: the SECURITY DEFINER function
 ``app.analytics_admin_dashboard``, prompt versions across all users included) — and the prompt preview's
 figures (``prompt_versions`` of the user, all time) — with
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from core.analytics.dashboard import DASHBOARD_PARTS
     from core.analytics.statements import bound_figures_statement, filtering_lists, query_parameters
-    from core.limits import usage_summary
+    from core.quotas import usage_summary
     from core.settings import reset_settings_cache
 
     reset_settings_cache()

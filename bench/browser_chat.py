@@ -19,6 +19,9 @@ a conversation, over every round, their ratios, the load average, and the goals 
 Advisor's p50 ≤ 1.1× the baseline's and p95 ≤ 1.5× over all turns, and Advisor's p50 at the late
 turns ≤ 1.2× its p50 at turns 1–10.
 
+``--app-option runner.postScriptGC=true`` runs Advisor with a Streamlit option changed (the
+baseline keeps the repository's configuration), to measure what one option costs.
+
 ``--profile DIR`` samples the Advisor process with py-spy (requirements-dev.txt) during the first
 round and writes ``DIR/advisor.raw`` (collapsed stacks) and prints the functions that take the
 largest share of the samples: where the submit path spends its time.
@@ -210,14 +213,14 @@ class ChatPage:
         self.context.close()
 
 
-def sign_up(page: Any, email: str) -> None:
-    page.get_by_role("tab", name="Create account").click()
-    form = page.locator("[data-testid=stForm]").filter(
-        has=page.get_by_role("button", name="Create account", exact=True))
+def sign_up(page: Any, url: str, email: str) -> None:
+    """Create an account on the create-account page; it lands on the chat."""
+    page.goto(f"{url}/signup")
+    form = page.locator("form", has=page.get_by_role("button", name="Create account"))
     form.get_by_label("Email", exact=True).fill(email)
     form.get_by_label("Password", exact=True).fill(PASSWORD)
     form.get_by_label("Repeat password", exact=True).fill(PASSWORD)
-    form.get_by_role("button", name="Create account", exact=True).click()
+    form.get_by_role("button", name="Create account").click()
     page.locator("[data-testid=stChatInputTextArea]").wait_for()
 
 
@@ -239,25 +242,32 @@ def py_spy(pid: int, out: Path) -> Iterator[None]:
             proc.kill()
 
 
-def profile_summary(raw: Path, top: int = 15) -> list[str]:
-    """The functions in the most samples of the script-runner threads (inclusive share)."""
+def _frame_name(frame: str) -> str:
+    """``func (path/file.py:12)`` → ``func (path/file.py)``."""
+    return frame.rsplit(":", 1)[0] + ")" if frame.endswith(")") and ":" in frame else frame
+
+
+def profile_summary(raw: Path, top: int = 12) -> list[str]:
+    """Where the script runs spent their samples: the functions in the largest share (inclusive;
+    the wrappers every sample passes through left out) and the leaf functions (self time)."""
     inclusive: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        if not stack or not count.isdigit() or "_run_script" not in stack:  # script-runner threads only
             continue
-        frames = stack.split(";")
-        if not any("_run_script" in f for f in frames):  # the ScriptRunner thread only
-            continue
+        frames = [_frame_name(f) for f in stack.split(";")]
         n = int(count)
         total += n
-        for name in {f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f else f
-                     for f in frames}:
+        for name in set(frames):
             inclusive[name] += n
-    lines = [f"profile: {total} samples of script runs (py-spy, 250 Hz)"]
-    for name, n in inclusive.most_common(top):
-        lines.append(f"profile: {100 * n / max(total, 1):5.1f}%  {name}")
+        leaf[frames[-1]] += n
+    lines = [f"profile: {total} samples of script runs (py-spy, 250 Hz); inclusive share:"]
+    shown = [(name, n) for name, n in inclusive.most_common() if n < 0.97 * total][:top]
+    lines += [f"profile: {100 * n / max(total, 1):5.1f}%  {name}" for name, n in shown]
+    lines.append("profile: self share:")
+    lines += [f"profile: {100 * n / max(total, 1):5.1f}%  {name}" for name, n in leaf.most_common(top // 2)]
     return lines
 
 
@@ -283,6 +293,9 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=50, help="turns per conversation (default 50)")
     ap.add_argument("--rounds", type=int, default=None, help="conversations per page (default 3; --quick 1)")
     ap.add_argument("--profile", type=Path, default=None, help="py-spy the app during the first round")
+    ap.add_argument("--app-option", action="append", default=[], metavar="NAME=VALUE",
+                    help="a Streamlit option for Advisor's server only, e.g. runner.postScriptGC=true")
+    ap.add_argument("--keep-logs", type=Path, default=None, help="copy the servers' output to this folder")
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     turns = max(args.turns, 10)
@@ -316,8 +329,9 @@ def main() -> int:
         )
         subprocess.run([sys.executable, "-m", "core.db", "migrate"], cwd=ROOT, env=app_env, check=True,
                        stdout=subprocess.DEVNULL)
-        app_proc = stack.enter_context(process(streamlit_command("streamlit_app.py", app_port), app_env,
-                                               base / "app.log"))
+        app_options = [f"--{name}={value}" for name, _, value in (o.partition("=") for o in args.app_option)]
+        app_proc = stack.enter_context(process([*streamlit_command("streamlit_app.py", app_port), *app_options],
+                                               app_env, base / "app.log"))
         baseline_proc = stack.enter_context(process(
             streamlit_command("bench/baseline_chat.py", baseline_port),
             clean_env(base / "home", BENCH_OPENAI_BASE_URL=f"{stub_url}/v1"), base / "baseline.log"))
@@ -330,8 +344,7 @@ def main() -> int:
         stack.callback(browser.close)
         for r in range(rounds):
             app, baseline = ChatPage(browser, app_url, "advisor"), ChatPage(browser, baseline_url, "baseline")
-            app.page.goto(app_url)
-            sign_up(app.page, f"bench-{r}-{uuid.uuid4().hex[:8]}@example.com")
+            sign_up(app.page, app_url, f"bench-{r}-{uuid.uuid4().hex[:8]}@example.com")
             app.settle()
             baseline.open()
             # warm-up turn on each page (first imports, first connections), not counted
@@ -352,6 +365,10 @@ def main() -> int:
             profiling.close()
             app.close()
             baseline.close()
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in ("app.log", "baseline.log", "stub.log"):
+                shutil.copy(base / log, args.keep_logs / log)
 
     print(f"\nEnter → first answer characters visible (ms), {rounds} round(s) x {turns} turns, interleaved")
     app_row = summarize("advisor", app_samples, late)

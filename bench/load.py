@@ -123,13 +123,13 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     from core.atoms import app_atoms
     from core.db import get_engine
-    from core.limits import _limiter
     from core.providers.router import build_router
+    from core.rate_limits import limiter
     from core.settings import get_settings
 
     app_atoms()
     build_router(get_settings())
-    _limiter().storage.check()
+    limiter().storage.check()
     conns = [get_engine().connect() for _ in range(min(10, len(spec["users"]) * spec.get("threads_per_user", 1)))]
     for c in conns:
         c.execute(sql_text("SELECT 1"))

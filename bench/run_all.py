@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 # (label, module, extra args), in the order they run; bench/*.py not listed here run after them
 PLAN: list[tuple[str, str, list[str]]] = [
-    ("db_overhead", "db_overhead", []),
     ("assembly", "assembly", []),
     # with LiteLLM's Router timed in the same run when its virtualenv is there (make peer-venv)
     ("turn_overhead", "turn_overhead",

@@ -115,14 +115,14 @@ def configure_app(
         os.environ[f"ADVISOR_{key}"] = value
 
     from core import db as core_db
-    from core import limits
+    from core import rate_limits
     from core.providers.router import reset_router_cache
     from core.settings import reset_settings_cache
 
     reset_settings_cache()
     core_db.dispose_engines()
     reset_router_cache()
-    limits.reset_limiter_cache(key_prefix=key_prefix)
+    rate_limits.reset_limiter_cache(key_prefix=key_prefix)
 
 
 def make_user(email: str, *, quota_tokens_per_day: int | None = None) -> uuid.UUID:

@@ -2,13 +2,14 @@
 
 Local mode
     ``sign_up`` checks the password rules, hashes with argon2id (``core.passwords``: over the
-    password's NFKC form) and inserts the row; the first
-    account ever created becomes admin (decided under a lock: a PostgreSQL advisory lock, or the
-    SQLite write lock, so two simultaneous first sign-ups cannot both become admin).
+    password's NFKC form) and inserts the row; the first account ever created becomes admin
+    (decided under a lock: a PostgreSQL advisory lock, or the SQLite write lock, so two
+    simultaneous first sign-ups cannot both become admin).
     ``sign_in`` answers every failure with the same message, verifies against a dummy hash when the
     email is unknown (similar timing), rehashes when the parameters changed or the stored hash
-    predates normalisation, and counts failed
-    attempts per email and per session (``core.limits``).
+    predates normalisation, and counts failed attempts per email and per session
+    (``core.rate_limits``). While an admin's forced reset is pending, the password no longer signs
+    in: only the one-time code does (``core.reset_codes``), once.
 OIDC mode
     ``user_for_oidc`` maps a verified identity (email + subject) to a user row, created on first
     sign-in (``auth_provider='oidc'``, no password hash).
@@ -37,9 +38,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
-from core import limits
+from core import rate_limits
 from core.db import system_session, user_session
-from core.passwords import hash_password, normalise_password, verify_password
+from core.passwords import PasswordCheck, hash_password, normalise_password, verify_password
+from core.reset_codes import redeem_code
 from core.settings import get_settings, secret_hmac
 from models import SigninAddress, User
 from models.schemas import MAX_EMAIL, SignInIn, SignUpIn, clean_line
@@ -51,6 +53,7 @@ __all__ = [
     "AuthError",
     "AuthUser",
     "PasswordRuleError",
+    "SignUpLimitReached",
     "SignedUp",
     "check_password_rules",
     "forget_stale_signin_addresses",
@@ -80,17 +83,28 @@ class PasswordRuleError(AuthError):
     """The password does not meet the rules."""
 
 
+class SignUpLimitReached(AuthError):
+    """The client's address has created as many accounts as it may this hour."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, field="email")
+        self.retry_after_s = retry_after_s
+
+
 @dataclass(frozen=True)
 class AuthUser:
-    """A signed-in (or just created) account: who it is and whether it is an admin."""
+    """A signed-in (or just created) account: who it is, whether it is an admin, and whether it
+    must set a new password before anything else (an admin forced a reset)."""
 
     id: uuid.UUID
     email: str
     is_admin: bool
+    password_reset_required: bool = False
 
     @classmethod
     def of(cls, user: User) -> AuthUser:
-        return cls(id=user.id, email=user.email, is_admin=user.is_admin)
+        return cls(id=user.id, email=user.email, is_admin=user.is_admin,
+                   password_reset_required=user.password_reset_required)
 
 
 SignedUp = AuthUser
@@ -236,23 +250,33 @@ def _create_user(*, email: str, password_hash: str | None, provider: str, subjec
 # local accounts
 # ------------------------------------------------------------------------------------------------
 def sign_up(data: SignUpIn, *, session_key: str | None = None, client: str | None = None) -> SignedUp:
-    """Create a local account. Raises ``PasswordRuleError``, ``AuthError`` or ``LimitExceeded``.
+    """Create a local account. Raises ``PasswordRuleError``, ``SignUpLimitReached``, ``AuthError``
+    or ``LimitExceeded``.
 
     An address that is already registered gets the same neutral message as any refused sign-up
     (never "this email exists"), and each attempt counts against the same per-email and
     per-session attempt limit as sign-ins, so the form cannot be used to probe for accounts at
     speed. (A sign-up that succeeds necessarily tells that the address was free.)
+
+    ``client``: the client's address when known. Each sign-up that passes the password rules
+    takes one of the address's ``signups_per_client_per_hour`` slots; when they are used up, the
+    sign-up is refused with ``SignUpLimitReached`` (its message says when to try again).
     """
     if session_key:
-        limits.take_signin_attempt(email=data.email, session_key=session_key, client=client)
+        rate_limits.take_signin_attempt(email=data.email, session_key=session_key, client=client)
     password = data.password
     check_password_rules(password, email=data.email)
+    try:
+        rate_limits.take_signup_slot(client=client)
+    except rate_limits.LimitExceeded as exc:
+        log.info("sign-up refused: the client address has used its sign-ups for the hour")
+        raise SignUpLimitReached(exc.message, retry_after_s=exc.retry_after_s) from None
     password_hash = hash_password(password)  # before the lookup: the same work either way
     try:
         return _create_user(email=data.email, password_hash=password_hash, provider="local", subject=None)
     except AuthError:
         log.info("sign-up refused email_ref=%s", _email_ref(data.email))
-        limits.record_signin_failure(client=client)
+        rate_limits.record_signin_failure(client=client)
         raise
 
 
@@ -263,17 +287,23 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
     if not session_key:
         raise ValueError("session_key is required")
     # counted before the check; an address the account signed in from is not held to the email's total
-    limits.take_signin_attempt(
+    rate_limits.take_signin_attempt(
         email=data.email, session_key=session_key, client=client,
         known_client=(lambda: _is_known_address(data.email, client)) if client else None,
     )
     with system_session() as s:
         user = s.exec(select(User).where(User.email == data.email)).first()
-    stored = user.password_hash if user is not None and user.auth_provider == "local" else None
+    local = user is not None and user.auth_provider == "local"
+    resetting = user is not None and local and user.password_reset_required
+    # while an admin's reset is pending the password no longer signs in: only the one-time code does
+    stored = user.password_hash if user is not None and local and not resetting else None
     check = verify_password(stored, data.password)  # always runs (dummy hash when unknown): similar timing
+    if user is not None and resetting:
+        with system_session() as s:
+            check = PasswordCheck(ok=redeem_code(s, user.id, data.password))
     if user is None or not check.ok:
         log.info("sign-in failed email_ref=%s", _email_ref(data.email))
-        limits.record_signin_failure(client=client)
+        rate_limits.record_signin_failure(client=client)
         raise AuthError(GENERIC_SIGNIN_ERROR)
     if check.needs_rehash:  # outdated parameters, or a hash made before passwords were normalised
         new_hash = hash_password(data.password)
@@ -281,7 +311,7 @@ def sign_in(data: SignInIn, *, session_key: str, client: str | None = None) -> A
             s.execute(update(User).where(col(User.id) == user.id).values(password_hash=new_hash))
         log.info("password rehashed id=%s", user.id)
     _remember_address(user.id, client)
-    limits.clear_signin_failures(email=data.email, client=client)
+    rate_limits.clear_signin_failures(email=data.email, client=client)
     log.info("sign-in ok id=%s", user.id)
     return AuthUser.of(user)
 

@@ -1,4 +1,5 @@
-"""Admin actions on accounts: grant admin, list users, set quota overrides (admins only).
+"""Admin actions on accounts: grant admin, list users, set quota overrides, force a password reset
+(admins only).
 
 Each action checks, in the same transaction, that the acting user is an admin (``NotAllowed``
 otherwise). What an admin sees of a user is identity, role and quota overrides: no content, no hash.
@@ -18,12 +19,15 @@ from sqlmodel import Session, col, select
 
 from core.accounts import AuthError, AuthUser
 from core.db import NotFound, system_session
+from core.reset_codes import IssuedCode, issue_code
+from core.sessions import revoke_user_sessions
 from models import User
 from models.schemas import EmailIn, QuotaOverrideIn, field_errors
 
 __all__ = [
     "NotAllowed",
     "UserSummary",
+    "force_password_reset",
     "grant_admin",
     "list_users",
     "set_quota_override",
@@ -47,6 +51,7 @@ class UserSummary:
     created_at: datetime
     quota_tokens_per_day: int | None
     quota_cost_per_month_usd: Decimal | None
+    password_reset_required: bool = False
 
 
 def _require_admin(session: Session, acting_user_id: uuid.UUID) -> None:
@@ -91,6 +96,7 @@ def list_users(*, acting_user_id: uuid.UUID) -> list[UserSummary]:
                 quota_cost_per_month_usd=(
                     Decimal(u.quota_cost_per_month_usd) if u.quota_cost_per_month_usd is not None else None
                 ),
+                password_reset_required=u.password_reset_required,
             )
             for u in users
         ]
@@ -111,3 +117,23 @@ def set_quota_override(*, acting_user_id: uuid.UUID, data: QuotaOverrideIn) -> N
         if getattr(result, "rowcount", 0) != 1:
             raise NotFound("user")
     log.info("quota override set by=%s for=%s", acting_user_id, data.user_id)
+
+
+def force_password_reset(*, acting_user_id: uuid.UUID, target_user_id: uuid.UUID) -> IssuedCode:
+    """Force ``target_user_id`` to set a new password (admin only): their password stops signing
+    in, every session of theirs is revoked, and a one-time code is issued for the admin to hand
+    over (``core.reset_codes``). Raises ``NotAllowed``, ``NotFound``, or ``AuthError`` for an
+    account without a password (single sign-on) or the admin's own (changed on the Account page)."""
+    if target_user_id == acting_user_id:
+        raise AuthError("Change your own password on the Account page.")
+    with system_session() as s:
+        _require_admin(s, acting_user_id)
+        target = s.exec(select(User).where(col(User.id) == target_user_id)).first()
+        if target is None:
+            raise NotFound("user")
+        if target.auth_provider != "local":
+            raise AuthError("This account signs in through the identity provider: it has no password here.")
+        issued = issue_code(s, target)
+    revoked = revoke_user_sessions(target_user_id)
+    log.info("password reset forced by=%s for=%s, sessions revoked: %d", acting_user_id, target_user_id, revoked)
+    return issued

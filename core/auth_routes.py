@@ -50,9 +50,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import accounts, limits, sessions
+from core import accounts, rate_limits, sessions
 from core.auth_pages import SIGN_IN_PATH, SIGN_UP_PATH, path_with_next, sign_in_page, sign_up_page
-from core.limits import LimitExceeded
+from core.rate_limits import LimitExceeded
 from core.settings import get_settings
 from models.schemas import SignInIn, SignUpIn, error_lines, field_errors
 
@@ -115,7 +115,8 @@ def _client(request: Request) -> str | None:
             peer = None
     except ValueError:
         peer = None
-    return limits.client_address(peer, request.headers.getlist("x-forwarded-for"), get_settings().trusted_proxy_hops)
+    forwarded = request.headers.getlist("x-forwarded-for")
+    return rate_limits.client_address(peer, forwarded, get_settings().trusted_proxy_hops)
 
 
 def _csrf_token(request: Request) -> str:

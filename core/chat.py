@@ -4,9 +4,9 @@
 
 1. validate the message (``models.schemas.ChatIn`` + ``settings.max_message_chars``) -- a bad one
    raises ``TurnRejected`` and nothing is stored or sent;
-2. limits: the per-minute rate limit (``core.limits.consume_chat_turn``), then the quotas, read in
-   the transaction that stores the message -- a hit raises ``TurnRejected`` with the limit's
-   message, nothing stored or sent;
+2. limits: the per-minute rate limit (``core.rate_limits.consume_chat_turn``), then the quotas
+   (``core.quotas.check_quotas``), read in the transaction that stores the message -- a hit raises
+   ``TurnRejected`` with the limit's message, nothing stored or sent;
 3. one ``user_session`` transaction: the conversation (must be the user's), the profile and active
    vibe, the quotas, the history, the ``agent_runs`` row with the user's message and status
    ``pending`` (``core.agent_runs``), the title of a new conversation. It is **committed before any
@@ -51,11 +51,12 @@ from core.atoms import AtomLibrary, app_atoms
 from core.conversations import DEFAULT_TITLE, title_from_message
 from core.db import NotFound, user_session
 from core.error_reports import log_exception
-from core.limits import LimitExceeded, consume_chat_turn, quota_periods, quota_refusal, quota_usage
 from core.pricing import cost_usd
 from core.profiles import profile_in, vibe_in
 from core.providers.base import ChatMessage, Done, InputUsage, ProviderError, TextDelta, Usage
 from core.providers.router import AllProvidersFailed, ProviderRouter, Started, StreamInterrupted, build_router
+from core.quotas import check_quotas
+from core.rate_limits import LimitExceeded, consume_chat_turn
 from core.request_context import current_request_id, new_request_id
 from core.run_versions import NotReplaceable, supersede_last_run
 from core.settings import Settings, get_settings
@@ -184,7 +185,6 @@ def _accept(
     message is committed.
     """
     consume_chat_turn(user_id)  # attempts count: a turn refused below still used its slot
-    periods = quota_periods()
     with user_session(user_id) as s:
         row = s.exec(
             select(Conversation, UserProfile, VibeConfig)
@@ -196,9 +196,7 @@ def _accept(
         if row is None:
             raise NotFound("conversation not found")
         conversation, profile, vibe = row
-        refusal = quota_refusal(quota_usage(user_id, periods, s), periods.now)
-        if refusal is not None:
-            raise refusal
+        check_quotas(user_id, session=s)
         if replaces is not None:  # before the history is read, so that it leaves the replaced run out
             supersede_last_run(s, user_id=user_id, conversation_id=conversation.id, replaced_id=replaces,
                                new_id=run_id)

@@ -6,7 +6,7 @@ order), then the ``users`` row; checks that nothing is left; and writes a ``dele
 whose only link to the person is an HMAC-SHA256 of the id keyed with ``settings.deletion_salt``. On
 PostgreSQL the rows a user session may not erase (usage counters, sign-in records) are deleted, and
 the deletion record written, as ``advisor_system`` within that transaction. Any error rolls all of it
-back. After the commit it clears the user's rate-limit keys (``core.limits.clear_user_limits``); the
+back. After the commit it clears the user's rate-limit keys (``core.rate_limits.clear_user_limits``); the
 page clears Streamlit's caches.
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import TableClause
 
 from core.db import APP_ROLE, SYSTEM_ROLE, NotFound, set_local_role, user_session
-from core.limits import clear_user_limits
+from core.rate_limits import clear_user_limits
 from core.settings import secret_hmac
 from core.user_tables import ROOT_TABLE, OwnedTable, count_owned_rows, user_data_tables
 from models import DeletionRecord

@@ -19,6 +19,8 @@ FIELD_DOCS: Final[dict[str, dict[str, str]]] = {
         "created_at": "when your account was created (UTC, ISO 8601)",
         "quota_tokens_per_day": "a personal daily token quota set by an administrator (empty: the default)",
         "quota_cost_per_month_usd": "a personal monthly cost quota in USD (empty: the default)",
+        "password_reset_required": "true while an administrator's password reset is pending: your "
+        "password does not sign in until you set a new one with the one-time code you were given",
     },
     "user_profiles": {
         "user_id": "your account id",
@@ -102,6 +104,14 @@ FIELD_DOCS: Final[dict[str, dict[str, str]]] = {
         "ADVISOR_SESSION_DAYS days later. Signing out deletes the session at once",
         "user_agent": "how that browser described itself (trimmed), so you can tell your sessions apart",
     },
+    "password_resets": {
+        "id": "the code's id",
+        "user_id": "your account id",
+        "code_hash": "the SHA-256 of a one-time code an administrator issued to reset your password "
+        "(the code itself is not stored); it is deleted once used",
+        "created_at": "when the administrator issued the code (UTC)",
+        "expires_at": "when the code stops working (UTC)",
+    },
 }
 
 _README_HEAD = """\
@@ -132,8 +142,9 @@ agent_runs.csv      the same rows as agent_runs.jsonl as a spreadsheet: CSV (RFC
                     formula; agent_runs.jsonl holds the exact text.
 extra/<table>.jsonl any other table holding rows of yours (JSON Lines), e.g. extra/usage_counters.jsonl:
                     your usage per UTC day, kept for your quotas, extra/signin_addresses.jsonl:
-                    hashes of the addresses you signed in from, and extra/user_sessions.jsonl:
-                    the browsers where you are signed in
+                    hashes of the addresses you signed in from, extra/user_sessions.jsonl:
+                    the browsers where you are signed in, and extra/password_resets.jsonl: the
+                    hash of the one-time code of an administrator's password reset, while one is pending
 README.txt          this file
 manifest.json       format and schema version, export time, number of rows per table, and for each
                     file its size in bytes, its number of rows and its SHA-256 (to check the archive

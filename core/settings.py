@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # failed sign-ins from one client address across all emails (password spraying); higher than
     # the per-email limit because people behind one NAT or proxy share an address
     signin_attempts_per_client: int = Field(default=30, ge=1, le=100_000)
+    # accounts created from one client address per hour (ADVISOR_SIGNUPS_PER_CLIENT_PER_HOUR)
+    signups_per_client_per_hour: int = Field(default=5, ge=1, le=100_000)
     # reverse proxies of ours in front of the app that append to X-Forwarded-For (0: none; clients
     # connect directly). Behind a proxy with 0, every client has the proxy's address.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=10)

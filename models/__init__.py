@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from models.conversation import RUN_STATUSES, AgentRun, Conversation
 from models.deletion import DeletionRecord
+from models.password_reset import PasswordReset
 from models.session import UserSession
 from models.signin import SigninAddress
 from models.usage import UsageCounter
@@ -15,7 +16,7 @@ metadata = SQLModel.metadata
 # Tables that carry a user's data, in the order they must be emptied (children first).
 USER_OWNED_TABLES = (
     "agent_runs", "conversations", "vibe_configs", "user_profiles", "usage_counters", "signin_addresses",
-    "user_sessions",
+    "user_sessions", "password_resets",
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "AgentRun",
     "Conversation",
     "DeletionRecord",
+    "PasswordReset",
     "SigninAddress",
     "UsageCounter",
     "User",

@@ -25,6 +25,8 @@ class User(SQLModel, table=True):
     auth_provider: str = Field(default="local", max_length=16)
     oidc_subject: str | None = Field(default=None, max_length=255)
     is_admin: bool = Field(default=False)
+    # set by an admin's forced reset: the password no longer signs in, a one-time code does (0017)
+    password_reset_required: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     quota_tokens_per_day: int | None = Field(default=None, ge=0)
     quota_cost_per_month_usd: Decimal | None = Field(default=None, ge=0, sa_type=Numeric(12, 4))

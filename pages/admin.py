@@ -1,4 +1,5 @@
-"""Admin: the accounts (no content), granting admin, per-user quota overrides.
+"""Admin: the accounts (no content), granting admin, per-user quota overrides, forcing a password
+reset (the one-time code is shown here once, for the admin to hand over: no email is sent).
 
 The entry script lists this page only for admins; the page checks again against the database.
 """
@@ -13,12 +14,14 @@ from pydantic import ValidationError
 
 from core import accounts, admin
 from core.db import NotFound
+from core.reset_codes import IssuedCode
 from core.settings import get_settings
 from models.schemas import MAX_EMAIL, QuotaOverrideIn, field_errors
 from ui.frame import page
 from ui.text import literal, typing_limit
 
 FLASH_KEY = "admin_flash"
+RESET_CODE_KEY = "admin_reset_code"  # the code just issued, shown once then dropped
 
 with page("admin") as user:
     st.title("Admin")
@@ -45,6 +48,7 @@ with page("admin") as user:
                     "USD/month": float(u.quota_cost_per_month_usd)
                     if u.quota_cost_per_month_usd is not None
                     else None,
+                    "reset pending": u.password_reset_required,
                 }
                 for u in users
             ]
@@ -116,3 +120,32 @@ with page("admin") as user:
                     st.rerun()  # redraw the users table with the change
                 except (NotFound, accounts.AuthError):
                     st.error("Could not save: the user no longer exists or you are no longer an admin.")
+
+    st.subheader("Force a password reset")
+    st.caption(
+        "The user's password stops working and they are signed out everywhere. You get a one-time code to "
+        "hand them (Advisor sends no email): it signs them in once, within 24 hours, and they must then "
+        "choose a new password before anything else."
+    )
+    issued = st.session_state.pop(RESET_CODE_KEY, None)
+    if isinstance(issued, IssuedCode):
+        st.success(
+            f"Hand this one-time code to {literal(issued.email)}. It is shown only now and works until "
+            f"{issued.expires_at:%Y-%m-%d %H:%M} UTC.",
+            icon=":material/key:",
+        )
+        st.code(issued.code, language=None)
+    resettable = {u.email: u for u in users if u.auth_provider == "local" and u.id != user.id}
+    target_email = st.selectbox(
+        "User", list(resettable), key="reset_user", index=None, placeholder="Choose a user"
+    )
+    if st.button("Force password reset", key="force_reset", disabled=target_email is None) and target_email:
+        try:
+            st.session_state[RESET_CODE_KEY] = admin.force_password_reset(
+                acting_user_id=user.id, target_user_id=resettable[target_email].id
+            )
+            st.rerun()  # the table shows the pending reset; the code is shown once above it
+        except NotFound:
+            st.error("That user no longer exists.")
+        except accounts.AuthError as exc:
+            st.error(exc.message)

@@ -13,7 +13,7 @@ import streamlit as st
 from core import analytics
 from core.analytics import AdminDashboard, Dashboard, FilterOptions, Filters, KpiComparison, RunsPage
 from core.db import NotFound
-from core.limits import UsageSummary, usage_summary
+from core.quotas import UsageSummary, usage_summary
 from ui.frame import page
 from ui.messages import render_answer
 from ui.prompt_versions import versions_view
@@ -186,7 +186,7 @@ def quota_panel(user_id: uuid.UUID) -> None:
             f"{n:,} run{'s' if n != 1 else ''} this month {'have' if n != 1 else 'has'} no known cost: "
             f"{'they are' if n != 1 else 'it is'} not in this month's cost above or in the cost quota."
         )
-    if usage.quota_reached is not None:  # as the limiter decides (core.limits.quota_refusal)
+    if usage.quota_reached is not None:  # as the limiter decides (core.quotas.quota_refusal)
         which = "daily token" if usage.quota_reached == "tokens_per_day" else "monthly cost"
         st.error(f"Your {which} quota is reached: new messages are refused until it resets.",
                  icon=":material/block:")

@@ -1,6 +1,7 @@
 """Chat: conversations, their history, and streamed answers with their cost and provenance.
 
-The working area is one fragment (``ui.chat_area``): a message reruns it alone, not this page."""
+The working area is two fragments (``ui.chat_area``): a message reruns the live one alone, not this
+page and not the history."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from core import limits
+from core import rate_limits
 from core.conversations import create_conversation
 from core.providers.router import ProviderRouter, build_router, reset_router_cache
 from core.settings import Settings, get_settings
@@ -66,7 +66,7 @@ def chat_env(chat_db_url: str, stub_server: ProviderStubServer, set_env) -> Iter
         BREAKER_FAILURES="100",
     )
     reset_router_cache()
-    limits.reset_limiter_cache()
+    rate_limits.reset_limiter_cache()
     settings = get_settings()
     user_id = make_user()
     env = ChatEnv(stub=stub_server, settings=settings, router=build_router(settings), user_id=user_id,
@@ -75,4 +75,4 @@ def chat_env(chat_db_url: str, stub_server: ProviderStubServer, set_env) -> Iter
     yield env
     stub_server.reset()
     reset_router_cache()
-    limits.reset_limiter_cache()
+    rate_limits.reset_limiter_cache()

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from core.db import system_session, user_session
-from models import AgentRun, Conversation, SigninAddress, User, UserProfile, UserSession, VibeConfig
+from models import AgentRun, Conversation, PasswordReset, SigninAddress, User, UserProfile, UserSession, VibeConfig
 from models.types import utcnow
 
 
@@ -43,7 +43,8 @@ def fill_user(user_id: uuid.UUID, *, runs: int = 3, marker: str = "") -> dict[st
 
     What the user writes through the product (profile, vibe, conversation) is written in their
     session; finished runs and the sign-in address as the system role, since a user session may
-    only start runs as pending and records no sign-in or session itself (migrations 0010, 0014)."""
+    only start runs as pending and records no sign-in, session or reset code itself (migrations 0010,
+    0014, 0017)."""
     with user_session(user_id) as s:
         s.add(UserProfile(user_id=user_id, role="CTO", stack=["Python", marker or "Go"], vertical="SaaS"))
         vibe = VibeConfig(user_id=user_id, name=f"vibe {marker}", is_active=True)
@@ -54,6 +55,8 @@ def fill_user(user_id: uuid.UUID, *, runs: int = 3, marker: str = "") -> dict[st
         s.add(SigninAddress(user_id=user_id, address_hash=hashlib.sha256(f"{user_id}{marker}".encode()).hexdigest()))
         s.add(UserSession(user_id=user_id, token_hash=hashlib.sha256(f"token {user_id}{marker}".encode()).hexdigest(),
                           expires_at=utcnow() + timedelta(days=14), user_agent=f"test browser {marker}"))
+        s.add(PasswordReset(user_id=user_id, code_hash=hashlib.sha256(f"code {user_id}{marker}".encode()).hexdigest(),
+                            expires_at=utcnow() + timedelta(hours=24)))
         for i in range(runs):
             s.add(
                 AgentRun(

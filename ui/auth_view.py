@@ -63,7 +63,8 @@ class AccountDeletedNotice:
 
 
 def _signed_in(user: accounts.AuthUser) -> SignedInUser:
-    return SignedInUser(id=user.id, email=user.email, is_admin=user.is_admin)
+    return SignedInUser(id=user.id, email=user.email, is_admin=user.is_admin,
+                        password_reset_required=user.password_reset_required)
 
 
 def _truthy(value: object) -> bool:

@@ -1,35 +1,32 @@
-"""The chat page's working area: one ``st.fragment`` with the header, the sidebar's conversation
-list, the history and the live turn.
+"""The chat page's working area: two ``st.fragment``s, the history and the live area.
 
-A message sent, a conversation opened, a button pressed here reruns only this fragment: not the page
-router (boot, gate, navigation) and not the rest of the page.
+* ``chat_history`` (key ``chat_history``) draws the open conversation's turns, all but the last, as
+  they were when it last ran. It runs on the page's full run and when the conversation changes; a
+  message does not rerun it, so a long history costs a new turn nothing, on the server or in the
+  browser.
+* ``chat_live`` (key ``chat_live``) holds the chat input (pinned to the bottom), the turns after
+  those (always the last one, so the controls of the last turn live here), the live turn, and it
+  fills the header (title, turn count) and the sidebar's conversation list. A message, an edit, a
+  regeneration or a Retry reruns this fragment alone. When it shows ``LIVE_TURNS`` finished turns,
+  the next message reruns the history too, which then takes them over.
 
-What is read from the database, and when:
+Each turn is shown as its latest version, earlier versions (edits, regenerations, Retries: a new
+version of the last turn, ``ui.chat_actions``) in an expander.
 
-* the conversation list and the open conversation's history are read on the page's full run (a page
-  load, a navigation to the chat) and when the conversation changes (``open_conversation``,
-  ``forget_history``). Between those, each run of the fragment draws them from what the session
-  holds (``HeldChat``), with every answer's Markdown rendered once;
-* a turn: ``core.chat.run_turn`` stores the message (committed before any provider is called) and
-  the answer streams. Once the turn is closed (its row finished), that one run is read back by id and
-  added to the held history, and the conversation list is read again for the title and the count. A
-  turn cut short (Stop, a rerun, a closed tab) marks the held history stale instead: the next run reads it.
+What is read from the database, and when: the conversation list and the open conversation's history
+on the page's full run and when the conversation changes; between those, both fragments draw from
+what the session holds (``HeldChat``, each answer's Markdown rendered once). A turn: its message is
+stored by ``core.chat.run_turn`` (committed before any provider is called) and its answer streams;
+then the turn is closed (its row finished) and that one run is read back by id, with the
+conversation list (title, count). A turn cut short (Stop, a click, a closed tab) is read back the
+same way by the next run of either fragment.
 
-One run of the fragment, top to bottom: the header and the sidebar list get their places; the
-history is drawn, each turn as its latest version (earlier versions in an expander); the chat input
-(pinned to the bottom), or an edit, a regeneration or a Retry (``ui.chat_actions``: a new version of
-the last turn) gives the text of a new turn, which is shown and streamed; last, the header and the
-sidebar list are filled, so that after a turn they show its title and count without another run.
+Stop is the chat input's own stop control (``submit_mode="stop"``): it stops the script run, and
+the live turn's ``finally`` closes the turn (``interrupted`` / ``cancelled``, the partial answer kept).
 
-Stop is the chat input's own stop control (``submit_mode="stop"``): it stops the script run, the
-live turn's ``finally`` closes the turn (``interrupted`` / ``cancelled``, the partial answer kept)
-and forgets the held history, so the next run reads the stopped turn back.
+Hook points for controls:
 
-Hook points for controls. Each is called inside the fragment, so a widget placed there reruns only
-the fragment; state a control changes is read on that rerun. A control that changes stored runs or
-conversations calls ``forget_history()`` so that the rerun reads them again.
-
-* ``conversation_controls(summary)``: beside the title (rename, export, delete).
+* ``conversation_controls(summary, user)``: in the header beside the title (rename, export, delete).
 * ``user_message_controls(run, last=...)``: under each shown user message (edit).
 * ``answer_controls(run, last=..., user_id=...)``: under each shown answer (regenerate, copy, feedback).
 * ``live_turn_controls(turn)``: beside the answer while it streams.
@@ -37,6 +34,12 @@ conversations calls ``forget_history()`` so that the rerun reads them again.
   ``open_linked_conversation()`` does it for the page's link ``?conversation=<id>&run=<id>``
   (``link_params``); the run asked for is loaded into the history and marked.
 * ``forget_history()``: drop what the session holds; the next run reads the database.
+* ``rerun_chat()`` (widget callbacks only): rerun both fragments, after the callback changed what
+  the history shows (a conversation opened or deleted, earlier runs changed).
+
+A widget reruns only the fragment that drew it. A control on the last turn or in the header is in
+the live area; a control on an earlier turn is in the history, and its callback calls
+``rerun_chat()`` if what it changed must be drawn again.
 
 The page calls ``core.chat`` and ``core.conversations`` through their modules (``chat.run_turn``),
 so a test that replaces one of their functions reaches this module as well.
@@ -48,12 +51,13 @@ import uuid
 from dataclasses import dataclass, field
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core import chat, conversations
 from core.conversations import ConversationSummary
 from core.db import NotFound
 from core.request_context import request_context
-from core.run_versions import TurnVersions, group_versions
+from core.run_versions import NotReplaceable, TurnVersions, group_versions
 from core.settings import get_settings
 from models import AgentRun
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
@@ -64,40 +68,56 @@ from ui.frame import SignedInUser, guarded
 from ui.messages import answer_markdown, render_user_text, stream_answer
 from ui.text import literal, typing_limit
 
-FRAGMENT_KEY = "chat_area"  # st.rerun("chat_area") from a widget callback reruns this fragment only
+HISTORY_KEY = "chat_history"  # fragment keys, for st.rerun([...]) from a widget callback
+LIVE_KEY = "chat_live"
 HELD_KEY = "chat_held"
 OPEN_KEY = "chat_open_conversation"
 FOCUS_KEY = "chat_focus_run"
 RELOAD_KEY = "chat_reload"
 RENAME_ERROR_KEY = "chat_rename_error"
+HISTORY_OK_KEY = "chat_history_ok"
 PAGE_SIZE = 50
 CONVERSATION_PARAM = "conversation"
 RUN_PARAM = "run"
+LIVE_TURNS = 10  # finished turns the live area shows before the history takes them over
+HINT = "Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your profile and vibe."
 
 
 @dataclass
 class HeldChat:
-    """What the session holds of the chat between runs of the fragment (the database is the truth:
+    """What the session holds of the chat between runs of its fragments (the database is the truth:
     this is what was last read from it, plus the turns finished since)."""
 
     user_id: uuid.UUID
     conversations: list[ConversationSummary]
     conversation_id: uuid.UUID | None = None
-    runs: list[AgentRun] = field(default_factory=list)  # oldest first, at most ``limit``
+    runs: list[AgentRun] = field(default_factory=list)  # oldest first
     has_earlier: bool = False
     limit: int = PAGE_SIZE
+    drawn: int | None = None  # the first ``drawn`` turns are on the page through the history fragment
+    unread: list[uuid.UUID] = field(default_factory=list)  # turns stored here, not read back yet
+    list_stale: bool = False
     answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
-    stale: bool = False  # a turn was cut short: the next run reads the list and history again
 
     def add_run(self, run: AgentRun) -> None:
-        """A turn finished on this page: shown from now on as history (the oldest beyond ``limit``
-        move behind "Load earlier messages")."""
+        """A turn of this conversation finished on this page: shown from now on."""
         self.runs = [r for r in self.runs if r.id != run.id] + [run]
+
+    def turns(self) -> list[TurnVersions]:
+        """The held runs as turns: each latest version with its earlier ones (``core.run_versions``)."""
+        return group_versions(self.runs)
+
+    def take_over(self) -> list[TurnVersions]:
+        """The turns the history fragment draws now: all but the last (the held runs kept to the
+        newest ``limit``; older ones move behind "Load earlier messages")."""
         if len(self.runs) > self.limit:
             for old in self.runs[: len(self.runs) - self.limit]:
                 self.answers.pop(old.id, None)
             self.runs = self.runs[-self.limit :]
             self.has_earlier = True
+        turns = self.turns()
+        self.drawn = max(len(turns) - 1, 0)
+        return turns[: self.drawn]
 
     def answer(self, run: AgentRun) -> str:
         """The Markdown shown for ``run``'s answer, rendered once (``ui.messages.answer_markdown``)."""
@@ -109,12 +129,13 @@ class HeldChat:
 
 # --- hook points ---------------------------------------------------------------------------------
 def open_conversation(conversation_id: uuid.UUID, run_id: uuid.UUID | None = None) -> None:
-    """Show ``conversation_id`` from the next run of the fragment on (its history is read then).
+    """Show ``conversation_id`` from the next run of the history on (its turns are read then).
 
     ``run_id``: the run the user came for (a search hit, a deep link ``?conversation=…&run=…``);
-    ``focused_run()`` returns it until another conversation is opened. Safe in a widget callback.
-    The id is checked against the user's conversations when the fragment runs: another user's id
-    shows the user's own newest conversation instead.
+    ``focused_run()`` returns it until another conversation is opened. In the page's body before
+    ``chat_page``, or in a widget callback followed by ``rerun_chat()``. The id is checked against
+    the user's conversations when the history runs: another user's id shows the user's own newest
+    conversation instead.
     """
     st.session_state[OPEN_KEY] = conversation_id
     st.session_state[FOCUS_KEY] = run_id
@@ -159,16 +180,22 @@ def focused_run() -> uuid.UUID | None:
 
 
 def forget_history() -> None:
-    """Drop what the session holds (conversation list and history): the next run of the fragment
-    reads both from the database. Call it after changing stored runs or conversations. Safe in a
-    widget callback."""
+    """Drop what the session holds (conversation list and history): the next run reads both from
+    the database. Call it after changing stored runs or conversations; in a widget callback, follow
+    it with ``rerun_chat()``."""
     st.session_state.pop(HELD_KEY, None)
 
 
+def rerun_chat() -> None:
+    """From a widget callback only: rerun the history and the live area (not only the fragment that
+    drew the widget), e.g. after ``open_conversation`` or ``forget_history``."""
+    st.rerun([HISTORY_KEY, LIVE_KEY])
+
+
 def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> None:
-    """Controls for the open conversation, in the header beside its title (called once per run of
-    the fragment, after the turn if there was one, so ``summary`` has its latest title and count):
-    Rename, then Export and Delete (``ui.chat_actions``)."""
+    """Controls for the open conversation, in the header beside its title: drawn by the live area
+    at the end of each of its runs, after the turn if there was one, so ``summary`` has the latest
+    title and count. Rename, then Export and Delete (``ui.chat_actions``)."""
     with st.popover("Rename", icon=":material/edit:"):
         # keyed by the stored title too: when it changes (the first message titles the conversation),
         # the box starts from the new title instead of keeping the one it was first drawn with
@@ -178,84 +205,116 @@ def conversation_controls(summary: ConversationSummary, user: SignedInUser) -> N
                   args=(user.id, summary.id, box))
         if problem := st.session_state.pop(RENAME_ERROR_KEY, None):
             st.error(problem)
-    chat_actions.conversation_controls(summary, user.id, forget_history)
-
-
-def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
-    """Save title's callback: the title is stored before the fragment reruns and reads the list."""
-    try:
-        conversations.rename_conversation(
-            user_id=user_id, data=RenameIn(conversation_id=conversation_id, title=st.session_state[box]))
-    except ValueError as exc:
-        st.session_state[RENAME_ERROR_KEY] = next(iter(field_errors(exc).values()))
-    else:
-        forget_history()
+    chat_actions.conversation_controls(summary, user.id, _forget_and_rerun)
 
 
 def user_message_controls(run: AgentRun, *, last: bool) -> None:
     """Controls under a user message (edit): called inside its ``st.chat_message("user")`` after
-    the text, for each turn of the history and, once it has finished, for the live turn. ``last``:
-    the conversation's newest turn."""
+    the text, for each shown turn and, once it has finished, for the live turn. ``last``: the
+    conversation's newest turn (drawn by the live area)."""
     chat_actions.user_message_controls(run, last=last)
 
 
 def answer_controls(run: AgentRun, *, last: bool, user_id: uuid.UUID) -> None:
     """Controls under an answer (regenerate, copy, feedback): called inside its
     ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
-    line, for each turn of the history and, once it has finished, for the live turn. ``last``: the
-    conversation's newest turn; ``user_id``: the signed-in user."""
+    line, for each shown turn and, once it has finished, for the live turn. ``last``: the
+    conversation's newest turn (drawn by the live area); ``user_id``: the signed-in user. A stored
+    rating or comment reads the history again (both fragments rerun)."""
     chat_actions.answer_controls(run, last=last)
-    feedback_control(user_id, run, on_saved=forget_history)
+    feedback_control(user_id, run, on_saved=_forget_and_rerun)
 
 
 def live_turn_controls(turn: chat.Turn) -> None:
     """Controls shown while an answer streams: called inside the live turn's
-    ``st.chat_message("assistant")`` just before the stream starts, in the same fragment as the
-    stream. None today. Stop is not here: a click on a widget inside a running fragment is queued
-    until the run ends, so it cannot end the stream; the chat input's stop control does (it stops
-    the script run at once)."""
+    ``st.chat_message("assistant")`` just before the stream starts, in the live area. None today.
+    Stop is not here: a click on a widget inside a running fragment is queued until the run ends,
+    so it cannot end the stream; the chat input's stop control does (it stops the script run)."""
 
 
-# --- the fragment --------------------------------------------------------------------------------
+# --- the fragments -------------------------------------------------------------------------------
 def chat_page(user: SignedInUser) -> None:
-    """The page's full run: what the session holds is read again, then the fragment runs."""
+    """The page's full run: what the session holds is read again, then the chat area is drawn."""
     st.session_state[RELOAD_KEY] = True
     chat_area(user)
 
 
-@st.fragment(key=FRAGMENT_KEY)
 def chat_area(user: SignedInUser) -> None:
-    """Header, sidebar list, history and live turn; see the module docstring."""
+    """The header's place, then the history and the live area (which fills the header)."""
+    header = st.container()
+    chat_history(user)
+    chat_live(user, header)
+
+
+@st.fragment(key=HISTORY_KEY)
+def chat_history(user: SignedInUser) -> None:
+    """The open conversation's turns (see the module docstring)."""
     with guarded("chat"):  # a fragment rerun runs outside the page's frame: the same frame again
-        chat_actions.deleted_notice()
+        st.session_state[HISTORY_OK_KEY] = False
         held = _held(user)
-        current = next(c for c in held.conversations if c.id == held.conversation_id)
-        header = st.container()
-        side = st.sidebar.container()
+        _catch_up(user, held)
+        earlier_turns = held.take_over()
+        if held.has_earlier:
+            st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
+        for turn in earlier_turns:
+            _past_turn(held, turn, last=False)
+        st.session_state[HISTORY_OK_KEY] = True
+
+
+@st.fragment(key=LIVE_KEY)
+def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
+    """Chat input, the turns finished since the history ran, the live turn, header and sidebar."""
+    with guarded("chat"):
+        if not st.session_state.get(HISTORY_OK_KEY):
+            return  # the history's last run failed and shows why
+        held: HeldChat | None = st.session_state.get(HELD_KEY)
+        if (held is None or held.drawn is None or held.user_id != user.id
+                or held.conversation_id != st.session_state.get(OPEN_KEY)):
+            st.rerun()  # the history has not drawn what the session holds (a control forgot rerun_chat)
+        assert held is not None and held.drawn is not None and held.conversation_id is not None
+        _catch_up(user, held)
+        chat_actions.deleted_notice()
         with st.bottom:  # read first (it is drawn at the bottom wherever it is called)
             prompt = st.chat_input("Ask your advisor…", max_chars=typing_limit(get_settings().max_message_chars),
-                                   submit_mode="stop")
+                                   submit_mode="stop", on_submit=_submitted)
         replacement = chat_actions.take_replacement()
         if prompt:
             replacement = None  # a message typed meanwhile goes first; the edit or regeneration is dropped
-        replaced = _history(held, replacing=replacement.run_id if replacement else None,
-                            live=bool(prompt) or replacement is not None)
+        newer = held.turns()[held.drawn :]
+        replaced = None
+        if replacement is not None and newer and newer[-1].run.id == replacement.run_id:
+            replaced = newer.pop()  # drawn again below as the live turn's new version
+        live = bool(prompt) or replacement is not None
+        hint = not newer and replaced is None and not held.drawn and not live
+        # Two slots, placed first: what this fragment drew before is replaced at once, not after
+        # the answer (a turn it showed live, or turns the history has taken over).
+        done = st.container() if newer or hint else st.empty()
+        slot = st.empty()
+        with done:
+            for i, turn in enumerate(newer):
+                _past_turn(held, turn, last=i == len(newer) - 1 and not live)
+            if hint:
+                st.caption(HINT)
         if prompt:
-            _live_turn(user, held, prompt)
+            with slot.container():
+                _live_turn(user, held, prompt)
         elif replacement is not None:
-            _live_turn(user, held, replacement.text, replaces=replaced)
-        if prompt or replacement is not None:
-            current = next((c for c in held.conversations if c.id == current.id), current)
+            with slot.container():
+                if replaced is None:  # not the last turn (any more): nothing is sent
+                    st.warning(NotReplaceable().message, icon=":material/block:")
+                else:
+                    _live_turn(user, held, replacement.text, replaces=replaced)
+        current = next(c for c in held.conversations if c.id == held.conversation_id)
         with header:
             _header(user, current)
-        with side:
+        with st.sidebar.container():
             _sidebar(user, held)
 
 
 def _held(user: SignedInUser) -> HeldChat:
     """What the session holds, read from the database where it is missing or stale."""
     held: HeldChat | None = st.session_state.get(HELD_KEY)
-    if st.session_state.pop(RELOAD_KEY, False) or held is None or held.user_id != user.id or held.stale:
+    if st.session_state.pop(RELOAD_KEY, False) or held is None or held.user_id != user.id:
         held = _read_list(user)
     while True:
         open_id: uuid.UUID | None = st.session_state.get(OPEN_KEY)
@@ -278,7 +337,7 @@ def _held(user: SignedInUser) -> HeldChat:
             held = _read_list(user)
             continue
         held.conversation_id, held.runs, held.has_earlier = open_id, past.runs, past.has_earlier
-        held.answers = {}
+        held.answers, held.unread, held.drawn = {}, [], None
         return held
 
 
@@ -288,42 +347,81 @@ def _read_list(user: SignedInUser) -> HeldChat:
     return held
 
 
+def _catch_up(user: SignedInUser, held: HeldChat) -> None:
+    """Read back the turns stored on this page since the last read (finished by now: each was
+    closed), and the conversation list with their titles and counts."""
+    if not held.unread and not held.list_stale:
+        return
+    for run_id in list(held.unread):
+        held.add_run(conversations.get_run(user_id=user.id, run_id=run_id))
+        held.unread.remove(run_id)
+    held.conversations = conversations.list_conversations(user_id=user.id)
+    held.list_stale = False
+
+
+def _submitted() -> None:
+    """The chat input's callback: a live area that shows ``LIVE_TURNS`` finished turns hands them
+    to the history on this run (both fragments rerun); otherwise the live area reruns alone."""
+    held: HeldChat | None = st.session_state.get(HELD_KEY)
+    if held is not None and held.drawn is not None and len(held.turns()) + len(held.unread) - held.drawn >= LIVE_TURNS:
+        rerun_chat()
+
+
 def _load_earlier() -> None:
     held: HeldChat | None = st.session_state.get(HELD_KEY)
     if held is not None:
         held.limit += PAGE_SIZE
         held.conversation_id = None
+    rerun_chat()
 
 
-def _history(held: HeldChat, *, replacing: uuid.UUID | None = None, live: bool = False) -> TurnVersions | None:
-    """Draw the held history, each turn as its latest run. ``replacing``: the last run, about to be
-    replaced by a new version (an edit, a regeneration, a Retry): it is not drawn, and returned with
-    its earlier versions (None if it is not the last turn shown: the turn then refuses it).
-    ``live``: a turn follows in this run, so no turn drawn here is the last one."""
-    if held.has_earlier:
-        st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
-    turns = group_versions(held.runs)
-    replaced = turns.pop() if turns and replacing is not None and turns[-1].run.id == replacing else None
-    if not turns and replaced is None:
-        st.caption("Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your "
-                   "profile and vibe.")
-    last = turns[-1].run.id if turns and not live else None
-    focus = focused_run()
-    for turn in turns:
-        run = turn.run
-        if run.id == focus:
-            st.caption("Found by your search:")
-        with st.chat_message("user"):
-            render_user_text(run.user_message)
-            user_message_controls(run, last=run.id == last)
-        with st.chat_message("assistant"):
-            if run.output:
-                st.markdown(held.answer(run))
-            _status_notice(run, last=run.id == last)
-            answer_controls(run, last=run.id == last, user_id=held.user_id)
-            chat_actions.earlier_versions(turn.earlier)
-            st.caption(meta_line(run))
-    return replaced
+def _forget_and_rerun() -> None:
+    """For a callback that changed stored runs or conversations (Delete, feedback): read again, both
+    fragments rerun."""
+    forget_history()
+    rerun_chat()
+
+
+def _switch(conversation_id: uuid.UUID) -> None:
+    open_conversation(conversation_id)
+    rerun_chat()
+
+
+def _rename(user_id: uuid.UUID, conversation_id: uuid.UUID, box: str) -> None:
+    """Save title's callback: the title is stored before the live area reruns and reads the list."""
+    try:
+        conversations.rename_conversation(
+            user_id=user_id, data=RenameIn(conversation_id=conversation_id, title=st.session_state[box]))
+    except ValueError as exc:
+        st.session_state[RENAME_ERROR_KEY] = next(iter(field_errors(exc).values()))
+        return
+    held: HeldChat | None = st.session_state.get(HELD_KEY)
+    if held is not None:
+        held.list_stale = True
+
+
+def _start(user_id: uuid.UUID, agent_id: str) -> None:
+    """Start's callback: the new conversation is stored and opened before both fragments rerun."""
+    conv = conversations.create_conversation(user_id=user_id, data=ConversationIn(agent=agent_id))
+    forget_history()
+    open_conversation(conv.id)
+    rerun_chat()
+
+
+def _past_turn(held: HeldChat, turn: TurnVersions, *, last: bool) -> None:
+    run = turn.run
+    if run.id == focused_run():
+        st.caption("Found by your search:")
+    with st.chat_message("user"):
+        render_user_text(run.user_message)
+        user_message_controls(run, last=last)
+    with st.chat_message("assistant"):
+        if run.output:
+            st.markdown(held.answer(run))
+        _status_notice(run, last=last)
+        answer_controls(run, last=last, user_id=held.user_id)
+        chat_actions.earlier_versions(turn.earlier)
+        st.caption(meta_line(run))
 
 
 def _status_notice(run: AgentRun, *, last: bool) -> None:
@@ -334,13 +432,14 @@ def _status_notice(run: AgentRun, *, last: bool) -> None:
         st.caption(notice.text)
     else:
         st.warning(notice.text, icon=":material/warning:")
-        if last:  # a new version of this turn (the failed run stays under Earlier versions)
+        if last:
+            # a new version of this turn (the failed run stays under Earlier versions)
             st.button("Retry", key=f"retry_{run.id}", icon=":material/refresh:",
                       on_click=chat_actions.request_replacement, args=(run.id, run.user_message))
 
 
 def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnVersions | None = None) -> None:
-    """Store the message, stream the answer, then hold the finished run (see the module docstring).
+    """Store the message, stream the answer, then read the finished run back (module docstring).
 
     ``replaces``: the last turn this one is a new version of (its runs are then earlier versions)."""
     assert held.conversation_id is not None
@@ -350,10 +449,10 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                                  request_id=rid, replaces=replaces.run.id if replaces else None)
         except chat.TurnRejected as exc:
             st.warning(exc.message, icon=":material/block:")
-            if replaces is not None:
-                forget_history()  # the turn it would replace is drawn again on the next run
             return
-        finished = False
+        if replaces is not None:  # as stored with the new run: superseded by it
+            replaces.run.superseded_by = turn.result.run_id
+        held.unread.append(turn.result.run_id)  # read back when closed, by this run or the next
         try:  # a rerun can arrive at any Streamlit call below: close() records the turn then
             user_box = st.chat_message("user")
             with user_box:
@@ -367,33 +466,16 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                     st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
                               on_click=chat_actions.request_replacement, args=(result.run_id, text))
                 turn.close()
-                run = _read_back(user, held, result.run_id, replaces=replaces)
+                _catch_up(user, held)
+                run = next(r for r in held.runs if r.id == result.run_id)
                 with user_box:
                     user_message_controls(run, last=True)
                 answer_controls(run, last=True, user_id=user.id)
                 if replaces is not None:
                     chat_actions.earlier_versions([*replaces.earlier, replaces.run])
                 st.caption(meta_line(run))
-            finished = True
-        finally:
-            if not finished:
-                # not forget_history(): after the user's Stop every Streamlit call, session state too,
-                # raises again; the held object is marked instead, and the next run reads it all
-                held.stale = True
+        finally:  # no Streamlit call here: after the user's Stop every one, session state too, raises
             turn.close()
-
-
-def _read_back(user: SignedInUser, held: HeldChat, run_id: uuid.UUID, *,
-               replaces: TurnVersions | None = None) -> AgentRun:
-    """The finished run as stored, added to the held history; the conversation list read again
-    (title, count). The run it replaced is held as superseded by it, as stored. Should a read fail,
-    the caller forgets the held history."""
-    run = conversations.get_run(user_id=user.id, run_id=run_id)
-    held.conversations = conversations.list_conversations(user_id=user.id)
-    if replaces is not None:
-        replaces.run.superseded_by = run.id
-    held.add_run(run)
-    return run
 
 
 def _header(user: SignedInUser, current: ConversationSummary) -> None:
@@ -404,13 +486,6 @@ def _header(user: SignedInUser, current: ConversationSummary) -> None:
     head.caption(f"Advisor mode: {agents.get(current.agent, (current.agent, ''))[0]} · {turns}")
     with tools:
         conversation_controls(current, user)
-
-
-def _start(user_id: uuid.UUID, agent_id: str) -> None:
-    """Start's callback: the new conversation is stored and opened before the fragment reruns."""
-    conv = conversations.create_conversation(user_id=user_id, data=ConversationIn(agent=agent_id))
-    forget_history()
-    open_conversation(conv.id)
 
 
 def _sidebar(user: SignedInUser, held: HeldChat) -> None:
@@ -426,4 +501,4 @@ def _sidebar(user: SignedInUser, held: HeldChat) -> None:
         label = f"{literal(summary.title)}  ·  {summary.turns}"
         st.button(label, key=f"conv_{summary.id}", width="stretch",
                   type="primary" if summary.id == held.conversation_id else "secondary",
-                  on_click=open_conversation, args=(summary.id,))
+                  on_click=_switch, args=(summary.id,))

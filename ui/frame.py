@@ -31,6 +31,7 @@ class SignedInUser:
     id: uuid.UUID
     email: str
     is_admin: bool
+    password_reset_required: bool = False  # an admin forced a reset: a new password comes first
 
 
 def signed_in_user() -> SignedInUser | None:

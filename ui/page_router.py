@@ -18,6 +18,7 @@ import streamlit as st
 
 from core.settings import Settings, SettingsError, get_settings
 from core.startup import boot
+from ui.account_view import render_required_password
 from ui.auth_view import auth_secrets, render_account_box, render_sign_in, resolve_user
 from ui.frame import guarded
 
@@ -88,6 +89,18 @@ if user is None:
     sign_in_page = st.Page(render_sign_in, title="Sign in", icon=":material/login:", url_path="chat", default=True)
     asked = st.navigation([sign_in_page, *app_pages(is_admin=False, hidden=True)], position="hidden")
     render_sign_in(return_path(asked))
+    st.stop()
+
+if user.password_reset_required:
+    # An admin forced a password reset: a new password before anything else. As when signed out, the
+    # app's pages are listed hidden (the tab keeps the page it asked for, and shows it once the new
+    # password is set), and none of them runs.
+    reset_page = st.Page(render_required_password, title="Set a new password", icon=":material/key:",
+                         url_path="chat", default=True)
+    st.navigation([reset_page, *app_pages(is_admin=user.is_admin, hidden=True)], position="hidden")
+    with st.sidebar:
+        render_account_box(user)
+    render_required_password()
     st.stop()
 
 nav = st.navigation(app_pages(is_admin=user.is_admin))

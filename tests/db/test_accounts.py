@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from core import accounts, passwords
 from core.db import system_session
-from core.limits import LimitExceeded, reset_limiter_cache
+from core.rate_limits import LimitExceeded, reset_limiter_cache
 from core.settings import get_settings
 from models import User
 from models.schemas import SignInIn, SignUpIn
@@ -88,7 +88,7 @@ def test_duplicate_email_is_refused(any_db_url: str) -> None:
 
 
 def test_repeated_refused_sign_ups_are_rate_limited(any_db_url: str) -> None:
-    from core.limits import LimitExceeded, reset_limiter_cache
+    from core.rate_limits import LimitExceeded, reset_limiter_cache
 
     reset_limiter_cache()
     email = random_email()

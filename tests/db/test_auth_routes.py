@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from core import accounts, sessions
 from core.auth_routes import CSRF_COOKIE, SessionGate, auth_routes, safe_next
 from core.db import system_session
-from core.limits import reset_limiter_cache
+from core.rate_limits import reset_limiter_cache
 from models import User, UserSession
 from models.schemas import SignUpIn
 from tests.factories import random_email
@@ -225,6 +225,30 @@ def test_failed_sign_ins_are_counted_per_client_address(any_db_url: str, set_env
     results = [guess("203.0.113.9") for _ in range(3)]
     assert [r.status_code for r in results] == [400, 400, 429]
     assert guess("198.51.100.4").status_code == 400
+    reset_limiter_cache()
+
+
+def test_sign_ups_are_limited_per_client_address(any_db_url: str, set_env) -> None:
+    """The sign-up form passes the client's address to ``accounts.sign_up``: fresh browsers from one
+    address create ADVISOR_SIGNUPS_PER_CLIENT_PER_HOUR accounts, the next is refused with the reason
+    beside the email field and no session; another address is not."""
+    set_env(SIGNUPS_PER_CLIENT_PER_HOUR="2", TRUSTED_PROXY_HOPS="1")
+    reset_limiter_cache()
+
+    def sign_up(address: str) -> Any:
+        with make_client() as c:  # a new browser (its own form token) for every account
+            token = _csrf(c, "/signup")
+            return c.post("/signup", headers={**SAME_ORIGIN, "x-forwarded-for": address}, data={
+                "csrf": token, "next": "/", "email": random_email(), "password": PASSWORD, "confirm": PASSWORD})
+
+    results = [sign_up("203.0.113.9") for _ in range(3)]
+    assert [r.status_code for r in results] == [303, 303, 400]
+    refused = results[-1]
+    assert "Too many accounts have been created from your network address: at most 2 per hour. Try again in" \
+        in unescape(refused.text)
+    assert 'id="signup-email-error"' in refused.text
+    assert not _set_cookie_headers(refused, sessions.SESSION_COOKIE)
+    assert sign_up("198.51.100.4").status_code == 303
     reset_limiter_cache()
 
 

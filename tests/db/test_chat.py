@@ -199,10 +199,10 @@ def test_another_users_conversation_is_not_found(chat_env: ChatEnv):
 
 @BOTH_DATABASES
 def test_rate_limit_rejects_before_storing(chat_env: ChatEnv, set_env):
-    from core import limits
+    from core import rate_limits
 
     set_env(CHAT_TURNS_PER_MINUTE="2", PROVIDERS="openai,anthropic")
-    limits.reset_limiter_cache()
+    rate_limits.reset_limiter_cache()
     for _ in range(2):
         _turn(chat_env)
     with pytest.raises(TurnRejected) as info:
@@ -358,8 +358,8 @@ def test_title_comes_from_the_first_message_only(chat_env: ChatEnv):
 def test_interrupted_answer_keeps_the_input_tokens_it_was_billed_for(chat_env: ChatEnv, set_env):
     """Anthropic reports the input counts when the stream starts: a cut answer records them (and the
     quota counts them); its output count and cost were never reported, so they stay unknown."""
-    from core.limits import usage_summary
     from core.providers.router import build_router, reset_router_cache
+    from core.quotas import usage_summary
     from core.settings import get_settings
 
     set_env(PROVIDERS="anthropic,openai")

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from core.conversations import delete_conversation, list_conversations
 from core.db import NotFound, system_session
-from core.limits import usage_summary
+from core.quotas import usage_summary
 from models import AgentRun, Conversation
 from models.types import utcnow
 from tests.factories import make_user

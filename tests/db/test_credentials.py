@@ -1,6 +1,7 @@
-"""core.credentials and Unicode passwords, on SQLite and PostgreSQL (C5): changing a password
-needs the current one and stores a fresh argon2id hash; a password typed in NFD signs in to an
-account whose password was created in NFC; hashes stored before normalisation keep working."""
+"""core.credentials and Unicode passwords, on SQLite and PostgreSQL (C5, C23): changing a password
+needs the current one, stores a fresh argon2id hash and ends the user's other sessions; "sign out
+everywhere" ends them all; a password typed in NFD signs in to an account whose password was
+created in NFC; hashes stored before normalisation keep working."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from sqlmodel import col, select
 
 from core import accounts, credentials, passwords
 from core.db import system_session
-from core.limits import LimitExceeded, reset_limiter_cache
+from core.rate_limits import LimitExceeded, reset_limiter_cache
+from core.sessions import clear_validation_cache, create_session, token_hash, validate_session
 from models import User
 from models.schemas import ChangePasswordIn, SignInIn, SignUpIn
-from tests.factories import random_email
+from tests.factories import make_user, random_email
 
 PASSWORD = "Old-canary-pw-5e1d"
 NEW_PASSWORD = "New-canary-pw-8b2c"
@@ -132,3 +134,41 @@ def test_passwords_are_never_logged(any_db_url: str, caplog: pytest.LogCaptureFi
     _change(user.id, PASSWORD, NEW_PASSWORD)
     assert any("password changed" in r.getMessage() for r in caplog.records)
     assert PASSWORD not in caplog.text and NEW_PASSWORD not in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------
+# sessions: a password change ends the user's OTHER sessions; "sign out everywhere" ends them all
+# ------------------------------------------------------------------------------------------------
+def test_a_password_change_revokes_the_other_sessions_and_keeps_this_one(any_db_url: str) -> None:
+    clear_validation_cache()
+    user = accounts.sign_up(SignUpIn(email=random_email(), password=PASSWORD))
+    other_user = accounts.sign_up(SignUpIn(email=random_email(), password=PASSWORD))
+    this, laptop, phone = (create_session(user.id) for _ in range(3))
+    bystander = create_session(other_user.id)
+    assert all(validate_session(s.token) for s in (this, laptop, phone, bystander))
+    with pytest.raises(accounts.AuthError):  # a refused change ends nothing
+        _change_keeping(user.id, PASSWORD + "x", NEW_PASSWORD, this.token)
+    assert validate_session(laptop.token) is not None
+    assert _change_keeping(user.id, PASSWORD, NEW_PASSWORD, this.token) == 2
+    assert validate_session(this.token) is not None
+    assert validate_session(laptop.token) is None and validate_session(phone.token) is None
+    assert validate_session(bystander.token) is not None
+
+
+def test_sign_out_everywhere_revokes_every_session_of_the_user(any_db_url: str) -> None:
+    clear_validation_cache()
+    user, other = make_user(), make_user()
+    mine = [create_session(user) for _ in range(3)]
+    theirs = create_session(other)
+    assert credentials.sign_out_everywhere(user_id=user) == 3
+    assert all(validate_session(s.token) is None for s in mine)
+    assert validate_session(theirs.token) is not None
+    assert credentials.sign_out_everywhere(user_id=user) == 0
+
+
+def _change_keeping(user_id: uuid.UUID, current: str, new: str, token: str) -> int:
+    return credentials.change_password(
+        user_id=user_id,
+        data=ChangePasswordIn(current_password=current, new_password=new, confirm_password=new),
+        keep_token_hash=token_hash(token),
+    )

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from core import limits
+from core import rate_limits
 from core.accounts import AuthError, get_user, sign_in
 from core.db import NotFound
 from core.deletion import LastAdmin, delete_user, subject_hash
@@ -80,14 +80,14 @@ def test_deleted_user_can_no_longer_sign_in(two_users):
 def test_delete_clears_the_users_rate_limit_keys(two_users):
     a, _ = two_users
     email = db_rows("users", a)[0]["email"]
-    limits.reset_limiter_cache()
+    rate_limits.reset_limiter_cache()
     for i in range(get_settings().signin_attempts_per_window):
-        limits.take_signin_attempt(email=email, session_key=f"k{i}")
-    with pytest.raises(limits.LimitExceeded):
-        limits.take_signin_attempt(email=email, session_key="fresh")
+        rate_limits.take_signin_attempt(email=email, session_key=f"k{i}")
+    with pytest.raises(rate_limits.LimitExceeded):
+        rate_limits.take_signin_attempt(email=email, session_key="fresh")
     delete_user(user_id=a)
-    limits.take_signin_attempt(email=email, session_key="fresh")
-    limits.reset_limiter_cache()
+    rate_limits.take_signin_attempt(email=email, session_key="fresh")
+    rate_limits.reset_limiter_cache()
 
 
 def test_a_failure_in_the_middle_rolls_everything_back(two_users):

@@ -11,7 +11,7 @@ from decimal import Decimal
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import column, inspect, table, text
 
 import models
 from core import db as core_db
@@ -26,7 +26,7 @@ def _head() -> str:
 
 
 TABLES = {"users", "user_profiles", "vibe_configs", "conversations", "agent_runs", "deletion_records",
-          "usage_counters", "signin_addresses", "user_sessions"}
+          "usage_counters", "signin_addresses", "user_sessions", "password_resets"}
 
 
 def _tables(url: str) -> set[str]:
@@ -100,7 +100,11 @@ def _backfill(url: str) -> None:
     uid, cid = uuid.uuid4(), uuid.uuid4()
     runs = models.AgentRun.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
-        conn.execute(models.User.__table__.insert(), {  # type: ignore[attr-defined]
+        # the users columns of that older revision only (a later column's model default is no column yet)
+        users = models.User.__table__  # type: ignore[attr-defined]
+        old_users = table("users", *(column(c, users.c[c].type)
+                                     for c in ("id", "email", "auth_provider", "is_admin", "created_at")))
+        conn.execute(old_users.insert(), {
             "id": uid, "email": f"{uid.hex}@example.com", "auth_provider": "local", "is_admin": False,
             "created_at": datetime(2026, 1, 1, tzinfo=UTC)})
         conn.execute(models.Conversation.__table__.insert(), {  # type: ignore[attr-defined]

@@ -22,11 +22,11 @@ from tests.factories import fill_user, make_user
 
 OWNED = {"users": "id", "user_profiles": "user_id", "vibe_configs": "user_id",
          "conversations": "user_id", "agent_runs": "user_id", "usage_counters": "user_id",
-         "signin_addresses": "user_id", "user_sessions": "user_id"}
+         "signin_addresses": "user_id", "user_sessions": "user_id", "password_resets": "user_id"}
 # a column of each table that a write aimed at another user's rows sets to itself
 UPDATE_PROBE = {"users": "is_admin", "user_profiles": "role", "vibe_configs": "name", "conversations": "title",
                 "agent_runs": "output", "usage_counters": "tokens", "signin_addresses": "last_seen",
-                "user_sessions": "expires_at"}
+                "user_sessions": "expires_at", "password_resets": "expires_at"}
 
 
 @pytest.fixture
@@ -255,6 +255,7 @@ APP_WRITES: dict[str, tuple[bool, set[str], bool]] = {
     "usage_counters": (False, set(), False),
     "signin_addresses": (False, set(), False),
     "user_sessions": (False, set(), True),  # 0014: a user may see and end their sessions, never mint one
+    "password_resets": (False, set(), False),  # 0017: a user may see their reset codes, nothing more
     "deletion_records": (False, set(), False),
 }
 
@@ -303,14 +304,17 @@ def _account(user_id: uuid.UUID) -> tuple[Any, ...]:
     with system_session() as s:
         return tuple(s.execute(text(
             "SELECT is_admin, quota_tokens_per_day, quota_cost_per_month_usd, password_hash, email, "
-            "auth_provider, oidc_subject FROM users WHERE id = :u"), {"u": user_id}).one())
+            "auth_provider, oidc_subject, password_reset_required FROM users WHERE id = :u"), {"u": user_id}).one())
 
 
 def _sessions(user_id: uuid.UUID) -> tuple[Any, ...]:
-    """The user's sign-in sessions, as the system sees them."""
+    """The user's sign-in sessions and password reset codes, as the system sees them."""
     with system_session() as s:
-        return tuple(s.execute(text("SELECT id, token_hash, expires_at FROM user_sessions WHERE user_id = :u "
-                                    "ORDER BY id"), {"u": user_id}).all())
+        sessions = s.execute(text("SELECT id, token_hash, expires_at FROM user_sessions WHERE user_id = :u "
+                                  "ORDER BY id"), {"u": user_id}).all()
+        codes = s.execute(text("SELECT id, code_hash, expires_at FROM password_resets WHERE user_id = :u "
+                               "ORDER BY id"), {"u": user_id}).all()
+    return tuple(sessions), tuple(codes)
 
 
 def _usage(user_id: uuid.UUID) -> tuple[Any, ...]:
@@ -343,6 +347,13 @@ ACCOUNT_WRITES = {
                             "now(), now() + interval '10 years', 'attacker')",
     "extend-A-sessions": "UPDATE user_sessions SET expires_at = now() + interval '10 years' WHERE user_id = :a",
     "swap-A-session-token": "UPDATE user_sessions SET token_hash = 'known-token-hash' WHERE user_id = :a",
+    "mint-a-reset-code-for-A": "INSERT INTO password_resets (id, user_id, code_hash, created_at, expires_at) "
+                               "VALUES (gen_random_uuid(), :a, 'known-code-hash', now(), now() + interval '10 years')",
+    "extend-A-reset-code": "UPDATE password_resets SET expires_at = now() + interval '10 years' WHERE user_id = :a",
+    "swap-A-reset-code": "UPDATE password_resets SET code_hash = 'known-code-hash' WHERE user_id = :a",
+    "drop-A-reset-codes": "DELETE FROM password_resets WHERE user_id = :a",
+    "clear-A-pending-reset": "UPDATE users SET password_reset_required = false WHERE id = :a",
+    "start-a-reset-of-A": "UPDATE users SET password_reset_required = true WHERE id = :a",
     "insert-a-deletion-record": "INSERT INTO deletion_records (id, subject_hash, deleted_at, row_counts) "
                                 "VALUES (gen_random_uuid(), 'forged', now(), '{}')",
 }
@@ -351,8 +362,9 @@ ACCOUNT_WRITES = {
 @pytest.mark.parametrize("sql", ACCOUNT_WRITES.values(), ids=ACCOUNT_WRITES.keys())
 def test_user_session_cannot_change_its_privileges_quotas_or_sign_in(two_users, sql):
     """As advisor_app with A's id: each write to A's privileges, quota overrides, authentication
-    fields, sign-in records or sessions (mint one, extend one, swap its token), or to the deletion
-    records, is refused and changes nothing."""
+    fields, sign-in records, sessions (mint one, extend one, swap its token) or password reset codes
+    (mint, extend, swap, drop; clear or start a pending reset), or to the deletion records, is
+    refused and changes nothing."""
     a, _b = two_users
     before = _account(a), _sessions(a)
     with user_session(a) as s:

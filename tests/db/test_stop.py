@@ -15,8 +15,8 @@ from sqlmodel import col, select
 
 from core.chat import run_turn
 from core.db import system_session
-from core.limits import usage_summary
 from core.providers.router import build_router, reset_router_cache
+from core.quotas import usage_summary
 from core.settings import get_settings
 from models import AgentRun
 from tests.chat_fixtures import BOTH_DATABASES, ChatEnv

@@ -1,5 +1,5 @@
-"""A long conversation in a real browser: the chat area is a fragment that reruns alone on every
-message and draws its history from what the session holds (ui.chat_area). After 30 turns every
+"""A long conversation in a real browser: the chat's live area is a fragment that reruns alone on every
+message, and draws turns from what the session holds (ui.chat_area). After 30 turns every
 question and every answer is on the page exactly once (no turn doubled by a fragment rerun, none
 dropped), the header and the sidebar show the conversation's title and count, and a reload shows
 the same 30 turns from the database.

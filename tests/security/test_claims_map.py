@@ -126,7 +126,7 @@ def test_a_missing_file_an_untested_promise_and_a_bad_status_break_the_map() -> 
     c10 = next(i for i, line in enumerate(lines) if line.startswith("| C10 |"))
     c20 = next(i for i, line in enumerate(lines) if line.startswith("| C20 |"))
     lines[c10] = "| C10 | Speed and usage are recorded. | enforced | none yet |"
-    lines[c20] = lines[c20].replace("tests/db/test_limits.py", "tests/db/test_gone.py")
+    lines[c20] = lines[c20].replace("tests/db/test_rate_limits.py", "tests/db/test_gone.py")
     problems = check_claims("\n".join(lines))
     assert "C10 is marked enforced but names no test" in problems
     assert any(p.startswith("C20:") and "no such file tests/db/test_gone.py" in p for p in problems)

@@ -28,7 +28,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import db as core_db
-from core.limits import reset_limiter_cache
+from core.rate_limits import reset_limiter_cache
 from core.sessions import create_session
 from core.settings import get_settings
 from tests.factories import make_user, random_email

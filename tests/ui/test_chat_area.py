@@ -1,7 +1,7 @@
-"""ui.chat_area on its own (AppTest of the fragment without the page's full run, so each run is what
-a message or a click in the browser reruns): the history comes from what the session holds and the
-database is read only when the conversation changes; a finished turn joins the held history and the
-header and sidebar follow it; a turn cut short makes the next run read the database again.
+"""ui.chat_area's two fragments without the page's full run (AppTest runs both on every run, as a
+message that hands the live area's turns to the history does): the turns come from what the session
+holds and the database is read only when the conversation changes; a finished turn is read back by
+id and the header and sidebar follow it; a turn cut short is read back by the next run.
 (The page through the router: tests/ui/test_chat_page.py; in Chromium: tests/e2e/test_long_conversation.py.)"""
 
 from __future__ import annotations
@@ -105,11 +105,11 @@ def test_header_and_sidebar_show_the_turns_title_and_count(area: AppTest, chat_e
     assert [b.label for b in area.sidebar.button if "·" in b.label] == ["Should we hire a data engineer?  ·  2"]
 
 
-def test_a_turn_cut_short_is_read_back_from_the_database(
+def test_a_turn_cut_short_is_read_back_by_the_next_run(
     area: AppTest, chat_env: ChatEnv, monkeypatch: pytest.MonkeyPatch, calls: Callable[[], dict[str, int]]
 ) -> None:
-    """A rerun arrives while the message is stored (a click elsewhere): the held history is dropped
-    and the next run reads it, with the turn as the database recorded it (cancelled, Retry)."""
+    """A rerun arrives while the message is stored (a click elsewhere): the rerun reads that one turn
+    back as the database recorded it (cancelled, with Retry), not the whole history."""
     from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
     from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
@@ -128,7 +128,7 @@ def test_a_turn_cut_short_is_read_back_from_the_database(
     chat_env.stub.set_reply("openai", Reply(text="never shown"))
     area.chat_input[0].set_value("Cut short?").run()
     assert not area.exception
-    assert calls()["history"] == 1
+    assert calls()["history"] == 0 and calls()["get_run"] == 1
     assert "Cut short?" in _markdown(area)
     assert any("did not complete (cancelled)" in w.value for w in area.warning)
     assert "Retry" in [b.label for b in area.button]
@@ -140,14 +140,16 @@ def _run(i: int) -> AgentRun:
                     output=f"a{i}", status="ok")
 
 
-def test_held_history_keeps_at_most_its_limit() -> None:
+def test_the_history_takes_over_at_most_its_limit() -> None:
     held = HeldChat(user_id=uuid.uuid4(), conversations=[], limit=3)
     runs = [_run(i) for i in range(5)]
     for run in runs:
         held.add_run(run)
         held.answer(run)
-    assert [r.user_message for r in held.runs] == ["q2", "q3", "q4"]
-    assert held.has_earlier
-    assert set(held.answers) == {r.id for r in runs[2:]}
     held.add_run(runs[4])  # the same run again replaces it
+    assert [r.user_message for r in held.runs] == ["q0", "q1", "q2", "q3", "q4"]
+    drawn = held.take_over()  # all but the last turn: that one stays with the live area
+    assert [t.run.user_message for t in drawn] == ["q2", "q3"]
     assert [r.user_message for r in held.runs] == ["q2", "q3", "q4"]
+    assert held.has_earlier and held.drawn == 2
+    assert set(held.answers) == {r.id for r in runs[2:]}

@@ -30,7 +30,7 @@ from core.settings import get_settings
 from models import User
 from models.schemas import ProfileIn, SignUpIn
 from tests.factories import make_user, random_email
-from tests.ui.conftest import AppFactory, create_signed_in_user, page_file
+from tests.ui.conftest import AppFactory, create_signed_in_user, page_file, sign_in_directly
 from ui.frame import SignedInUser
 
 RAW_PHRASES = ("should have", "validation", "String should", "Value should", "Input should", "Value error")
@@ -148,6 +148,8 @@ def _password_min() -> str:
 
 
 CHANGE = "FormSubmitter:change_password_form-Change password"
+SET = "FormSubmitter:new_password_form-Set password"
+SET_PASSWORD = "set-a-new-password"  # not a page file: the gate's only view while a reset is pending
 EMAIL_LIMIT = "at most 254 characters"
 CONFIRM_EMAIL = r"To confirm, type your email address .*"  # no key: the label (a widget key there
 # would outlive the session state cleared by the deletion's sign-out)
@@ -192,6 +194,13 @@ FIELDS: list[Field] = [
                                                              "confirm_password", {"current_password": GOOD_PASSWORD}),
           {"too_long": ("Aa1" * 100, "at most 256 characters"), "empty": ("", "same password twice"),
            "wrong": ("Other-pw-123", "same password twice")}, local_password=True),
+    # the one view of an account whose admin forced a password reset
+    Field(SET_PASSWORD, "new_password", _passwords(SET, "both", "new_password", "confirm_password", {}),
+          {"too_long": ("Aa1" * 100, "at most 256 characters"), "empty": ("", "<password-min>"),
+           "wrong": ("onlylowercaseletters", "at least two kinds")}),
+    Field(SET_PASSWORD, "confirm_password", _passwords(SET, "confirm_password", "new_password", "confirm_password", {}),
+          {"too_long": ("Aa1" * 100, "at most 256 characters"), "empty": ("", "same password twice"),
+           "wrong": ("Other-pw-123", "same password twice")}),
     # admin
     Field("pages/admin.py", "grant_email", _form("FormSubmitter:grant_admin_form-Grant admin", "grant_email", {}),
           {"too_long": (LONG_EMAIL, EMAIL_LIMIT), "empty": ("", EMAIL_LIMIT),
@@ -212,10 +221,22 @@ def _messages(at: AppTest) -> list[str]:
     return [str(e.value) for e in [*at.error, *at.warning, *at.exception]]
 
 
+def _resetting(app: AppFactory) -> AppTest:
+    """Signed in as an account whose admin forced a password reset."""
+    at: AppTest = app(signed_in=False)
+    created = accounts.sign_up(SignUpIn(email=random_email(), password=GOOD_PASSWORD))
+    with system_session() as s:
+        s.execute(update(User).where(col(User.id) == created.id).values(password_reset_required=True))
+    sign_in_directly(at, SignedInUser(id=created.id, email=created.email, is_admin=False, password_reset_required=True))
+    return at.run()
+
+
 def _open(app: AppFactory, spec: Field) -> AppTest:
     if spec.page is None:
         signed_out: AppTest = app(signed_in=False)
         return signed_out
+    if spec.page == SET_PASSWORD:
+        return _resetting(app)
     user = None
     if spec.local_password:
         created = accounts.sign_up(SignUpIn(email=random_email(), password=GOOD_PASSWORD))
@@ -256,8 +277,9 @@ def _inputs(at: AppTest) -> set[str]:
 
 
 def test_every_input_of_every_page_is_listed(app: AppFactory) -> None:
-    """Each page (as an admin with a password, the Other role chosen where a page offers it) and the
-    sign-in view: every free-form input is in ``FIELDS`` (or ``NOT_FORM_FIELDS``)."""
+    """Each page (as an admin with a password, the Other role chosen where a page offers it), the
+    sign-in view and the view of a pending reset: every free-form input is in ``FIELDS`` (or
+    ``NOT_FORM_FIELDS``)."""
     listed: dict[str | None, list[str]] = {}
     for spec in FIELDS:
         listed.setdefault(spec.page, []).append(spec.key)
@@ -283,3 +305,4 @@ def test_every_input_of_every_page_is_listed(app: AppFactory) -> None:
     # the signed-out view has no Streamlit input: sign-in and create-account are plain HTML forms,
     # whose every field is checked the same way in tests/db/test_auth_routes.py
     assert _inputs(signed_out) == set() and None not in listed
+    assert _inputs(_resetting(app)) == set(listed[SET_PASSWORD])

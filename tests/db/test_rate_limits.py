@@ -1,4 +1,5 @@
-"""Rate limits and quotas (C7), against memory:// and the real Redis; Redis keys expire (C20)."""
+"""Rate limits (C5, C7) against memory:// and the real Redis; Redis keys expire and hold no content
+(C20); sign-ups limited per client address."""
 
 from __future__ import annotations
 
@@ -8,24 +9,19 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import redis
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import select
 
-from core import limits
-from core.admin import set_quota_override
-from core.db import system_session, user_session
-from core.limits import LimitExceeded, check_turn_allowed, reset_limiter_cache, usage_summary
-from models import AgentRun, Conversation, UsageCounter
-from models.schemas import QuotaOverrideIn
+from core import rate_limits
+from core.quotas import check_turn_allowed, usage_summary
+from core.rate_limits import LimitExceeded, reset_limiter_cache
 from tests.conftest import REDIS_URL
 from tests.factories import make_user, random_email
 
@@ -65,27 +61,6 @@ def storage(request: pytest.FixtureRequest) -> Iterator[str]:
         reset_limiter_cache()
 
 
-def _add_run(user_id: uuid.UUID, *, at: datetime, tokens: tuple[int, int] = (0, 0), cost: str | None = None):
-    with system_session() as s:  # a finished run: a user session only starts runs as pending
-        conv = Conversation(user_id=user_id)
-        s.add(conv)
-        s.flush()
-        s.add(
-            AgentRun(
-                user_id=user_id,
-                conversation_id=conv.id,
-                created_at=at,
-                user_message="q",
-                output="a",
-                status="ok",
-                input_tokens=tokens[0],
-                output_tokens=tokens[1],
-                cost_usd=Decimal(cost) if cost is not None else None,
-                request_id="r",
-            )
-        )
-
-
 # ------------------------------------------------------------------------------------------------
 # rate limits
 # ------------------------------------------------------------------------------------------------
@@ -111,14 +86,14 @@ def test_clear_user_limits_resets_the_counters(sqlite_url: str, set_env, storage
     user = make_user()
     email = random_email()
     check_turn_allowed(user_id=user)
-    limits.take_signin_attempt(email=email, session_key="k")
+    rate_limits.take_signin_attempt(email=email, session_key="k")
     with pytest.raises(LimitExceeded):
         check_turn_allowed(user_id=user)
     with pytest.raises(LimitExceeded):
-        limits.take_signin_attempt(email=email, session_key="other")
-    limits.clear_user_limits(user_id=user, email=email)
+        rate_limits.take_signin_attempt(email=email, session_key="other")
+    rate_limits.clear_user_limits(user_id=user, email=email)
     check_turn_allowed(user_id=user)
-    limits.take_signin_attempt(email=email, session_key="other2")
+    rate_limits.take_signin_attempt(email=email, session_key="other2")
 
 
 def test_redis_keys_have_ttl_and_no_content(sqlite_url: str, set_env, redis_prefix: str) -> None:
@@ -127,7 +102,7 @@ def test_redis_keys_have_ttl_and_no_content(sqlite_url: str, set_env, redis_pref
     user = make_user()
     email = random_email()
     check_turn_allowed(user_id=user)
-    limits.take_signin_attempt(email=email, session_key="session-key-abc")
+    rate_limits.take_signin_attempt(email=email, session_key="session-key-abc")
     keys = _prefixed_keys(redis_prefix)
     assert len(keys) == 3  # chat turns, failed sign-ins by email, by session
     r = _redis()
@@ -142,10 +117,10 @@ def test_redis_keys_have_ttl_and_no_content(sqlite_url: str, set_env, redis_pref
         for value in r.lrange(key, 0, -1):
             float(value)  # only timestamps are stored
     # the key depends on the deployment's secret (every replica has the same one)
-    digest = limits._digest(email)
-    assert digest == limits._digest(email.upper())
+    digest = rate_limits._digest(email)
+    assert digest == rate_limits._digest(email.upper())
     set_env(DELETION_SALT="another-deployments-secret")
-    assert limits._digest(email) != digest
+    assert rate_limits._digest(email) != digest
 
 
 def test_two_processes_share_the_redis_counter(sqlite_url: str, set_env, redis_prefix: str) -> None:
@@ -154,7 +129,8 @@ def test_two_processes_share_the_redis_counter(sqlite_url: str, set_env, redis_p
     script = textwrap.dedent(
         f"""
         import sys, uuid
-        from core.limits import LimitExceeded, check_turn_allowed, reset_limiter_cache
+        from core.quotas import check_turn_allowed
+        from core.rate_limits import LimitExceeded, reset_limiter_cache
         reset_limiter_cache(key_prefix={redis_prefix!r})
         ok = 0
         for _ in range(3):
@@ -178,226 +154,10 @@ def test_two_processes_share_the_redis_counter(sqlite_url: str, set_env, redis_p
         check_turn_allowed(user_id=user)
 
 
-# ------------------------------------------------------------------------------------------------
-# quotas (injectable clock)
-# ------------------------------------------------------------------------------------------------
-def test_daily_token_quota_boundary_and_reset(any_db_url: str, set_env) -> None:
-    set_env(TOKENS_PER_DAY="1000")
-    reset_limiter_cache()
-    user = make_user()
-    now = datetime(2026, 3, 15, 20, 48, tzinfo=UTC)
-    _add_run(user, at=now - timedelta(days=1), tokens=(5000, 5000))  # yesterday: does not count
-    _add_run(user, at=now - timedelta(hours=1), tokens=(600, 399))
-    check_turn_allowed(user_id=user, now=now)  # 999 < 1000
-    _add_run(user, at=now - timedelta(minutes=1), tokens=(1, 0))
-    with pytest.raises(LimitExceeded) as info:
-        check_turn_allowed(user_id=user, now=now)
-    exc = info.value
-    assert exc.limit == "tokens_per_day" and exc.used == 1000 and exc.allowed == 1000
-    assert exc.resets_at == datetime(2026, 3, 16, tzinfo=UTC)
-    assert exc.retry_after_s == 3 * 3600 + 12 * 60
-    assert exc.message == (
-        "Daily token quota reached: 1,000 of 1,000 tokens used today; resets at 00:00 UTC (in 3 h 12 min)."
-    )
-    check_turn_allowed(user_id=user, now=datetime(2026, 3, 16, 0, 0, 1, tzinfo=UTC))  # next day
-    summary = usage_summary(user_id=user, now=now)
-    assert summary.tokens_today == 1000 and summary.tokens_per_day == 1000
-
-
-def test_monthly_cost_quota_boundary_and_reset(any_db_url: str, set_env) -> None:
-    set_env(COST_PER_MONTH_USD="1.00")
-    reset_limiter_cache()
-    user = make_user()
-    _add_run(user, at=datetime(2026, 11, 30, 23, 0, tzinfo=UTC), cost="5")  # last month
-    _add_run(user, at=datetime(2026, 12, 2, tzinfo=UTC), cost="0.60")
-    _add_run(user, at=datetime(2026, 12, 3, tzinfo=UTC), cost=None)  # unknown cost counts as 0
-    check_turn_allowed(user_id=user, now=datetime(2026, 12, 31, 23, 0, tzinfo=UTC))
-    _add_run(user, at=datetime(2026, 12, 4, tzinfo=UTC), cost="0.40")
-    with pytest.raises(LimitExceeded) as info:
-        check_turn_allowed(user_id=user, now=datetime(2026, 12, 31, 23, 0, tzinfo=UTC))
-    exc = info.value
-    assert exc.limit == "cost_per_month" and exc.used == Decimal("1") and exc.allowed == Decimal("1")
-    assert exc.resets_at == datetime(2027, 1, 1, tzinfo=UTC)
-    assert "Monthly cost quota reached: $1.00 of $1.00 used this month" in exc.message
-    assert "resets on 2027-01-01 at 00:00 UTC (in 1 h)" in exc.message
-    check_turn_allowed(user_id=user, now=datetime(2027, 1, 1, tzinfo=UTC))  # new month
-    summary = usage_summary(user_id=user, now=datetime(2026, 12, 31, tzinfo=UTC))
-    assert summary.cost_month_usd == Decimal("1") and summary.cost_per_month_usd == Decimal("1")
-    # the run of unknown cost is not in the sum, and the summary says so (the quota panel shows it)
-    assert summary.unknown_cost_runs_month == 1
-    _add_run(user, at=datetime(2026, 11, 30, tzinfo=UTC), cost=None)  # last month: not this month's
-    with system_session() as s:  # a run that failed before any usage: no tokens, so no cost missing
-        conv = Conversation(user_id=user)
-        s.add(conv)
-        s.flush()
-        s.add(AgentRun(user_id=user, conversation_id=conv.id, created_at=datetime(2026, 12, 5, tzinfo=UTC),
-                       user_message="q", output="", status="error", request_id="r"))
-    assert usage_summary(user_id=user, now=datetime(2026, 12, 31, tzinfo=UTC)).unknown_cost_runs_month == 1
-    assert usage_summary(user_id=user, now=datetime(2027, 1, 1, tzinfo=UTC)).unknown_cost_runs_month == 0
-
-
-def test_per_user_override_replaces_the_default(any_db_url: str, set_env) -> None:
-    set_env(TOKENS_PER_DAY="1000000")
-    reset_limiter_cache()
-    admin = make_user(is_admin=True)
-    user = make_user()
-    now = datetime(2026, 5, 5, 12, tzinfo=UTC)
-    _add_run(user, at=now, tokens=(50, 50))
-    check_turn_allowed(user_id=user, now=now)
-    set_quota_override(acting_user_id=admin, data=QuotaOverrideIn(user_id=user, tokens_per_day=100))
-    with pytest.raises(LimitExceeded, match="100 of 100 tokens"):
-        check_turn_allowed(user_id=user, now=now)
-    set_quota_override(
-        acting_user_id=admin, data=QuotaOverrideIn(user_id=user, cost_per_month_usd=Decimal(0))
-    )
-    with pytest.raises(LimitExceeded) as info:  # tokens override cleared; a 0 cost quota blocks
-        check_turn_allowed(user_id=user, now=now)
-    assert info.value.limit == "cost_per_month"
-
-
-def test_naive_clock_is_refused(sqlite_url: str) -> None:
-    with pytest.raises(ValueError, match="timezone"):
-        check_turn_allowed(user_id=make_user(), now=datetime(2026, 1, 1))
-
 
 # ------------------------------------------------------------------------------------------------
-# usage counters (kept by the database from agent_runs, migration 0005)
+# sign-in attempts
 # ------------------------------------------------------------------------------------------------
-def _counters(user_id: uuid.UUID) -> dict[str, tuple[int, Decimal]]:
-    with user_session(user_id) as s:
-        rows = s.exec(select(UsageCounter).where(UsageCounter.user_id == user_id)).all()
-    return {str(r.day): (int(r.tokens), Decimal(r.cost_usd).quantize(Decimal("0.00000001"))) for r in rows}
-
-
-def test_counters_follow_every_change_of_a_runs_usage(any_db_url: str) -> None:
-    """INSERT with usage, UPDATE of tokens/cost (the difference), a status-only UPDATE (nothing),
-    runs on two UTC days: the counters equal the sums over the runs."""
-    user = make_user()
-    day1 = datetime(2026, 6, 1, 23, 59, 59, tzinfo=UTC)
-    day2 = datetime(2026, 6, 2, 0, 0, 1, tzinfo=UTC)
-    _add_run(user, at=day1, tokens=(100, 20), cost="0.5")
-    _add_run(user, at=day2, tokens=(7, 3))
-    with user_session(user) as s:
-        conv = Conversation(user_id=user)
-        s.add(conv)
-        s.flush()
-        pending = AgentRun(user_id=user, conversation_id=conv.id, created_at=day2, user_message="q",
-                           status="pending", request_id="r")
-        s.add(pending)
-    assert _counters(user) == {"2026-06-01": (120, Decimal("0.5")), "2026-06-02": (10, Decimal(0))}
-    with user_session(user) as s:  # the chat turn's finish: tokens and cost arrive by UPDATE
-        s.execute(update(AgentRun).where(col(AgentRun.id) == pending.id).values(
-            status="ok", input_tokens=40, cached_input_tokens=5, cache_write_tokens=2, output_tokens=3,
-            cost_usd=Decimal("0.25")))
-    assert _counters(user) == {"2026-06-01": (120, Decimal("0.5")), "2026-06-02": (60, Decimal("0.25"))}
-    with user_session(user) as s:  # a correction: the difference is applied, not the new value again
-        s.execute(update(AgentRun).where(col(AgentRun.id) == pending.id).values(output_tokens=13))
-        s.execute(update(AgentRun).where(col(AgentRun.id) == pending.id).values(status="interrupted"))
-    assert _counters(user) == {"2026-06-01": (120, Decimal("0.5")), "2026-06-02": (70, Decimal("0.25"))}
-
-
-def test_deleting_a_conversation_does_not_give_quota_back(any_db_url: str, set_env) -> None:
-    set_env(TOKENS_PER_DAY="100")
-    reset_limiter_cache()
-    user = make_user()
-    now = datetime(2026, 7, 7, 12, tzinfo=UTC)
-    _add_run(user, at=now - timedelta(hours=1), tokens=(60, 40))
-    with pytest.raises(LimitExceeded):
-        check_turn_allowed(user_id=user, now=now)
-    with user_session(user) as s:  # the runs go with their conversation (ON DELETE CASCADE)
-        for conv in s.exec(select(Conversation).where(Conversation.user_id == user)).all():
-            s.delete(conv)
-    with user_session(user) as s:
-        assert s.exec(select(AgentRun).where(AgentRun.user_id == user)).all() == []
-    with pytest.raises(LimitExceeded) as info:
-        check_turn_allowed(user_id=user, now=now)
-    assert info.value.used == 100
-
-
-def test_other_users_usage_does_not_count(any_db_url: str, set_env) -> None:
-    set_env(TOKENS_PER_DAY="100")
-    reset_limiter_cache()
-    user, other = make_user(), make_user()
-    now = datetime(2026, 7, 8, 12, tzinfo=UTC)
-    _add_run(other, at=now, tokens=(500, 500))
-    _add_run(user, at=now, tokens=(10, 10))
-    check_turn_allowed(user_id=user, now=now)
-    assert usage_summary(user_id=user, now=now).tokens_today == 20
-    assert _counters(other) == {"2026-07-08": (1000, Decimal(0))}
-
-
-# ------------------------------------------------------------------------------------------------
-# the in-process storage: no thread per hit, expired entries still swept
-# ------------------------------------------------------------------------------------------------
-def test_memory_storage_starts_no_thread_per_hit_and_still_expires_entries() -> None:
-    from limits import RateLimitItemPerSecond
-    from limits.strategies import MovingWindowRateLimiter
-
-    storage = limits.SweptMemoryStorage(sweep_s=0.05)
-    try:
-        limiter = MovingWindowRateLimiter(storage)
-        item = RateLimitItemPerSecond(2, 1, namespace="t")
-        started: list[str] = []
-        original_start = threading.Thread.start
-
-        def spy(self: threading.Thread) -> None:
-            started.append(self.name)
-            original_start(self)
-
-        threading.Thread.start = spy  # type: ignore[method-assign]
-        try:
-            for _ in range(3):
-                time.sleep(0.02)  # idle longer than the library's 10 ms timer: it would start one each time
-                limiter.hit(item, "user", "u1")
-        finally:
-            threading.Thread.start = original_start  # type: ignore[method-assign]
-        assert started == []
-        assert not limiter.hit(item, "user", "u1")  # the window still counts: 2 per second
-        assert storage.events  # entries held ...
-        deadline = time.monotonic() + 5
-        while any(storage.events.values()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(storage.events.values())  # ... and swept once their window has passed
-        assert limiter.hit(item, "user", "u1")
-    finally:
-        storage.close()
-
-
-def test_bench_seeding_keeps_the_counters_equal_to_the_runs(pg_url: str) -> None:
-    """bench.seed_runs copies runs with the usage trigger off and sums them once: same counters."""
-    from sqlalchemy import text as sql_text
-
-    from bench.seed_runs import seed_runs
-    from core.db import engine_for
-
-    seed_runs(database_url=pg_url, users=3, runs=600, days=10, progress=False)
-    with engine_for(pg_url).connect() as conn:
-        expected = conn.execute(sql_text(
-            "SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, sum(coalesce(input_tokens, 0) "
-            "+ coalesce(cached_input_tokens, 0) + coalesce(cache_write_tokens, 0) + coalesce(output_tokens, 0)), "
-            "sum(coalesce(cost_usd, 0)) FROM agent_runs GROUP BY 1, 2 ORDER BY 1, 2")).all()
-        counters = conn.execute(sql_text(
-            "SELECT user_id, day, tokens, cost_usd FROM usage_counters ORDER BY 1, 2")).all()
-        enabled = conn.execute(sql_text(
-            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'agent_runs_count_usage_insert'")).scalar_one()
-    assert len(expected) > 10
-    assert [tuple(r) for r in counters] == [tuple(r) for r in expected]
-    assert enabled == "O"  # the trigger is on again
-
-
-def test_a_dropped_memory_storage_stops_its_sweeper() -> None:
-    import gc
-
-    storage = limits.SweptMemoryStorage(sweep_s=0.02)
-    sweeper = storage._sweeper
-    assert sweeper.is_alive()
-    storage.timer.join()  # the library's first Timer (started by its __init__) holds the storage until it ran
-    del storage
-    gc.collect()
-    sweeper.join(timeout=2)
-    assert not sweeper.is_alive()
-
-
 def test_parallel_wrong_passwords_cannot_pass_the_lockout(any_db_url: str, set_env, storage: str) -> None:
     """Attempts are counted before the password is checked: 20 guesses at once from 20 sessions
     against a limit of 3 get at most 3 password checks (counting after the check let all 20 through)."""
@@ -572,24 +332,6 @@ def test_sign_ins_behind_one_shared_address_do_not_use_up_its_budget(sqlite_url:
                                 client="192.0.2.1").email == email
 
 
-@pytest.mark.parametrize(
-    ("peer", "forwarded", "hops", "expected"),
-    [
-        ("203.0.113.5", [], 0, "203.0.113.5"),  # no proxy: the peer
-        ("203.0.113.5", ["198.51.100.1"], 0, "203.0.113.5"),  # a header nobody trusts is ignored
-        (None, [], 0, None),  # localhost: unknown, not counted
-        ("10.0.0.2", ["198.51.100.1"], 1, "198.51.100.1"),  # behind our load balancer
-        ("10.0.0.2", ["6.6.6.6, 198.51.100.1"], 1, "198.51.100.1"),  # a forged entry on the left
-        ("10.0.0.2", ["6.6.6.6", "198.51.100.1, 10.0.0.9"], 2, "198.51.100.1"),  # two proxies, two headers
-        ("203.0.113.5", [], 1, "203.0.113.5"),  # not through our proxy: the peer
-        ("10.0.0.2", ["not-an-address"], 1, None),
-        ("10.0.0.2", ["[2001:db8::1]"], 1, "2001:db8::1"),
-    ],
-)
-def test_client_address(peer, forwarded, hops, expected) -> None:
-    assert limits.client_address(peer, forwarded, hops) == expected
-
-
 def test_stale_sign_in_addresses_are_forgotten_at_start(any_db_url: str, set_env) -> None:
     """Addresses are kept only while they can serve: the start-up sweep deletes those of every
     account last used longer ago than ADVISOR_SIGNIN_KNOWN_ADDRESS_DAYS, and all of them when it is 0."""
@@ -609,3 +351,40 @@ def test_stale_sign_in_addresses_are_forgotten_at_start(any_db_url: str, set_env
         assert sorted(r.address_hash for r in s.exec(select(SigninAddress)).all()) == ["fresh0", "fresh1"]
     set_env(SIGNIN_KNOWN_ADDRESS_DAYS="0")  # the exemption is off: nothing is kept
     assert forget_stale_signin_addresses(now=now) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# sign-ups per client address
+# ------------------------------------------------------------------------------------------------
+def test_sign_ups_are_limited_per_client_address(any_db_url: str, set_env, storage: str) -> None:
+    """One address creates at most ADVISOR_SIGNUPS_PER_CLIENT_PER_HOUR accounts an hour: the next
+    sign-up from it is refused by ``accounts.sign_up`` itself, with a message that says so and when
+    to try again, and creates nothing. Another address, and a client whose address is unknown, are
+    not held to it; a password refused by the rules does not use a slot."""
+    from core import accounts
+    from core.db import system_session
+    from core.settings import get_settings
+    from models import User
+    from models.schemas import SignUpIn
+
+    assert get_settings().signups_per_client_per_hour == 5  # the default
+    set_env(SIGNUPS_PER_CLIENT_PER_HOUR="3")
+    reset_limiter_cache(key_prefix=storage if storage != "memory" else None)
+    with pytest.raises(accounts.PasswordRuleError):
+        accounts.sign_up(SignUpIn(email=random_email(), password="onlylowercaseletters"), client="203.0.113.7")
+    for n in range(3):
+        accounts.sign_up(SignUpIn(email=random_email(), password="Correct-horse-42"), session_key=f"s{n}",
+                         client="203.0.113.7")
+    refused = random_email()
+    with pytest.raises(accounts.SignUpLimitReached) as info:
+        accounts.sign_up(SignUpIn(email=refused, password="Correct-horse-42"), session_key="s9",
+                         client="203.0.113.7")
+    exc = info.value
+    assert isinstance(exc, accounts.AuthError) and exc.field == "email"
+    assert exc.message.startswith("Too many accounts have been created from your network address: at most 3 "
+                                  "per hour. Try again in "), exc.message
+    assert 0 < exc.retry_after_s <= 3600
+    with system_session() as s:
+        assert s.exec(select(User).where(User.email == refused)).first() is None
+    accounts.sign_up(SignUpIn(email=random_email(), password="Correct-horse-42"), client="198.51.100.8")
+    accounts.sign_up(SignUpIn(email=random_email(), password="Correct-horse-42"), client=None)
