@@ -43,6 +43,7 @@ class Case:
     target: str  # "module:function" the page calls on its first render
     admin: bool = False
     click: str | None = None  # a button to click to reach the call
+    typed: tuple[str, str] | None = None  # (text box label, text) to type to reach the call
 
 
 CASES = [
@@ -53,6 +54,10 @@ CASES = [
     Case("pages/privacy.py", "privacy", "core.export_files:write_export_file", click="Prepare my export"),
     Case("pages/status.py", "status", "core.status:collect_status"),
     Case("pages/admin.py", "admin", "core.admin:list_users", admin=True),
+    Case("pages/account.py", "account", "core.credentials:sign_out_everywhere", click="Sign out everywhere"),
+    Case(
+        "pages/search.py", "search", "ui.search_view:search_conversations", typed=("Search your conversations", "plans")
+    ),
 ]
 
 
@@ -65,9 +70,7 @@ def log_text() -> Iterator[io.StringIO]:
 
 def rendered(at: AppTest) -> bytes:
     """Every element and block of the last run, serialized as it is sent to the browser."""
-    return b"".join(
-        node.proto.SerializeToString() for node in at._tree if getattr(node, "proto", None) is not None
-    )
+    return b"".join(node.proto.SerializeToString() for node in at._tree if getattr(node, "proto", None) is not None)
 
 
 def raiser(message: str) -> Callable[..., Any]:
@@ -87,9 +90,7 @@ def reference_shown(at: AppTest) -> str:
     return match.group(1)
 
 
-def assert_logged(
-    caplog: pytest.LogCaptureFixture, log_text: io.StringIO, rid: str, where: str, message: str
-) -> None:
+def assert_logged(caplog: pytest.LogCaptureFixture, log_text: io.StringIO, rid: str, where: str, message: str) -> None:
     records = [r for r in caplog.records if r.name == ERRORS_LOGGER]
     assert len(records) == 1, [r.getMessage() for r in records]
     (record,) = records
@@ -117,11 +118,15 @@ def test_page_error_shows_reference_and_logs_it(
     caplog.set_level(logging.INFO, logger="advisor")
     caplog.clear()
     st.cache_data.clear()  # the first render cached the page's queries (analytics)
-    if case.click is None:
-        at.run()
-    else:
+    if case.click is not None:
         (button,) = [b for b in at.button if b.label == case.click]
         button.click().run()
+    elif case.typed is not None:
+        label, text = case.typed
+        (box,) = [t for t in at.text_input if t.label == label]
+        box.input(text).run()
+    else:
+        at.run()
 
     rid = reference_shown(at)
     out = rendered(at)
