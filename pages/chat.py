@@ -8,8 +8,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.settings import get_settings
-from ui.chat_area import chat_page, open_linked_conversation
+from ui.chat_area import chat_page
 from ui.frame import page
+from ui.held_chat import open_linked_conversation
 
 with page("chat") as user:
     st.title("Chat")

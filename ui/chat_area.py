@@ -15,7 +15,7 @@ version of the last turn, ``ui.chat_actions``) in an expander.
 
 What is read from the database, and when: the conversation list and the open conversation's history
 on the page's full run and when the conversation changes; between those, both fragments draw from
-what the session holds (``HeldChat``, each answer's Markdown rendered once). A turn: its message is
+what the session holds (``ui.held_chat.HeldChat``, each answer's Markdown rendered once). A turn: its message is
 stored by ``core.chat.run_turn`` (committed before any provider is called) and its answer streams;
 then the turn is closed (its row finished) and that one run is read back by id, with the
 conversation list (title, count). A turn cut short (Stop, a click, a closed tab) is read back the
@@ -30,10 +30,11 @@ Hook points for controls:
 * ``user_message_controls(run, last=...)``: under each shown user message (edit).
 * ``answer_controls(run, last=..., user_id=...)``: under each shown answer (regenerate, copy, feedback).
 * ``live_turn_controls(turn)``: beside the answer while it streams.
-* ``open_conversation(conversation_id, run_id=None)``: show a conversation (a deep link, a search hit).
-  ``open_linked_conversation()`` does it for the page's link ``?conversation=<id>&run=<id>``
-  (``link_params``); the run asked for is loaded into the history and marked.
-* ``forget_history()``: drop what the session holds; the next run reads the database.
+* ``ui.held_chat.open_conversation(conversation_id, run_id=None)``: show a conversation (a deep
+  link, a search hit). ``open_linked_conversation()`` does it for the page's link
+  ``?conversation=<id>&run=<id>`` (``link_params``); the run asked for is loaded into the history
+  and marked.
+* ``ui.held_chat.forget_history()``: drop what the session holds; the next run reads the database.
 * ``rerun_chat()`` (widget callbacks only): rerun both fragments, after the callback changed what
   the history shows (a conversation opened or deleted, earlier runs changed).
 
@@ -48,16 +49,14 @@ so a test that replaces one of their functions reaches this module as well.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from core import chat, conversations
 from core.conversations import ConversationSummary
-from core.db import NotFound
 from core.request_context import request_context
-from core.run_versions import NotReplaceable, TurnVersions, group_versions
+from core.run_versions import NotReplaceable, TurnVersions
 from core.settings import get_settings
 from models import AgentRun
 from models.schemas import MAX_TITLE, ConversationIn, RenameIn, field_errors
@@ -65,127 +64,30 @@ from ui import chat_actions
 from ui.chat_view import agent_choices, meta_line, run_notice
 from ui.feedback import feedback_control
 from ui.frame import SignedInUser, guarded
-from ui.messages import answer_markdown, render_user_text, stream_answer
+from ui.held_chat import (
+    HELD_KEY,
+    OPEN_KEY,
+    PAGE_SIZE,
+    RELOAD_KEY,
+    HeldChat,
+    catch_up,
+    focused_run,
+    forget_history,
+    load_held,
+    open_conversation,
+)
+from ui.messages import render_user_text, stream_answer
 from ui.text import literal, typing_limit
 
 HISTORY_KEY = "chat_history"  # fragment keys, for st.rerun([...]) from a widget callback
 LIVE_KEY = "chat_live"
-HELD_KEY = "chat_held"
-OPEN_KEY = "chat_open_conversation"
-FOCUS_KEY = "chat_focus_run"
-RELOAD_KEY = "chat_reload"
 RENAME_ERROR_KEY = "chat_rename_error"
 HISTORY_OK_KEY = "chat_history_ok"
-PAGE_SIZE = 50
-CONVERSATION_PARAM = "conversation"
-RUN_PARAM = "run"
 LIVE_TURNS = 10  # finished turns the live area shows before the history takes them over
 HINT = "Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your profile and vibe."
 
 
-@dataclass
-class HeldChat:
-    """What the session holds of the chat between runs of its fragments (the database is the truth:
-    this is what was last read from it, plus the turns finished since)."""
-
-    user_id: uuid.UUID
-    conversations: list[ConversationSummary]
-    conversation_id: uuid.UUID | None = None
-    runs: list[AgentRun] = field(default_factory=list)  # oldest first
-    has_earlier: bool = False
-    limit: int = PAGE_SIZE
-    drawn: int | None = None  # the first ``drawn`` turns are on the page through the history fragment
-    unread: list[uuid.UUID] = field(default_factory=list)  # turns stored here, not read back yet
-    list_stale: bool = False
-    answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
-
-    def add_run(self, run: AgentRun) -> None:
-        """A turn of this conversation finished on this page: shown from now on."""
-        self.runs = [r for r in self.runs if r.id != run.id] + [run]
-
-    def turns(self) -> list[TurnVersions]:
-        """The held runs as turns: each latest version with its earlier ones (``core.run_versions``)."""
-        return group_versions(self.runs)
-
-    def take_over(self) -> list[TurnVersions]:
-        """The turns the history fragment draws now: all but the last (the held runs kept to the
-        newest ``limit``; older ones move behind "Load earlier messages")."""
-        if len(self.runs) > self.limit:
-            for old in self.runs[: len(self.runs) - self.limit]:
-                self.answers.pop(old.id, None)
-            self.runs = self.runs[-self.limit :]
-            self.has_earlier = True
-        turns = self.turns()
-        self.drawn = max(len(turns) - 1, 0)
-        return turns[: self.drawn]
-
-    def answer(self, run: AgentRun) -> str:
-        """The Markdown shown for ``run``'s answer, rendered once (``ui.messages.answer_markdown``)."""
-        shown = self.answers.get(run.id)
-        if shown is None:
-            shown = self.answers[run.id] = answer_markdown(run.output)
-        return shown
-
-
 # --- hook points ---------------------------------------------------------------------------------
-def open_conversation(conversation_id: uuid.UUID, run_id: uuid.UUID | None = None) -> None:
-    """Show ``conversation_id`` from the next run of the history on (its turns are read then).
-
-    ``run_id``: the run the user came for (a search hit, a deep link ``?conversation=…&run=…``);
-    ``focused_run()`` returns it until another conversation is opened. In the page's body before
-    ``chat_page``, or in a widget callback followed by ``rerun_chat()``. The id is checked against
-    the user's conversations when the history runs: another user's id shows the user's own newest
-    conversation instead.
-    """
-    st.session_state[OPEN_KEY] = conversation_id
-    st.session_state[FOCUS_KEY] = run_id
-    held: HeldChat | None = st.session_state.get(HELD_KEY)
-    if held is not None:
-        held.conversation_id = None
-        held.limit = PAGE_SIZE
-
-
-def link_params(conversation_id: uuid.UUID, run_id: uuid.UUID | None = None) -> dict[str, str]:
-    """The chat page's query parameters that open ``conversation_id`` (at ``run_id``)."""
-    params = {CONVERSATION_PARAM: str(conversation_id)}
-    if run_id is not None:
-        params[RUN_PARAM] = str(run_id)
-    return params
-
-
-def _uuid_param(name: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(st.query_params.get(name, ""))
-    except ValueError:
-        return None
-
-
-def open_linked_conversation() -> None:
-    """Open what the page's link names (``link_params``), then drop the parameters: a later full run
-    of the page (a navigation back) shows the conversation the user moved on to. A malformed id, or
-    another user's, opens the user's own newest conversation instead (``open_conversation``)."""
-    if CONVERSATION_PARAM not in st.query_params:
-        return
-    conversation_id = _uuid_param(CONVERSATION_PARAM)
-    if conversation_id is not None:
-        open_conversation(conversation_id, _uuid_param(RUN_PARAM))
-    for name in (CONVERSATION_PARAM, RUN_PARAM):
-        st.query_params.pop(name, None)
-
-
-def focused_run() -> uuid.UUID | None:
-    """The run ``open_conversation`` was asked to show, if any."""
-    value = st.session_state.get(FOCUS_KEY)
-    return value if isinstance(value, uuid.UUID) else None
-
-
-def forget_history() -> None:
-    """Drop what the session holds (conversation list and history): the next run reads both from
-    the database. Call it after changing stored runs or conversations; in a widget callback, follow
-    it with ``rerun_chat()``."""
-    st.session_state.pop(HELD_KEY, None)
-
-
 def rerun_chat() -> None:
     """From a widget callback only: rerun the history and the live area (not only the fragment that
     drew the widget), e.g. after ``open_conversation`` or ``forget_history``."""
@@ -251,8 +153,8 @@ def chat_history(user: SignedInUser) -> None:
     """The open conversation's turns (see the module docstring)."""
     with guarded("chat"):  # a fragment rerun runs outside the page's frame: the same frame again
         st.session_state[HISTORY_OK_KEY] = False
-        held = _held(user)
-        _catch_up(user, held)
+        held = load_held(user)
+        catch_up(user, held)
         earlier_turns = held.take_over()
         if held.has_earlier:
             st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
@@ -272,7 +174,7 @@ def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
                 or held.conversation_id != st.session_state.get(OPEN_KEY)):
             st.rerun()  # the history has not drawn what the session holds (a control forgot rerun_chat)
         assert held is not None and held.drawn is not None and held.conversation_id is not None
-        _catch_up(user, held)
+        catch_up(user, held)
         chat_actions.deleted_notice()
         with st.bottom:  # read first (it is drawn at the bottom wherever it is called)
             prompt = st.chat_input("Ask your advisor…", max_chars=typing_limit(get_settings().max_message_chars),
@@ -309,54 +211,6 @@ def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
             _header(user, current)
         with st.sidebar.container():
             _sidebar(user, held)
-
-
-def _held(user: SignedInUser) -> HeldChat:
-    """What the session holds, read from the database where it is missing or stale."""
-    held: HeldChat | None = st.session_state.get(HELD_KEY)
-    if st.session_state.pop(RELOAD_KEY, False) or held is None or held.user_id != user.id:
-        held = _read_list(user)
-    while True:
-        open_id: uuid.UUID | None = st.session_state.get(OPEN_KEY)
-        if open_id is None or all(c.id != open_id for c in held.conversations):
-            if not held.conversations:
-                conversations.create_conversation(user_id=user.id, data=ConversationIn(agent="general"))
-                held = _read_list(user)
-            open_id = held.conversations[0].id
-            st.session_state[OPEN_KEY] = open_id
-        if held.conversation_id == open_id:
-            return held
-        try:
-            past = conversations.history(user_id=user.id, conversation_id=open_id, limit=held.limit)
-            focus = focused_run()
-            while focus is not None and past.has_earlier and all(r.id != focus for r in past.runs):
-                held.limit += PAGE_SIZE  # the run asked for is older: load back to it
-                past = conversations.history(user_id=user.id, conversation_id=open_id, limit=held.limit)
-        except NotFound:  # deleted meanwhile (in another tab): start again from the list
-            st.session_state.pop(OPEN_KEY, None)
-            held = _read_list(user)
-            continue
-        held.conversation_id, held.runs, held.has_earlier = open_id, past.runs, past.has_earlier
-        held.answers, held.unread, held.drawn = {}, [], None
-        return held
-
-
-def _read_list(user: SignedInUser) -> HeldChat:
-    held = HeldChat(user_id=user.id, conversations=conversations.list_conversations(user_id=user.id))
-    st.session_state[HELD_KEY] = held
-    return held
-
-
-def _catch_up(user: SignedInUser, held: HeldChat) -> None:
-    """Read back the turns stored on this page since the last read (finished by now: each was
-    closed), and the conversation list with their titles and counts."""
-    if not held.unread and not held.list_stale:
-        return
-    for run_id in list(held.unread):
-        held.add_run(conversations.get_run(user_id=user.id, run_id=run_id))
-        held.unread.remove(run_id)
-    held.conversations = conversations.list_conversations(user_id=user.id)
-    held.list_stale = False
 
 
 def _submitted() -> None:
@@ -466,7 +320,7 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                     st.button("Retry", key=f"retry_{result.run_id}", icon=":material/refresh:",
                               on_click=chat_actions.request_replacement, args=(result.run_id, text))
                 turn.close()
-                _catch_up(user, held)
+                catch_up(user, held)
                 run = next(r for r in held.runs if r.id == result.run_id)
                 with user_box:
                     user_message_controls(run, last=True)

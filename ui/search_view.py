@@ -1,6 +1,6 @@
 """The search page's view: the search box, and each result as a link into the chat at that turn.
 
-A result links to the chat page with ``?conversation=<id>&run=<id>`` (``ui.chat_area.link_params``;
+A result links to the chat page with ``?conversation=<id>&run=<id>`` (``ui.held_chat.link_params``;
 only ``conversation`` when a title matched); the chat page opens that conversation at that turn.
 Titles and snippets are user and model text: shown through ``ui.text`` as typed, never as Markdown.
 """
@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from core.search import SearchHit, SearchResults, search_conversations
 from models.schemas import MAX_SEARCH_CHARS, SearchIn, field_errors
-from ui.chat_area import link_params
+from ui.held_chat import link_params
 from ui.text import literal, literal_highlighted, typing_limit
 
 QUERY_KEY = "search_query"

@@ -20,7 +20,7 @@ from core.settings import get_settings
 from models import AgentRun
 from tests.chat_fixtures import ChatEnv
 from tests.stubs.provider_server import Reply
-from ui.chat_area import HELD_KEY, HeldChat
+from ui.held_chat import HELD_KEY, HeldChat
 
 TIMEOUT = 60.0
 
