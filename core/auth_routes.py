@@ -35,7 +35,6 @@ Blocking work (password hashing, the database) runs in a worker thread.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import secrets
 from collections.abc import Callable, Mapping
@@ -107,14 +106,11 @@ def _is_https(request: Request) -> bool:
 
 
 def _client(request: Request) -> str | None:
-    """The client's address as sign-in limits count it: the peer (none for a loopback peer, as
-    Streamlit reports it), or behind ``ADVISOR_TRUSTED_PROXY_HOPS`` proxies what the outermost saw."""
+    """The client's address as sign-in and sign-up limits count it: the connection's peer (a
+    loopback peer too: one address is one address), or behind ``ADVISOR_TRUSTED_PROXY_HOPS`` proxies
+    what the outermost saw. A proxy of ours in front must be declared there, or every user would
+    share its address."""
     peer = request.client.host if request.client is not None else None
-    try:
-        if peer is not None and ipaddress.ip_address(peer).is_loopback:
-            peer = None
-    except ValueError:
-        peer = None
     forwarded = request.headers.getlist("x-forwarded-for")
     return rate_limits.client_address(peer, forwarded, get_settings().trusted_proxy_hops)
 

@@ -270,7 +270,7 @@ def clear_signin_failures(*, email: str, client: str | None = None) -> None:
 def take_signup_slot(*, client: str | None) -> None:
     """Count one account created from ``client``; raise ``LimitExceeded`` when that address has
     created ``signups_per_client_per_hour`` accounts within the last hour. An unknown address
-    (localhost, or no trusted proxy header) is not counted."""
+    (no peer, or one that is not an IP address) is not counted."""
     if not client:
         return
     item, ident = _signup_item(), _digest(client)

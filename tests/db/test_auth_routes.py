@@ -38,13 +38,13 @@ async def app_page(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"app page {request.url.path}")
 
 
-def make_client(base_url: str = "http://testserver") -> TestClient:
+def make_client(base_url: str = "http://testserver", peer: str = "testclient") -> TestClient:
     app = Starlette(
         routes=[*auth_routes(), Route("/", app_page), Route("/analytics", app_page),
                 Route("/_stcore/health", app_page)],
         middleware=[Middleware(SessionGate)],
     )
-    return TestClient(app, base_url=base_url, follow_redirects=False)
+    return TestClient(app, base_url=base_url, follow_redirects=False, client=(peer, 50000))
 
 
 @pytest.fixture
@@ -249,6 +249,22 @@ def test_sign_ups_are_limited_per_client_address(any_db_url: str, set_env) -> No
     assert 'id="signup-email-error"' in refused.text
     assert not _set_cookie_headers(refused, sessions.SESSION_COOKIE)
     assert sign_up("198.51.100.4").status_code == 303
+    reset_limiter_cache()
+
+
+def test_sign_ups_from_one_loopback_address_are_limited_too(any_db_url: str, set_env) -> None:
+    """With no proxy in front, the connection's peer is the address, 127.0.0.1 included: the
+    sixth account from it within the hour is refused (the default limit is 5)."""
+    set_env(TRUSTED_PROXY_HOPS="0")
+    reset_limiter_cache()
+
+    def sign_up() -> Any:
+        with make_client(peer="127.0.0.1") as c:
+            token = _csrf(c, "/signup")
+            return c.post("/signup", headers=SAME_ORIGIN, data={
+                "csrf": token, "next": "/", "email": random_email(), "password": PASSWORD, "confirm": PASSWORD})
+
+    assert [sign_up().status_code for _ in range(6)] == [303] * 5 + [400]
     reset_limiter_cache()
 
 

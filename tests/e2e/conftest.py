@@ -276,7 +276,9 @@ def launch_app(
     home.mkdir(exist_ok=True)
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADVISOR_", "STREAMLIT_"))}
-    env.update({"HOME": str(home), "PYTHONUNBUFFERED": "1", **env_overrides})
+    # every browser of the tests comes from 127.0.0.1: one address, far more sign-ups than a real one
+    env.update({"HOME": str(home), "PYTHONUNBUFFERED": "1", "ADVISOR_SIGNUPS_PER_CLIENT_PER_HOUR": "10000",
+                **env_overrides})
     log = base / "streamlit.log"
     streamlit_bin = Path(sys.executable).with_name("streamlit")
     command = [str(streamlit_bin)] if streamlit_bin.exists() else [sys.executable, "-m", "streamlit"]
