@@ -51,9 +51,18 @@ def escape_inline(text: str, *, line_start: bool = False) -> str:
 def literal_markdown(text: str) -> str:
     """``text`` as Markdown that shows exactly these characters: every line break is kept (an empty
     line between paragraphs stays an empty line; several in a row show as one), and so is each
-    line's indentation. Blank lines before the first and after the last visible line are left out."""
+    line's indentation. Blank lines before the first and after the last visible line are left out,
+    and so is a line of white space alone (no-break spaces too) at the start or end of a paragraph:
+    it shows nothing, and a reader that trims paragraphs would leave the line break before it as a
+    visible backslash."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    shown = [index for index, line in enumerate(lines) if line.strip(" \t")] or [0]
+    for index in reversed(range(len(lines))):  # from the end: a run of such lines empties in turn
+        if not lines[index].strip() and (index + 1 == len(lines) or not lines[index + 1]):
+            lines[index] = ""
+    for index in range(len(lines)):
+        if not lines[index].strip() and (index == 0 or not lines[index - 1]):
+            lines[index] = ""
+    shown = [index for index, line in enumerate(lines) if line] or [0]
     lines = lines[shown[0]: shown[-1] + 1]
     out: list[str] = []
     for index, line in enumerate(lines):

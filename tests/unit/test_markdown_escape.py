@@ -16,7 +16,9 @@ READER = MarkdownIt("commonmark", {"linkify": True}).enable(["table", "strikethr
 assert READER.linkify is not None  # linkify-it-py is installed with markdown-it-py[linkify]
 READER.linkify.set({"fuzzy_link": False, "fuzzy_email": False})
 
-ALPHABET = st.sampled_from(list("ab 1.)#>-+=|\t\n!") + sorted(INLINE_SPECIAL) + ["\n\n", "    ", "```", "~~~"])
+ALPHABET = st.sampled_from(
+    list("ab 1.)#>-+=|\t\n!\xa0") + sorted(INLINE_SPECIAL) + ["\n\n", "    ", "```", "~~~"]
+)
 
 
 ASCII_SPACE = " \t\x0b\x0c"
@@ -73,6 +75,14 @@ def test_every_special_character_is_escaped() -> None:
     assert escape_inline("- x") == "- x"  # inside a line a dash starts nothing
     assert escape_inline("12) x", line_start=True) == "12\\) x"
     assert escape_inline("\t  x", line_start=True) == NBSP * 6 + "x"
+
+
+def test_a_blank_looking_line_at_a_paragraph_edge_leaves_no_backslash() -> None:
+    # white space alone (a no-break space too) at the end or start of a paragraph shows nothing
+    assert literal_markdown("0\n\xa0") == "0"
+    assert literal_markdown("0\n    \n\n1") == "0\n\n\n1"
+    assert literal_markdown("\xa0\n0") == "0"
+    assert literal_markdown("0\n \n1") == "0\\\n\xa0\\\n1"  # inside a paragraph it stays a line
 
 
 def test_line_breaks_and_paragraphs_are_kept() -> None:
