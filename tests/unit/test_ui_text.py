@@ -21,7 +21,8 @@ def _unescape(text: str) -> str:
 @given(st.text(alphabet=st.sampled_from(list("ab 1.)#>-+=|") + sorted(INLINE)), max_size=40))
 def test_round_trips_and_leaves_no_inline_markup(text: str) -> None:
     out = literal(text)
-    assert _unescape(out) == text  # only escapes were added
+    # only escapes were added; a line of white space alone shows nothing and is left out
+    assert _unescape(out) == (text if text.strip() else "")
     i = 0
     while i < len(out):  # every special character is escaped
         if out[i] == "\\":
