@@ -98,18 +98,19 @@ def _copyable(output: str) -> str:
     return answer_markdown_text(output)
 
 
-def answer_controls(run: AgentRun, *, last: bool) -> None:
-    """Copy as Markdown (a code block with its copy button) and, on the last answer, Regenerate."""
-    if run.status == "pending":
-        return
-    with st.container(horizontal=True):
-        if run.output:
-            with st.popover("Markdown", icon=":material/content_copy:", help="Copy this answer as Markdown"):
-                st.code(_copyable(run.output), language="markdown", wrap_lines=True)
-        if last:
-            st.button("Regenerate", key=f"regenerate_{run.id}", icon=":material/refresh:", type="tertiary",
-                      on_click=request_replacement, args=(run.id, run.user_message),
-                      help="Answer this message again; this answer stays under Earlier versions")
+def copy_control(run: AgentRun) -> None:
+    """Copy as Markdown: a code block with its copy button, in a popover."""
+    if run.status != "pending" and run.output:
+        with st.popover("Markdown", icon=":material/content_copy:", help="Copy this answer as Markdown"):
+            st.code(_copyable(run.output), language="markdown", wrap_lines=True)
+
+
+def regenerate_control(run: AgentRun, *, last: bool) -> None:
+    """Regenerate, on the last answer."""
+    if last and run.status != "pending":
+        st.button("Regenerate", key=f"regenerate_{run.id}", icon=":material/refresh:", type="tertiary",
+                  on_click=request_replacement, args=(run.id, run.user_message),
+                  help="Answer this message again; this answer stays under Earlier versions")
 
 
 def earlier_versions(earlier: Sequence[AgentRun]) -> None:

@@ -8,7 +8,9 @@
   those (always the last one, so the controls of the last turn live here), the live turn, and it
   fills the header (title, turn count) and the sidebar's conversation list. A message, an edit, a
   regeneration or a Retry reruns this fragment alone. When it shows ``LIVE_TURNS`` finished turns,
-  the next message reruns the history too, which then takes them over.
+  the next message reruns the history too, which then takes them over. While a turn goes live, the
+  finished turns the live area showed stay on screen as they were, each in its place, and are drawn
+  again once the answer's first words are out: what the user waits for comes first.
 
 Each turn is shown as its latest version, earlier versions (edits, regenerations, Retries: a new
 version of the last turn, ``ui.chat_actions``) in an expander.
@@ -49,6 +51,7 @@ so a test that replaces one of their functions reaches this module as well.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -118,13 +121,17 @@ def user_message_controls(run: AgentRun, *, last: bool) -> None:
 
 
 def answer_controls(run: AgentRun, *, last: bool, user_id: uuid.UUID) -> None:
-    """Controls under an answer (regenerate, copy, feedback): called inside its
+    """Controls under an answer (copy, regenerate, feedback), in one row: called inside its
     ``st.chat_message("assistant")`` after the answer and its status notice, before the metadata
     line, for each shown turn and, once it has finished, for the live turn. ``last``: the
     conversation's newest turn (drawn by the live area); ``user_id``: the signed-in user. A stored
     rating or comment reads the history again (both fragments rerun)."""
-    chat_actions.answer_controls(run, last=last)
-    feedback_control(user_id, run, on_saved=_forget_and_rerun)
+    if run.status == "pending":
+        return
+    with st.container(horizontal=True, gap="small", vertical_alignment="center"):
+        chat_actions.copy_control(run)
+        feedback_control(user_id, run, on_saved=_forget_and_rerun)
+        chat_actions.regenerate_control(run, last=last)  # last: the one that comes and goes
 
 
 def live_turn_controls(turn: chat.Turn) -> None:
@@ -188,24 +195,44 @@ def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
             replaced = newer.pop()  # drawn again below as the live turn's new version
         live = bool(prompt) or replacement is not None
         hint = not newer and replaced is None and not held.drawn and not live
-        # Two slots, placed first: what this fragment drew before is replaced at once, not after
-        # the answer (a turn it showed live, or turns the history has taken over).
-        done = st.container() if newer or hint else st.empty()
+        # One place per turn, in order, then the live turn's. A finished turn this fragment showed
+        # in the same place last time stays on screen as it was and, when a turn goes live, is drawn
+        # again once the answer's first words are out; any other place is cleared or filled at once.
+        kept: list[tuple[DeltaGenerator, TurnVersions, bool]] = []
+
+        def draw_kept() -> None:
+            while kept:
+                box, turn, last = kept.pop(0)
+                with box:
+                    _past_turn(held, turn, last=last)
+
+        for i, turn in enumerate(newer):
+            last = i == len(newer) - 1 and not live
+            if i < len(held.live_shown) and held.live_shown[i] == turn.run.id:
+                kept.append((st.container(), turn, last))
+                if not live:
+                    draw_kept()
+            else:
+                with st.empty().container():
+                    _past_turn(held, turn, last=last)
         slot = st.empty()
-        with done:
-            for i, turn in enumerate(newer):
-                _past_turn(held, turn, last=i == len(newer) - 1 and not live)
-            if hint:
-                st.caption(HINT)
-        if prompt:
+        for _ in range(len(newer) + 1, held.live_places):
+            st.empty()  # a place the last run used and this one does not (the history took its turn)
+        held.live_places = len(newer) + 1
+        held.live_shown = [turn.run.id for turn in newer]
+
+        if hint:
+            slot.caption(HINT)
+        elif prompt:
             with slot.container():
-                _live_turn(user, held, prompt)
+                _live_turn(user, held, prompt, first_words=draw_kept)
         elif replacement is not None:
             with slot.container():
                 if replaced is None:  # not the last turn (any more): nothing is sent
                     st.warning(NotReplaceable().message, icon=":material/block:")
                 else:
-                    _live_turn(user, held, replacement.text, replaces=replaced)
+                    _live_turn(user, held, replacement.text, replaces=replaced, first_words=draw_kept)
+        draw_kept()
         current = next(c for c in held.conversations if c.id == held.conversation_id)
         with header:
             _header(user, current)
@@ -292,10 +319,12 @@ def _status_notice(run: AgentRun, *, last: bool) -> None:
                       on_click=chat_actions.request_replacement, args=(run.id, run.user_message))
 
 
-def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnVersions | None = None) -> None:
+def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnVersions | None = None,
+               first_words: Callable[[], None]) -> None:
     """Store the message, stream the answer, then read the finished run back (module docstring).
 
-    ``replaces``: the last turn this one is a new version of (its runs are then earlier versions)."""
+    ``replaces``: the last turn this one is a new version of (its runs are then earlier versions).
+    ``first_words``: called once the answer's first words are shown (or the turn ended without)."""
     assert held.conversation_id is not None
     with request_context(page="chat") as rid:
         try:
@@ -303,6 +332,7 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                                  request_id=rid, replaces=replaces.run.id if replaces else None)
         except chat.TurnRejected as exc:
             st.warning(exc.message, icon=":material/block:")
+            first_words()
             return
         if replaces is not None:  # as stored with the new run: superseded by it
             replaces.run.superseded_by = turn.result.run_id
@@ -313,7 +343,8 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                 render_user_text(text)
             with st.chat_message("assistant"):
                 live_turn_controls(turn)
-                stream_answer(turn)
+                stream_answer(turn, first_shown=first_words)
+                first_words()
                 result = turn.result
                 if result.status != "ok":
                     st.error(result.user_message, icon=":material/error:")
@@ -328,6 +359,7 @@ def _live_turn(user: SignedInUser, held: HeldChat, text: str, *, replaces: TurnV
                 if replaces is not None:
                     chat_actions.earlier_versions([*replaces.earlier, replaces.run])
                 st.caption(meta_line(run))
+                held.live_shown.append(run.id)
         finally:  # no Streamlit call here: after the user's Stop every one, session state too, raises
             turn.close()
 

@@ -61,7 +61,8 @@ def _commented(user_id: uuid.UUID, run_id: uuid.UUID, rating: int, on_saved: Cal
 
 
 def feedback_control(user_id: uuid.UUID, run: AgentRun, *, on_saved: Callable[[], None] | None = None) -> None:
-    """Thumbs up/down under a finished answer, and a comment box once the answer is rated.
+    """Thumbs up/down under a finished answer, and a comment box once the answer is rated (in the
+    row or container the caller opened).
 
     ``on_saved``: called once a rating or comment is stored (the chat drops the history it holds,
     so the next run draws the run as stored)."""
@@ -69,25 +70,23 @@ def feedback_control(user_id: uuid.UUID, run: AgentRun, *, on_saved: Callable[[]
         return
     rating = run.feedback
     default = None if rating is None else (1 if rating > 0 else 0)
-    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
-    with row:
-        st.feedback(
-            "thumbs",
-            key=widget_key(run.id),
-            default=default,
-            on_change=_rated,
-            args=(user_id, run.id, run.feedback_comment or "", on_saved),
+    st.feedback(
+        "thumbs",
+        key=widget_key(run.id),
+        default=default,
+        on_change=_rated,
+        args=(user_id, run.id, run.feedback_comment or "", on_saved),
+    )
+    if rating is None:
+        return
+    label = "Edit comment" if run.feedback_comment else "Add a comment"
+    with st.popover(label, icon=":material/comment:", type="tertiary"), st.form(f"feedback_form_{run.id}"):
+        st.text_area(
+            "Why? (optional)",
+            value=run.feedback_comment or "",
+            max_chars=MAX_FEEDBACK_COMMENT,
+            key=comment_key(run.id),
         )
-        if rating is None:
-            return
-        label = "Edit comment" if run.feedback_comment else "Add a comment"
-        with st.popover(label, icon=":material/comment:", type="tertiary"), st.form(f"feedback_form_{run.id}"):
-            st.text_area(
-                "Why? (optional)",
-                value=run.feedback_comment or "",
-                max_chars=MAX_FEEDBACK_COMMENT,
-                key=comment_key(run.id),
-            )
-            st.form_submit_button("Save comment", on_click=_commented, args=(user_id, run.id, rating, on_saved))
-            if problem := st.session_state.pop(ERROR_KEY, None):
-                st.error(problem)
+        st.form_submit_button("Save comment", on_click=_commented, args=(user_id, run.id, rating, on_saved))
+        if problem := st.session_state.pop(ERROR_KEY, None):
+            st.error(problem)

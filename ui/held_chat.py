@@ -45,6 +45,9 @@ class HeldChat:
     has_earlier: bool = False
     limit: int = PAGE_SIZE
     drawn: int | None = None  # the first ``drawn`` turns are on the page through the history fragment
+    # the live area's last run (``ui.chat_area``): the turn it showed in each place, how many places
+    live_shown: list[uuid.UUID] = field(default_factory=list)
+    live_places: int = 0
     unread: list[uuid.UUID] = field(default_factory=list)  # turns stored here, not read back yet
     list_stale: bool = False
     answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown

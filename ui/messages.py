@@ -8,7 +8,7 @@ Every place that shows an answer (the chat's history and live stream, the run de
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import streamlit as st
 
@@ -39,9 +39,10 @@ def render_answer(text: str) -> None:
     st.markdown(answer_markdown(text))
 
 
-def stream_answer(deltas: Iterable[str]) -> str:
+def stream_answer(deltas: Iterable[str], *, first_shown: Callable[[], None] | None = None) -> str:
     """Show an answer while it arrives, each time rendered whole through the same rules as a stored
-    one, so no partial Markdown is ever shown unchecked; returns the full text."""
+    one, so no partial Markdown is ever shown unchecked; returns the full text. ``first_shown``:
+    called once, right after the answer's first words are shown."""
     slot = st.empty()
     text = shown = ""
     next_at = float("-inf")
@@ -50,6 +51,8 @@ def stream_answer(deltas: Iterable[str]) -> str:
         started = time.monotonic()
         if text and started >= next_at:
             slot.markdown(answer_markdown(text))
+            if not shown and first_shown is not None:
+                first_shown()
             shown = text
             took = time.monotonic() - started
             next_at = started + max(STREAM_RENDER_INTERVAL_S, STREAM_RENDER_SHARE * took)
