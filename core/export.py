@@ -230,8 +230,10 @@ class _Export:
 
     def _runs(self, t: OwnedTable) -> Iterator[bytes]:
         """``agent_runs.jsonl`` and ``agent_runs.csv`` from one read of the runs. A ZIP holds its files
-        one after the other, so the CSV text waits in an unnamed temporary file (private to this
-        process, gone once closed) while the JSON lines are written, and is copied in after them."""
+        one after the other, so the CSV text waits in an unnamed temporary file while the JSON lines are
+        written, and is copied in after them. The file is in the system's temporary directory
+        (``TMPDIR``), as large as ``agent_runs.csv`` uncompressed, readable by this process only and
+        gone once closed."""
         names = t.column_names
         jsonl = self._open("agent_runs.jsonl", (t.name,), large=True)
         with tempfile.TemporaryFile() as spool:
