@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.db import NotFound, get_engine, user_session
 from core.export_readme import readme_text
 from core.export_values import JSON_ENCODER, csv_cell, json_converter
+from core.settings import get_settings
 from core.user_tables import EXCLUDED_COLUMNS, OwnedTable, count_owned_rows, user_data_tables
 from models.types import utcnow
 
@@ -230,13 +231,14 @@ class _Export:
 
     def _runs(self, t: OwnedTable) -> Iterator[bytes]:
         """``agent_runs.jsonl`` and ``agent_runs.csv`` from one read of the runs. A ZIP holds its files
-        one after the other, so the CSV text waits in an unnamed temporary file while the JSON lines are
-        written, and is copied in after them. The file is in the system's temporary directory
-        (``TMPDIR``), as large as ``agent_runs.csv`` uncompressed, readable by this process only and
-        gone once closed."""
+        one after the other, so the CSV text waits in an unnamed temporary file (private to this
+        process, gone once closed) while the JSON lines are written, and is copied in after them. The
+        file is made in the data directory: the only place the app may write (C12)."""
         names = t.column_names
         jsonl = self._open("agent_runs.jsonl", (t.name,), large=True)
-        with tempfile.TemporaryFile() as spool:
+        spool_dir = get_settings().data_dir
+        spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=spool_dir) as spool:
             table = _Text(spool)
             buf = io.StringIO()
             out = csv.writer(buf, lineterminator="\r\n")
