@@ -31,7 +31,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PG_ADMIN_DSN, goal, machine, pct
+from bench.common import PG_ADMIN_DSN, drop_database, goal, machine, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "advisor_bench_search"
@@ -77,7 +77,7 @@ def _ilike(words: tuple[str, ...]) -> tuple[str, dict[str, str]]:
 def _seed(url: str, db_name: str, users: int, runs: int, seed: int) -> None:
     from core import db as core_db
 
-    _admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    drop_database(db_name)
     _admin(f'CREATE DATABASE "{db_name}"')
     core_db.migrate(url)
     t0 = time.perf_counter()
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         core_db.dispose_engines()
         if not args.keep:
-            _admin(f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
+            drop_database(args.db_name)
     return 0
 
 

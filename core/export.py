@@ -3,9 +3,11 @@
 ``iter_export_zip()`` yields the bytes of the archive as they are made: the user's rows are read in
 batches (``yield_per``), serialised with ``json`` and ``csv``, and compressed by ``zipfile`` into an
 in-memory sink that is handed out in chunks, so memory stays flat however many runs a user has. The
-same code runs on SQLite and PostgreSQL. It reads in ``user_session(user_id)`` (row-level security
-on PostgreSQL), in one REPEATABLE READ transaction there (one consistent snapshot), and also filters
-every query by the user id. The tables are those of the catalogue (``core.user_tables``).
+runs are read once for both of their files: the CSV text waits in a temporary file while the JSON
+lines are written. The same code runs on SQLite and PostgreSQL. It reads in
+``user_session(user_id)`` (row-level security on PostgreSQL), in one REPEATABLE READ transaction
+there (one consistent snapshot), and also filters every query by the user id. The tables are those
+of the catalogue (``core.user_tables``).
 
 Contents: ``profile.json``, ``vibe_configs.json``, ``conversations.json``, ``agent_runs.jsonl``,
 ``agent_runs.csv``, ``extra/<table>.jsonl`` for tables the export has no file of its own for,
@@ -21,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -34,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.db import NotFound, get_engine, user_session
 from core.export_readme import readme_text
 from core.export_values import JSON_ENCODER, csv_cell, json_converter
+from core.settings import get_settings
 from core.user_tables import EXCLUDED_COLUMNS, OwnedTable, count_owned_rows, user_data_tables
 from models.types import utcnow
 
@@ -94,13 +98,12 @@ class _FileStats:
     sha256: Any = field(default_factory=hashlib.sha256)
 
 
-class _Member:
-    """One file of the archive being written: counts, hashes and compresses the text it is given."""
+class _Text:
+    """Text of one file on its way out: counted, hashed and written, as UTF-8, to ``fh``."""
 
-    def __init__(self, zf: zipfile.ZipFile, name: str, *, large: bool) -> None:
-        self.name = name
+    def __init__(self, fh: IO[bytes]) -> None:
         self.stats = _FileStats()
-        self._fh: IO[bytes] = zf.open(name, "w", force_zip64=large)
+        self._fh = fh
 
     def write(self, text: str, rows: int = 0) -> None:
         data = text.encode("utf-8")
@@ -108,6 +111,23 @@ class _Member:
         self.stats.size += len(data)
         self.stats.rows += rows
         self._fh.write(data)
+
+
+class _Member(_Text):
+    """One file of the archive being written (compressed by ``zipfile``)."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str, *, large: bool) -> None:
+        super().__init__(zf.open(name, "w", force_zip64=large))
+        self.name = name
+
+    def copy(self, spool: IO[bytes], stats: _FileStats) -> Iterator[None]:
+        """Write the text held in ``spool`` (counted and hashed as ``stats`` while it was written there),
+        a block at a time; yields after each block."""
+        self.stats = stats
+        spool.seek(0)
+        while block := spool.read(CHUNK_BYTES):
+            self._fh.write(block)
+            yield
 
     def close(self) -> None:
         self._fh.close()
@@ -209,20 +229,37 @@ class _Export:
         self.row_counts[t.name] = w.stats.rows
         yield from self._ready()
 
-    def _csv(self, t: OwnedTable, name: str) -> Iterator[bytes]:
-        w = self._open(name, (t.name,), large=True)
-        buf = io.StringIO()
-        out = csv.writer(buf, lineterminator="\r\n")
-        out.writerow(t.column_names)
-        w.write(buf.getvalue())
-        for batch in self._batches(t):
-            buf.seek(0)
-            buf.truncate(0)
-            out.writerows(map(csv_cell, row) for row in batch)
-            w.write(buf.getvalue(), rows=len(batch))
-            self._tick(len(batch))
+    def _runs(self, t: OwnedTable) -> Iterator[bytes]:
+        """``agent_runs.jsonl`` and ``agent_runs.csv`` from one read of the runs. A ZIP holds its files
+        one after the other, so the CSV text waits in an unnamed temporary file (private to this
+        process, gone once closed) while the JSON lines are written, and is copied in after them. The
+        file is made in the data directory: the only place the app may write (C12)."""
+        names = t.column_names
+        jsonl = self._open("agent_runs.jsonl", (t.name,), large=True)
+        spool_dir = get_settings().data_dir
+        spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=spool_dir) as spool:
+            table = _Text(spool)
+            buf = io.StringIO()
+            out = csv.writer(buf, lineterminator="\r\n")
+            out.writerow(names)
+            table.write(buf.getvalue())
+            for batch in self._batches(t):
+                lines = [JSON_ENCODER.encode(dict(zip(names, row, strict=True))) for row in batch]
+                jsonl.write("\n".join(lines) + "\n", rows=len(batch))
+                buf.seek(0)
+                buf.truncate(0)
+                out.writerows(map(csv_cell, row) for row in batch)
+                table.write(buf.getvalue(), rows=len(batch))
+                self._tick(2 * len(batch))  # a line and a CSV row each
+                yield from self._ready()
+            self._close(jsonl)
+            self.row_counts[t.name] = jsonl.stats.rows
             yield from self._ready()
-        self._close(w)
+            w = self._open("agent_runs.csv", (t.name,), large=True)
+            for _ in w.copy(spool, table.stats):
+                yield from self._ready()
+            self._close(w)
         yield from self._ready()
 
     def _text(self, name: str, text: str) -> Iterator[bytes]:
@@ -247,8 +284,7 @@ class _Export:
         yield from self._profile(tables)
         for table_name, file_name in _JSON_ARRAY_FILES.items():
             yield from self._json_array(tables[table_name], file_name)
-        yield from self._jsonl(tables[_RUNS_TABLE], "agent_runs.jsonl")
-        yield from self._csv(tables[_RUNS_TABLE], "agent_runs.csv")
+        yield from self._runs(tables[_RUNS_TABLE])
         known = {*_PROFILE_TABLES, *_JSON_ARRAY_FILES, _RUNS_TABLE}
         for t in catalogue:
             if t.name not in known:

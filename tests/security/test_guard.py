@@ -294,3 +294,40 @@ def test_guard_violation_is_a_permission_error() -> None:
     assert issubclass(GuardViolation, PermissionError)
     with pytest.raises(PermissionError):
         raise GuardViolation("guard refused x")
+
+
+def test_a_user_export_runs_under_the_enforced_guard(tmp_path: Path) -> None:
+    """C12 with C17: the GDPR export works with the guard on. Any scratch file it makes is in the
+    data directory, the one place the app may write, and none is left there afterwards."""
+    code = textwrap.dedent(
+        """
+        import io, json, os, sys, zipfile
+        from core import db as core_db
+        from core.export import export_user_data
+        from core.guard import install_guard
+        from core.settings import get_settings
+        from tests.factories import fill_user, make_user
+
+        core_db.migrate()
+        user = make_user()
+        fill_user(user, runs=5)
+        install_guard(get_settings(), mode="enforce")
+        before = sorted(os.listdir("data"))
+        archive = zipfile.ZipFile(io.BytesIO(export_user_data(user_id=user)))
+        runs = archive.read("agent_runs.csv").decode().splitlines()
+        print("RESULT " + json.dumps({"names": archive.namelist(), "csv_lines": len(runs),
+                                      "left": sorted(set(os.listdir("data")) - set(before))}))
+        """
+    )
+    (tmp_path / "data").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
+    env.update(PYTHONPATH=str(ROOT), ADVISOR_DATA_DIR=str(tmp_path / "data"),
+               ADVISOR_DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'advisor.db'}")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert {"agent_runs.jsonl", "agent_runs.csv", "manifest.json"} <= set(result["names"])
+    assert result["csv_lines"] == 1 + 5  # the header and the user's runs
+    assert result["left"] == []  # no scratch file left behind
