@@ -98,11 +98,17 @@ def _copyable(output: str) -> str:
     return answer_markdown_text(output)
 
 
+@st.dialog("Answer as Markdown", width="large")
+def _markdown_dialog(output: str) -> None:
+    st.code(_copyable(output), language="markdown", wrap_lines=True)
+
+
 def copy_control(run: AgentRun) -> None:
-    """Copy as Markdown: a code block with its copy button, in a popover."""
-    if run.status != "pending" and run.output:
-        with st.popover("Markdown", icon=":material/content_copy:", help="Copy this answer as Markdown"):
-            st.code(_copyable(run.output), language="markdown", wrap_lines=True)
+    """Copy as Markdown: a button that opens the answer as a code block with its copy button, in a
+    dialog (built on the click: a closed popover per answer would cost every run that draws it)."""
+    if run.status != "pending" and run.output and st.button(
+            "Markdown", key=f"markdown_{run.id}", icon=":material/content_copy:", type="tertiary"):
+        _markdown_dialog(run.output)
 
 
 def regenerate_control(run: AgentRun, *, last: bool) -> None:

@@ -1,7 +1,7 @@
 """What chat users take for granted, in a real browser (issue 19): stop an answer while it streams,
-edit the last message and send it again, regenerate the last answer, export the conversation as
-Markdown, delete a conversation after a confirmation. The runs are read from the app's database as
-its owner, beside what the page shows.
+edit the last message and send it again, regenerate the last answer, copy an answer as Markdown,
+export the conversation as Markdown, delete a conversation after a confirmation. The runs are read
+from the app's database as its owner, beside what the page shows.
 """
 
 from __future__ import annotations
@@ -138,6 +138,15 @@ def test_edit_regenerate_and_export_a_conversation(session: BrowserSession, stub
     last_request = stub.requests()[-1]
     sent = [m["content"] for m in last_request["body"]["messages"] if m["role"] != "system"]
     assert sent == ["Should we adopt Kafka?", "Start with **one** Kafka topic.", "What would it cost per month?"]
+
+    # copy an answer as Markdown: a dialog with the answer's Markdown in a code block (its copy button)
+    first = s.main.locator("[data-testid=stChatMessage]").filter(has_text="Start with one Kafka topic.")
+    s.act(lambda: first.get_by_role("button", name="Markdown").click())
+    dialog = s.page.get_by_role("dialog")
+    expect(dialog.locator("code")).to_contain_text("Start with **one** Kafka topic.")
+    s.shot("answer-as-markdown")
+    s.page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
 
     # export the conversation as Markdown
     with s.page.expect_download() as info:

@@ -115,6 +115,8 @@ def test_retry_of_a_failed_answer_is_a_new_version_of_it(area: AppTest, chat_env
 def test_copy_an_answer_as_markdown(area: AppTest, chat_env: ChatEnv):
     _send(area, chat_env, "a table please", "**Plan**\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![x](https://img.example/x.png)")
     area.run()
+    assert not area.code  # built when asked for
+    _button(area, "Markdown").click().run()  # opens a dialog
     [code] = [c for c in area.code if c.language == "markdown"]
     # the answer's Markdown as the export writes it: a table stays a table, an image becomes a link
     assert code.value.startswith("**Plan**\n\n| a | b |\n| --- | --- |\n| 1 | 2 |")
