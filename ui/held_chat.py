@@ -5,7 +5,8 @@ conversation's runs, each answer's Markdown rendered once) plus the turns finish
 ``load_held`` reads what is missing or stale, ``catch_up`` reads back the turns stored since.
 ``open_conversation`` / ``open_linked_conversation`` (``?conversation=<id>&run=<id>``, built by
 ``link_params``) choose the conversation the history shows next; ``forget_history`` drops it all, so
-the next run reads the database. The fragments that draw it are ``ui.chat_area``.
+the next run reads the database. The fragments that draw it are ``ui.chat_area``; ``rerun_chat``
+(from a widget callback) reruns them all after something changed what the history shows.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from models.schemas import ConversationIn
 from ui.frame import SignedInUser
 from ui.messages import answer_markdown
 
+HISTORY_KEY = "chat_history"  # fragment keys (ui.chat_area), for st.rerun([...]) from a widget callback
+BLOCKS_KEY = "chat_blocks"
+BLOCK_KEY = "chat_block_{}"
+LIVE_KEY = "chat_live"
 HELD_KEY = "chat_held"
 OPEN_KEY = "chat_open_conversation"
 FOCUS_KEY = "chat_focus_run"
@@ -48,6 +53,11 @@ class HeldChat:
     # the live area's last run (``ui.chat_area``): the turn it showed in each place, how many places
     live_shown: list[uuid.UUID] = field(default_factory=list)
     live_places: int = 0
+    # the history blocks that took turns over from the live area since the history ran: block ``j``
+    # shows the turns up to ``blocks[j]`` (from ``drawn`` or the block before); ``hand_over``: the
+    # next block takes the live area's finished turns but the last on its next run
+    blocks: list[int] = field(default_factory=list)
+    hand_over: bool = False
     unread: list[uuid.UUID] = field(default_factory=list)  # turns stored here, not read back yet
     list_stale: bool = False
     answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
@@ -70,7 +80,12 @@ class HeldChat:
             self.has_earlier = True
         turns = self.turns()
         self.drawn = max(len(turns) - 1, 0)
+        self.blocks, self.hand_over = [], False
         return turns[: self.drawn]
+
+    def live_start(self) -> int:
+        """The first turn the live area shows: the one after the history's and its blocks'."""
+        return self.blocks[-1] if self.blocks else self.drawn or 0
 
     def answer(self, run: AgentRun) -> str:
         """The Markdown shown for ``run``'s answer, rendered once (``ui.messages.answer_markdown``)."""
@@ -184,3 +199,16 @@ def catch_up(user: SignedInUser, held: HeldChat) -> None:
         held.unread.remove(run_id)
     held.conversations = conversations.list_conversations(user_id=user.id)
     held.list_stale = False
+
+
+def rerun_chat() -> None:
+    """From a widget callback only: rerun the history, its blocks and the live area (not only the
+    fragment that drew the widget), e.g. after ``open_conversation`` or ``forget_history``."""
+    st.rerun([HISTORY_KEY, BLOCKS_KEY, LIVE_KEY])
+
+
+def forget_and_rerun() -> None:
+    """For a callback that changed stored runs or conversations (Delete, feedback): read again, and
+    draw everything again."""
+    forget_history()
+    rerun_chat()
