@@ -233,6 +233,15 @@ def provider_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider
         stop_process(proc)
 
 
+@pytest.fixture
+def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
+    """The module's provider stub with its scripted answers and recorded requests cleared before and
+    after the test."""
+    provider_stub.reset()
+    yield provider_stub
+    provider_stub.reset()
+
+
 @pytest.fixture(scope="module")
 def pixel_server() -> Iterator[PixelServer]:
     """A ``PixelServer`` on a free loopback port, for the tests of a module."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,13 +68,6 @@ def test_router_page_titles_are_found() -> None:
     assert {"Chat", "Profile & vibe", "Prompt preview", "Usage analytics", "Privacy", "Status", "Admin"} <= set(
         titles
     ), titles
-
-
-@pytest.fixture
-def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
-    provider_stub.reset()
-    yield provider_stub
-    provider_stub.reset()
 
 
 def audit(s: BrowserSession, axe: Axe, name: str) -> list[Finding]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Locator, expect
@@ -34,13 +33,6 @@ def app_extra_env(request: pytest.FixtureRequest, pixel_server: PixelServer) -> 
     if request.param == "pixel host allowed":
         return {"ADVISOR_ALLOWED_IMAGE_HOSTS": pixel_server.host_port}
     return {}
-
-
-@pytest.fixture
-def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
-    provider_stub.reset()
-    yield provider_stub
-    provider_stub.reset()
 
 
 def sign_up(s: BrowserSession, email: str) -> None:

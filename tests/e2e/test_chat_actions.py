@@ -7,7 +7,6 @@ from the app's database as its owner, beside what the page shows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def app_extra_env() -> dict[str, str]:
     return {"ADVISOR_CHAT_TURNS_PER_MINUTE": "200"}
-
-
-@pytest.fixture
-def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
-    provider_stub.reset()
-    yield provider_stub
-    provider_stub.reset()
 
 
 def runs_of(server: AppServer, email: str) -> list[dict[str, Any]]:

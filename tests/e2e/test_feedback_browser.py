@@ -4,7 +4,6 @@ answered change on the prompt preview page (Chromium, Streamlit server, PostgreS
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Locator, expect
@@ -16,13 +15,6 @@ pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct-horse-42!"
 ANSWER = "Hire a staff engineer for the platform before a second manager."
-
-
-@pytest.fixture
-def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
-    provider_stub.reset()
-    yield provider_stub
-    provider_stub.reset()
 
 
 def _metric(s: BrowserSession, label: str) -> Locator:

@@ -11,7 +11,6 @@ import json
 import re
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,6 @@ PASSWORD = "correct-horse-42!"
 FIRST_ANSWER = "Start with a two-week discovery spike, then cut scope to the smallest shippable slice."
 FALLBACK_ANSWER = "Anthropic here: hire one senior SRE before the second platform engineer."
 SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
-
-
-@pytest.fixture
-def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
-    provider_stub.reset()
-    yield provider_stub
-    provider_stub.reset()
 
 
 def send_chat(s: BrowserSession, text: str) -> None:

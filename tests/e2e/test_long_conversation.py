@@ -8,7 +8,6 @@ the same 30 turns from the database.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Locator, expect
@@ -26,13 +25,6 @@ TURNS = 30
 def app_extra_env() -> dict[str, str]:
     """More turns a minute than the default limit allows: this user types fast."""
     return {"ADVISOR_CHAT_TURNS_PER_MINUTE": "200"}
-
-
-@pytest.fixture
-def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
-    provider_stub.reset()
-    yield provider_stub
-    provider_stub.reset()
 
 
 def sign_up(s: BrowserSession, email: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -18,13 +17,6 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "correct-horse-42!"
 OLD_ANSWER = "Book the quarterly offsite in Zanzibar and keep the agenda to three decisions."
 NEW_ANSWER = "Cut the roadmap to two bets."
-
-
-@pytest.fixture
-def stub(provider_stub: ProviderStub) -> Iterator[ProviderStub]:
-    provider_stub.reset()
-    yield provider_stub
-    provider_stub.reset()
 
 
 def send_chat(s: BrowserSession, text: str) -> None:
