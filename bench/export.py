@@ -6,12 +6,16 @@
 Creates its own database (dropped at the end), seeds one user with N runs (100,000; ``--quick``:
 10,000) of about 2 KB of text each through COPY, then measures each side in a fresh subprocess (so
 the memory of seeding does not count): the export streams the ZIP into a byte counter, COPY streams
-the rows into a byte counter. The median of ``--repeat`` runs of each is reported.
+the rows into a byte counter. A third side is the floor of the export's design: ``json``, ``csv``
+and ``zlib`` alone on the same rows, read beforehand (what the export costs at the least with those
+libraries on this machine). The median of ``--repeat`` runs of each is reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import random
@@ -21,8 +25,11 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -131,6 +138,48 @@ def child_copy(admin_dsn: str, user_id: uuid.UUID) -> dict[str, float]:
     return {"wall": wall, "rss_mb": _peak_rss_mb(), "rss_before_mb": rss_before, "bytes": size}
 
 
+def child_floor(admin_dsn: str, user_id: uuid.UUID) -> dict[str, float]:
+    """The floor of the design the export keeps (``json`` + ``csv`` + ``zlib``): the same rows, read
+    beforehand (not timed) with their values already as in JSON, written as JSON lines and as CSV
+    and deflated at the export's level with the CRC a ZIP needs, in batches of the export's size. No
+    database, no ZIP, no hashing: what those libraries alone cost on this machine."""
+    from core.export import BATCH_ROWS, COMPRESS_LEVEL
+
+    with psycopg.connect(admin_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'agent_runs' "
+                    "AND is_generated = 'NEVER' ORDER BY ordinal_position")  # the export's columns
+        names = [name for (name,) in cur.fetchall()]
+        columns = sql.SQL(", ").join(map(sql.Identifier, names))
+        cur.execute(sql.SQL("SELECT {} FROM agent_runs WHERE user_id = %s ORDER BY created_at, id").format(columns),
+                    (user_id,))
+        rows = [tuple(str(v) if isinstance(v, uuid.UUID | datetime | Decimal) else v for v in row) for row in cur]
+    encoder = json.JSONEncoder(ensure_ascii=False)
+    buf = io.StringIO()
+    table = csv.writer(buf, lineterminator="\r\n")
+
+    def jsonl(batch: list[tuple[Any, ...]]) -> str:
+        return "\n".join(encoder.encode(dict(zip(names, r, strict=True))) for r in batch) + "\n"
+
+    def csv_rows(batch: list[tuple[Any, ...]]) -> str:
+        buf.seek(0)
+        buf.truncate(0)
+        table.writerows(batch)
+        return buf.getvalue()
+
+    cpu0 = _cpu_s()
+    t0 = time.perf_counter()
+    size = 0
+    for text_of in (jsonl, csv_rows):
+        deflate = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+        crc = 0
+        for i in range(0, len(rows), BATCH_ROWS):
+            data = text_of(rows[i : i + BATCH_ROWS]).encode("utf-8")
+            crc = zlib.crc32(data, crc)
+            size += len(deflate.compress(data))
+        size += len(deflate.flush())
+    return {"wall": time.perf_counter() - t0, "cpu": _cpu_s() - cpu0, "bytes": size}
+
+
 def _run_child(kind: str, url: str, admin_dsn: str, user_id: uuid.UUID) -> dict[str, float]:
     env = {**os.environ, "ADVISOR_DATABASE_URL": url, "ADVISOR_GUARD": "off", "ADVISOR_MIGRATE_ON_START": "0"}
     args = [sys.executable, "-m", "bench.export", "--child", kind, "--dsn", admin_dsn, "--user", str(user_id)]
@@ -143,14 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="10,000 runs instead of 100,000")
     p.add_argument("--runs", type=int, default=None)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--child", choices=["export", "copy"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["export", "copy", "floor"], help=argparse.SUPPRESS)
     p.add_argument("--dsn", help=argparse.SUPPRESS)
     p.add_argument("--user", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.child:
         user_id = uuid.UUID(args.user)
-        result = child_export(user_id) if args.child == "export" else child_copy(args.dsn, user_id)
+        children = {
+            "export": lambda: child_export(user_id),
+            "copy": lambda: child_copy(args.dsn, user_id),
+            "floor": lambda: child_floor(args.dsn, user_id),
+        }
+        result = children[args.child]()
         print(json.dumps(result))
         return 0
 
@@ -171,10 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         _run_child("copy", url, admin_dsn, user_id)  # warm the cache once
         exports: list[dict[str, float]] = []
         copies: list[dict[str, float]] = []
+        floors: list[dict[str, float]] = []
         print("load average (1, 5, 15 min) before the timed runs: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         for _ in range(max(1, args.repeat)):  # interleaved, so drift hits both sides
             copies.append(_run_child("copy", url, admin_dsn, user_id))
             exports.append(_run_child("export", url, admin_dsn, user_id))
+            floors.append(_run_child("floor", url, admin_dsn, user_id))
     finally:
         core_db.dispose_engines()
         drop_database(name)
@@ -192,7 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         f"COPY baseline: median {copy_wall:.2f} s, {copies[0]['bytes'] / 2**20:.1f} MiB of rows, "
         f"peak RSS {copy_rss:.0f} MB"
     )
+    floor_wall = statistics.median(r["wall"] for r in floors)
+    floor_cpu = statistics.median(r["cpu"] for r in floors)
+    print(
+        f"json + csv + zlib alone on the same rows (read beforehand): median {floor_wall:.2f} s "
+        f"(CPU {floor_cpu:.2f} s), {floors[0]['bytes'] / 2**20:.1f} MiB deflated"
+    )
     print(f"ratio export/COPY: wall {export_wall / copy_wall:.1f}x, peak RSS {export_rss / copy_rss:.1f}x")
+    print(f"ratio export/(json + csv + zlib alone): wall {export_wall / floor_wall:.2f}x")
     print("load average (1, 5, 15 min) at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     goal("export_wall", export_wall, "s", "<=", 10)
     goal("export_rss", export_rss, "MB", "<", 300)
