@@ -1,19 +1,18 @@
-"""The chat page's working area, in ``st.fragment``s: the history, its blocks and the live area.
+"""The chat page's working area, in two ``st.fragment``s: the history and the live area.
 
-* ``chat_history`` (key ``chat_history``) draws the open conversation's turns, all but the last, as
-  they were when it last ran. It runs on the page's full run and when the conversation changes; a
-  message does not rerun it, so a long history costs a new turn nothing, on the server or in the
-  browser.
-* ``chat_blocks`` (key ``chat_blocks``) holds ``HISTORY_BLOCKS`` history blocks after it, each a
-  fragment of its own (keys ``chat_block_0``, …), empty until it takes turns over from the live area.
+* ``chat_history`` (key ``chat_history``) holds the open conversation's turns, all but the last, as
+  they were when it last ran, and shows the newest ``SHOWN_TURNS`` of them (or from a run the user
+  came for, a search hit, on); a "Show N earlier turns" button above them shows the rest, "Load
+  earlier messages" reads older ones from the database. It runs on the page's full run, when the
+  conversation changes, and when it takes turns over from the live area: what it draws, and so what
+  a turn costs the page, stays the same size however long the conversation grows.
 * ``chat_live`` (key ``chat_live``) holds the chat input (pinned to the bottom), the turns after
   those (always the last one, so the controls of the last turn live here), the live turn, and it
   fills the header (title, turn count) and the sidebar's conversation list. A message, an edit, a
   regeneration or a Retry reruns this fragment alone. When it shows ``LIVE_TURNS`` finished turns,
-  the next message reruns the next history block too, which takes them over but the last (when no
-  block is left, the history takes everything over). While a turn goes live, the finished turns
-  the live area showed stay on screen as they were, each in its place, and are drawn again once the
-  answer's first words are out: what the user waits for comes first.
+  the next message reruns the history too, which takes them over but the last. While a turn goes
+  live, the finished turns the live area showed stay on screen as they were, each in its place, and
+  are drawn again once the answer's first words are out: what the user waits for comes first.
 
 How a turn is drawn, and the per-message hook points for controls (edit; copy, feedback,
 regenerate), are in ``ui.chat_turns``: each turn is shown as its latest version, earlier versions
@@ -29,8 +28,8 @@ same way by the next run of any of these fragments.
 
 Stop is the chat input's own stop control (``submit_mode="stop"``): it stops the script run, and
 the live turn's ``finally`` closes the turn (``interrupted`` / ``cancelled``, the partial answer kept).
-(A message that hands turns to a block reruns that block too, from the chat input's callback; the
-chat input then shows no stop control for that one turn.)
+(A message that hands turns to the history reruns it too, from the chat input's callback; the chat
+input then shows no stop control for that one turn.)
 
 Hook points:
 
@@ -44,7 +43,7 @@ Hook points:
   callback changed what the history shows (a conversation opened or deleted, earlier runs changed).
 
 A widget reruns only the fragment that drew it. A control on the last turn or in the header is in
-the live area; a control on an earlier turn is in the history or a block, and its callback calls
+the live area; a control on an earlier turn is in the history, and its callback calls
 ``rerun_chat()`` if what it changed must be drawn again.
 
 The page calls ``core.conversations`` through its module, so a test that replaces one of its
@@ -57,7 +56,6 @@ import uuid
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
-from streamlit.errors import StreamlitAPIException
 
 from core import conversations
 from core.conversations import ConversationSummary
@@ -69,8 +67,6 @@ from ui.chat_turns import live_turn, past_turn
 from ui.chat_view import agent_choices
 from ui.frame import SignedInUser, guarded
 from ui.held_chat import (
-    BLOCK_KEY,
-    BLOCKS_KEY,
     HELD_KEY,
     HISTORY_KEY,
     LIVE_KEY,
@@ -79,18 +75,20 @@ from ui.held_chat import (
     RELOAD_KEY,
     HeldChat,
     catch_up,
+    focused_run,
     forget_and_rerun,
     forget_history,
     load_held,
     open_conversation,
     rerun_chat,
+    show_all_turns,
+    shows_all_turns,
 )
 from ui.text import literal, typing_limit
 
 RENAME_ERROR_KEY = "chat_rename_error"
 HISTORY_OK_KEY = "chat_history_ok"
-LIVE_TURNS = 10  # finished turns the live area shows before a history block takes them over
-HISTORY_BLOCKS = 10  # history blocks after the history; when all are used, the history takes over
+LIVE_TURNS = 10  # finished turns the live area shows before the history takes them over
 HINT = "Ask anything about your team, stack, roadmap or numbers — the answer is tuned to your profile and vibe."
 
 
@@ -122,7 +120,6 @@ def chat_area(user: SignedInUser) -> None:
     """The header's place, then the history and the live area (which fills the header)."""
     header = st.container()
     chat_history(user)
-    chat_blocks(user)
     chat_live(user, header)
 
 
@@ -133,34 +130,16 @@ def chat_history(user: SignedInUser) -> None:
         st.session_state[HISTORY_OK_KEY] = False
         held = load_held(user)
         catch_up(user, held)
-        earlier_turns = held.take_over()
-        if held.has_earlier:
+        turns = held.history_turns(show_all=shows_all_turns(), focus=focused_run())
+        if held.shown_from:
+            hidden = held.shown_from
+            st.button(f"Show {hidden} earlier turn{'' if hidden == 1 else 's'}", icon=":material/expand_less:",
+                      on_click=_show_earlier)
+        elif held.has_earlier:
             st.button("Load earlier messages", icon=":material/expand_less:", on_click=_load_earlier)
-        for turn in earlier_turns:
+        for turn in turns:
             past_turn(held, turn, last=False)
         st.session_state[HISTORY_OK_KEY] = True
-
-
-@st.fragment(key=BLOCKS_KEY)
-def chat_blocks(user: SignedInUser) -> None:
-    """The history blocks, each a fragment of its own (see the module docstring)."""
-    for index in range(HISTORY_BLOCKS):
-        st.fragment(_history_block, key=BLOCK_KEY.format(index))(user, index)
-
-
-def _history_block(user: SignedInUser, index: int) -> None:
-    with guarded("chat"):
-        held: HeldChat | None = st.session_state.get(HELD_KEY)
-        if not st.session_state.get(HISTORY_OK_KEY) or held is None or held.drawn is None:
-            return  # the history shows why, or the live area reruns the page
-        catch_up(user, held)
-        turns = held.turns()
-        if held.hand_over and index == len(held.blocks):  # the live area's turns but the last
-            held.blocks.append(max(len(turns) - 1, held.live_start()))
-            held.hand_over = False
-        if index < len(held.blocks):
-            for turn in turns[held.blocks[index - 1] if index else held.drawn : held.blocks[index]]:
-                past_turn(held, turn, last=False)
 
 
 @st.fragment(key=LIVE_KEY)
@@ -235,18 +214,20 @@ def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
 
 def _submitted() -> None:
     """The chat input's callback: a live area that shows ``LIVE_TURNS`` finished turns hands them
-    but the last to the next history block on this run (that block and the live area rerun; the
-    history itself when no block is left); otherwise the live area reruns alone."""
+    but the last to the history on this run (both rerun); otherwise the live area reruns alone."""
     held: HeldChat | None = st.session_state.get(HELD_KEY)
-    if held is None or held.drawn is None or len(held.turns()) + len(held.unread) - held.live_start() < LIVE_TURNS:
-        return
-    if len(held.blocks) >= HISTORY_BLOCKS:
+    if held is not None and held.drawn is not None and (
+            len(held.turns()) + len(held.unread) - held.live_start() >= LIVE_TURNS):
+        show_all_turns(False)  # the history shows the newest turns again
         rerun_chat()
-    held.hand_over = True
-    try:
-        st.rerun([BLOCK_KEY.format(len(held.blocks)), LIVE_KEY])
-    except StreamlitAPIException:  # that block was never drawn (the page changed meanwhile)
-        rerun_chat()
+
+
+def _show_earlier() -> None:
+    """Show every turn the history holds (until it next takes turns over from the live area, or
+    another conversation is opened). The history takes the live area's turns over as it reruns, so
+    both rerun."""
+    show_all_turns(True)
+    rerun_chat()
 
 
 def _load_earlier() -> None:

@@ -26,14 +26,14 @@ from ui.frame import SignedInUser
 from ui.messages import answer_markdown
 
 HISTORY_KEY = "chat_history"  # fragment keys (ui.chat_area), for st.rerun([...]) from a widget callback
-BLOCKS_KEY = "chat_blocks"
-BLOCK_KEY = "chat_block_{}"
 LIVE_KEY = "chat_live"
 HELD_KEY = "chat_held"
 OPEN_KEY = "chat_open_conversation"
 FOCUS_KEY = "chat_focus_run"
+SHOW_ALL_KEY = "chat_show_all"  # the conversation whose history shows every held turn
 RELOAD_KEY = "chat_reload"
 PAGE_SIZE = 50
+SHOWN_TURNS = 10  # finished turns the history shows when it takes over; earlier ones behind a button
 CONVERSATION_PARAM = "conversation"
 RUN_PARAM = "run"
 
@@ -49,15 +49,12 @@ class HeldChat:
     runs: list[AgentRun] = field(default_factory=list)  # oldest first
     has_earlier: bool = False
     limit: int = PAGE_SIZE
-    drawn: int | None = None  # the first ``drawn`` turns are on the page through the history fragment
+    drawn: int | None = None  # the first ``drawn`` turns are the history fragment's
+    take_over_due: bool = True  # the history takes the turns over on its next run (``rerun_chat``)
+    shown_from: int = 0  # the history shows its turns from this one on (earlier: "Show earlier turns")
     # the live area's last run (``ui.chat_area``): the turn it showed in each place, how many places
     live_shown: list[uuid.UUID] = field(default_factory=list)
     live_places: int = 0
-    # the history blocks that took turns over from the live area since the history ran: block ``j``
-    # shows the turns up to ``blocks[j]`` (from ``drawn`` or the block before); ``hand_over``: the
-    # next block takes the live area's finished turns but the last on its next run
-    blocks: list[int] = field(default_factory=list)
-    hand_over: bool = False
     unread: list[uuid.UUID] = field(default_factory=list)  # turns stored here, not read back yet
     list_stale: bool = False
     answers: dict[uuid.UUID, str] = field(default_factory=dict)  # run id → the answer's Markdown
@@ -70,9 +67,12 @@ class HeldChat:
         """The held runs as turns: each latest version with its earlier ones (``core.run_versions``)."""
         return group_versions(self.runs)
 
-    def take_over(self) -> list[TurnVersions]:
-        """The turns the history fragment draws now: all but the last (the held runs kept to the
-        newest ``limit``; older ones move behind "Load earlier messages")."""
+    def take_over(self, *, show_all: bool = False, focus: uuid.UUID | None = None) -> list[TurnVersions]:
+        """The turns the history fragment takes now: all but the last (the held runs kept to the
+        newest ``limit``; older ones move behind "Load earlier messages"). It shows them all with
+        ``show_all``, else the newest ``SHOWN_TURNS`` of them, or from the run ``focus`` on if that is
+        earlier (``shown_from``): what the page draws stays the same size however long the
+        conversation is."""
         if len(self.runs) > self.limit:
             for old in self.runs[: len(self.runs) - self.limit]:
                 self.answers.pop(old.id, None)
@@ -80,12 +80,26 @@ class HeldChat:
             self.has_earlier = True
         turns = self.turns()
         self.drawn = max(len(turns) - 1, 0)
-        self.blocks, self.hand_over = [], False
+        self.shown_from = 0 if show_all else max(self.drawn - SHOWN_TURNS, 0)
+        self.take_over_due = False
+        ids = [turn.run.id for turn in turns[: self.drawn]]
+        if focus in ids:
+            self.shown_from = min(self.shown_from, ids.index(focus))
         return turns[: self.drawn]
 
+    def history_turns(self, *, show_all: bool = False, focus: uuid.UUID | None = None) -> list[TurnVersions]:
+        """The turns the history fragment shows on this run: those it takes over now
+        (``take_over``) when that is due, else the same ones as on its last run (a control on an
+        earlier turn reruns the history alone, while the live area keeps showing its turns)."""
+        if self.take_over_due or self.drawn is None:
+            turns = self.take_over(show_all=show_all, focus=focus)
+        else:
+            turns = self.turns()[: self.drawn]
+        return turns[self.shown_from :]
+
     def live_start(self) -> int:
-        """The first turn the live area shows: the one after the history's and its blocks'."""
-        return self.blocks[-1] if self.blocks else self.drawn or 0
+        """The first turn the live area shows: the one after the history's."""
+        return self.drawn or 0
 
     def answer(self, run: AgentRun) -> str:
         """The Markdown shown for ``run``'s answer, rendered once (``ui.messages.answer_markdown``)."""
@@ -106,6 +120,7 @@ def open_conversation(conversation_id: uuid.UUID, run_id: uuid.UUID | None = Non
     """
     st.session_state[OPEN_KEY] = conversation_id
     st.session_state[FOCUS_KEY] = run_id
+    st.session_state.pop(SHOW_ALL_KEY, None)
     held: HeldChat | None = st.session_state.get(HELD_KEY)
     if held is not None:
         held.conversation_id = None
@@ -138,6 +153,22 @@ def open_linked_conversation() -> None:
         open_conversation(conversation_id, _uuid_param(RUN_PARAM))
     for name in (CONVERSATION_PARAM, RUN_PARAM):
         st.query_params.pop(name, None)
+
+
+def show_all_turns(show: bool) -> None:
+    """Whether the history shows every held turn of the open conversation, from its next run on,
+    or only the newest (``HeldChat.take_over``). Forgetting what the session holds keeps it; opening
+    a conversation ends it."""
+    if show:
+        st.session_state[SHOW_ALL_KEY] = st.session_state.get(OPEN_KEY)
+    else:
+        st.session_state.pop(SHOW_ALL_KEY, None)
+
+
+def shows_all_turns() -> bool:
+    """``show_all_turns(True)`` was asked for the open conversation."""
+    shown = st.session_state.get(SHOW_ALL_KEY)
+    return shown is not None and shown == st.session_state.get(OPEN_KEY)
 
 
 def focused_run() -> uuid.UUID | None:
@@ -202,9 +233,13 @@ def catch_up(user: SignedInUser, held: HeldChat) -> None:
 
 
 def rerun_chat() -> None:
-    """From a widget callback only: rerun the history, its blocks and the live area (not only the
-    fragment that drew the widget), e.g. after ``open_conversation`` or ``forget_history``."""
-    st.rerun([HISTORY_KEY, BLOCKS_KEY, LIVE_KEY])
+    """From a widget callback only: rerun the history and the live area (not only the fragment that
+    drew the widget), e.g. after ``open_conversation`` or ``forget_history``. The history takes
+    the live area's finished turns over but the last."""
+    held: HeldChat | None = st.session_state.get(HELD_KEY)
+    if held is not None:
+        held.take_over_due = True
+    st.rerun([HISTORY_KEY, LIVE_KEY])
 
 
 def forget_and_rerun() -> None:

@@ -153,3 +153,47 @@ def test_the_history_takes_over_at_most_its_limit() -> None:
     assert [r.user_message for r in held.runs] == ["q2", "q3", "q4"]
     assert held.has_earlier and held.drawn == 2
     assert set(held.answers) == {r.id for r in runs[2:]}
+
+
+def test_the_history_shows_its_newest_turns_or_all_or_from_the_run_asked_for() -> None:
+    held = HeldChat(user_id=uuid.uuid4(), conversations=[])
+    runs = [_run(i) for i in range(25)]
+    for run in runs:
+        held.add_run(run)
+    shown = held.history_turns()  # 24 taken over (the last stays with the live area), 10 shown
+    assert held.drawn == 24 and held.shown_from == 14
+    assert [t.run.user_message for t in shown] == [f"q{i}" for i in range(14, 24)]
+    assert [t.run.user_message for t in held.history_turns(show_all=True)][:1] == ["q14"]  # not due: as before
+    held.take_over_due = True
+    assert len(held.history_turns(show_all=True)) == 24 and held.shown_from == 0
+    held.take_over_due = True
+    assert [t.run.user_message for t in held.history_turns(focus=runs[3].id)][:1] == ["q3"]
+    held.take_over_due = True
+    assert held.history_turns(focus=runs[20].id)[0].run.user_message == "q14"  # already shown
+
+
+def test_a_control_on_an_earlier_turn_draws_the_turns_the_history_had() -> None:
+    held = HeldChat(user_id=uuid.uuid4(), conversations=[])
+    for i in range(12):
+        held.add_run(_run(i))
+    assert [t.run.user_message for t in held.history_turns()][-1] == "q10"
+    for i in range(12, 16):  # finished in the live area meanwhile
+        held.add_run(_run(i))
+    assert [t.run.user_message for t in held.history_turns()][-1] == "q10"  # the history reran alone
+    assert held.drawn == 11 and held.live_start() == 11
+
+
+def test_an_opened_conversation_shows_its_newest_turns_and_a_button_for_the_rest(
+    area: AppTest, chat_env: ChatEnv
+) -> None:
+    for i in range(13):
+        _send(area, chat_env, f"question {i}", f"answer {i}")
+    opened = AppTest.from_function(_area, args=(str(chat_env.user_id),), default_timeout=TIMEOUT).run()
+    assert not opened.exception
+    answers = [m for m in _markdown(opened) if m.startswith("answer")]
+    assert answers == [f"answer {i}" for i in range(2, 13)]  # ten in the history, the last in the live area
+    button = next(b for b in opened.main.button if b.label == "Show 2 earlier turns")
+    button.click().run()
+    assert not opened.exception
+    assert [m for m in _markdown(opened) if m.startswith("answer")] == [f"answer {i}" for i in range(13)]
+    assert not [b for b in opened.main.button if b.label.startswith("Show")]
