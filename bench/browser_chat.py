@@ -1,7 +1,7 @@
 """Enter → first answer characters on screen, in Chromium: Advisor's chat page against the 20-line
 Streamlit chat of bench/baseline_chat.py, both answered at once by the same loopback provider stub.
 
-    python -m bench.browser_chat [--quick] [--turns 50] [--rounds N] [--profile DIR]
+    python -m bench.browser_chat [--quick] [--turns 50] [--rounds N] [--profile DIR] [--browser-profile DIR]
 
 Starts the provider stub, Advisor (``streamlit run streamlit_app.py``) on a fresh PostgreSQL database
 with both providers pointed at the stub, and the baseline page (``streamlit run
@@ -25,6 +25,10 @@ baseline keeps the repository's configuration), to measure what one option costs
 ``--profile DIR`` samples the Advisor process with py-spy (requirements-dev.txt) during the first
 round and writes ``DIR/advisor.raw`` (collapsed stacks) and prints the functions that take the
 largest share of the samples: where the submit path spends its time.
+
+``--browser-profile DIR`` samples Advisor's page with Chromium's own profiler during turns 1–10 and
+the late turns of the first round (``bench/browser_profile.py``): per-turn ``.cpuprofile`` files and the
+busy time per turn by script file, for where the browser spends its part.
 """
 
 from __future__ import annotations
@@ -43,13 +47,14 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.browser_profile import BrowserProfile
 from bench.common import create_database, drop_database, goal, machine, pct
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,6 +298,8 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=50, help="turns per conversation (default 50)")
     ap.add_argument("--rounds", type=int, default=None, help="conversations per page (default 3; --quick 1)")
     ap.add_argument("--profile", type=Path, default=None, help="py-spy the app during the first round")
+    ap.add_argument("--browser-profile", type=Path, default=None,
+                    help="Chromium's profiler on Advisor's page, turns 1–10 and the late turns of the first round")
     ap.add_argument("--app-option", action="append", default=[], metavar="NAME=VALUE",
                     help="a Streamlit option for Advisor's server only, e.g. runner.postScriptGC=true")
     ap.add_argument("--keep-logs", type=Path, default=None, help="copy the servers' output to this folder")
@@ -305,6 +312,7 @@ def main() -> int:
 
     print(f"machine: {machine()}; load average at start {loadavg()}", flush=True)
     app_samples, base_samples = Samples(), Samples()
+    browser_profile: BrowserProfile | None = None
     loads: list[float] = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="advisor-bench-browser-") as tmp, ExitStack() as stack:
         base = Path(tmp)
@@ -354,11 +362,18 @@ def main() -> int:
             if args.profile is not None and r == 0:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 profiling.enter_context(py_spy(app_proc.pid, args.profile / "advisor.raw"))
+            if args.browser_profile is not None and r == 0:
+                browser_profile = BrowserProfile(app.page, args.browser_profile)
             for t in range(1, turns + 1):
                 text = f"Turn {t}: what should the team do next about the roadmap?"
                 order = [(app, app_samples), (baseline, base_samples)]
+                window = "early" if t <= 10 else "late" if t >= late[0] else None
                 for page, samples in (order if t % 2 else order[::-1]):
-                    samples.add(t, page.turn(stub, text))
+                    sampling: AbstractContextManager[None] = nullcontext()
+                    if browser_profile is not None and r == 0 and page is app and window is not None:
+                        sampling = browser_profile.turn(window, t)
+                    with sampling:
+                        samples.add(t, page.turn(stub, text))
                 if t % 10 == 0:
                     loads.append(os.getloadavg()[0])
                     print(f"round {r + 1}/{rounds}, turn {t}/{turns}: load average {loadavg()}", flush=True)
@@ -375,6 +390,8 @@ def main() -> int:
     base_row = summarize("baseline", base_samples, late)
     if args.profile is not None and (args.profile / "advisor.raw").exists():
         print("\n" + "\n".join(profile_summary(args.profile / "advisor.raw")))
+    if browser_profile is not None:
+        print("\n" + "\n".join(browser_profile.summary()))
     print()
     print(f"figure advisor_p50_turns_1_10: {app_row['p50_early']:.0f} ms")
     print(f"figure advisor_p50_turns_{late[0]}_{late[1]}: {app_row['p50_late']:.0f} ms")
