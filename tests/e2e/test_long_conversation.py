@@ -57,6 +57,8 @@ def show_earlier(s: BrowserSession, sent: list[tuple[str, str]]) -> None:
     shown = messages.count() // 2
     assert 10 <= shown < len(sent), shown
     button = s.main.get_by_role("button", name=f"Show {len(sent) - shown} earlier turns")
+    button.scroll_into_view_if_needed()
+    s.shot("newest-turns")
     s.act(button.click)
     expect(button).to_have_count(0)
 
