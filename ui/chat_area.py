@@ -161,12 +161,12 @@ def chat_live(user: SignedInUser, header: DeltaGenerator) -> None:
         replacement = chat_actions.take_replacement()
         if prompt:
             replacement = None  # a message typed meanwhile goes first; the edit or regeneration is dropped
-        newer = held.turns()[held.live_start() :]
+        newer = held.turns()[held.drawn :]
         replaced = None
         if replacement is not None and newer and newer[-1].run.id == replacement.run_id:
             replaced = newer.pop()  # drawn again below as the live turn's new version
         live = bool(prompt) or replacement is not None
-        hint = not newer and replaced is None and not held.live_start() and not live
+        hint = not newer and replaced is None and not held.drawn and not live
         # One place per turn, in order, then the live turn's. A finished turn this fragment showed
         # in the same place last time stays on screen as it was and, when a turn goes live, is drawn
         # again once the answer's first words are out; any other place is cleared or filled at once.
@@ -216,8 +216,7 @@ def _submitted() -> None:
     """The chat input's callback: a live area that shows ``LIVE_TURNS`` finished turns hands them
     but the last to the history on this run (both rerun); otherwise the live area reruns alone."""
     held: HeldChat | None = st.session_state.get(HELD_KEY)
-    if held is not None and held.drawn is not None and (
-            len(held.turns()) + len(held.unread) - held.live_start() >= LIVE_TURNS):
+    if held is not None and held.drawn is not None and len(held.turns()) + len(held.unread) - held.drawn >= LIVE_TURNS:
         show_all_turns(False)  # the history shows the newest turns again
         rerun_chat()
 

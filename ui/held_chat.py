@@ -97,10 +97,6 @@ class HeldChat:
             turns = self.turns()[: self.drawn]
         return turns[self.shown_from :]
 
-    def live_start(self) -> int:
-        """The first turn the live area shows: the one after the history's."""
-        return self.drawn or 0
-
     def answer(self, run: AgentRun) -> str:
         """The Markdown shown for ``run``'s answer, rendered once (``ui.messages.answer_markdown``)."""
         shown = self.answers.get(run.id)
